@@ -1,0 +1,30 @@
+# Two commands do everything on a fresh machine:
+#   make demo   set up .venv, then run `shiftbench run --protocol shift-noadapt` on the synthetic dataset
+#   make test   set up .venv, then run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+# torch 2.14.1 / torchvision 0.29.1 install from local disk on the team's machines; override
+# TORCH (e.g. TORCH="torch torchvision") elsewhere.
+TORCH ?= torch==2.14.1 torchvision==0.29.1
+STAMP := $(VENV)/.shiftbench-installed
+
+.PHONY: demo test lint bench clean-venv
+
+$(STAMP): pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet $(TORCH)
+	$(VENV)/bin/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/shiftbench run --protocol shift-noadapt
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check shiftbench tests benchmarks
+
+clean-venv:
+	rm -rf $(VENV)
