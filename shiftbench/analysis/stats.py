@@ -38,6 +38,7 @@ __all__ = [
     "holm",
     "mcnemar",
     "percentile_interval",
+    "resample_weights",
     "stratified_resample_indices",
     "wilcoxon",
 ]
@@ -200,8 +201,9 @@ def stratified_resample_indices(labels: np.ndarray, n_resamples: int, rng: np.ra
     return np.concatenate(blocks, axis=1)
 
 
-def _counts(indices: np.ndarray, n: int) -> np.ndarray:
-    """Index matrix [B, n] -> how often each image was drawn, [B, n]."""
+def resample_weights(indices: np.ndarray, n: int) -> np.ndarray:
+    """Bootstrap index matrix ``[B, n]`` -> how often each image was drawn, ``float64 [B, n]``
+    (the ``weights`` argument of :meth:`VectorisedMetric.weighted`)."""
     b = indices.shape[0]
     flat = indices + (np.arange(b)[:, None] * n)
     return np.bincount(flat.ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
@@ -328,7 +330,7 @@ def bootstrap_ci(
 
     def evaluate(s: np.ndarray) -> tuple[float, np.ndarray]:
         if metric is not None:
-            return metric(labels, s), metric.weighted(labels, s, _counts(idx, labels.size))
+            return metric(labels, s), metric.weighted(labels, s, resample_weights(idx, labels.size))
         reps = np.array([metric_fn(labels[row], s[row]) for row in idx], dtype=np.float64)
         return float(metric_fn(labels, s)), reps
 

