@@ -56,7 +56,9 @@ def test_mvtec_table_columns_labels_and_masks(mvtec_tree):
 
 def test_mvtec_category_filter_and_unknown_category(mvtec_tree):
     assert set(load_dataset("mvtec", mvtec_tree, ["zipper"])["category"]) == {"zipper"}
-    with pytest.raises(ShiftbenchError, match=r"category 'leather' not found; available: carpet, zipper"):
+    with pytest.raises(
+        ShiftbenchError, match=r"category 'leather' not found; available: carpet, zipper"
+    ):
         load_dataset("mvtec", mvtec_tree, ["leather"])
 
 
@@ -67,7 +69,9 @@ def test_missing_root(tmp_path):
 
 def test_anomalous_image_without_mask_names_the_file(mvtec_tree):
     (mvtec_tree / "carpet" / "ground_truth" / "cut" / "001_mask.png").unlink()
-    with pytest.raises(ShiftbenchError, match=r"carpet/test/cut/001.png: anomalous image without a mask"):
+    with pytest.raises(
+        ShiftbenchError, match=r"carpet/test/cut/001.png: anomalous image without a mask"
+    ):
         load_dataset("mvtec", mvtec_tree)
 
 
@@ -128,9 +132,19 @@ def test_visa_csv_layout(tmp_path):
         rows.append(("candle", "train", "normal", f"candle/Data/Images/Normal/{i}.JPG", ""))
         _img(root / "candle" / "Data" / "Images" / "Anomaly" / f"{i}.JPG")
         _mask(root / "candle" / "Data" / "Masks" / "Anomaly" / f"{i}.png")
-        rows.append(("candle", "test", "anomaly", f"candle/Data/Images/Anomaly/{i}.JPG", f"candle/Data/Masks/Anomaly/{i}.png"))
+        rows.append(
+            (
+                "candle",
+                "test",
+                "anomaly",
+                f"candle/Data/Images/Anomaly/{i}.JPG",
+                f"candle/Data/Masks/Anomaly/{i}.png",
+            )
+        )
     (root / "split_csv").mkdir(parents=True)
-    pd.DataFrame(rows, columns=["object", "split", "label", "image", "mask"]).to_csv(root / "split_csv" / "1cls.csv", index=False)
+    pd.DataFrame(rows, columns=["object", "split", "label", "image", "mask"]).to_csv(
+        root / "split_csv" / "1cls.csv", index=False
+    )
     table = load_dataset("visa", root)
     assert len(table) == 6 and (table["label"] == 1).sum() == 3
     assert table.loc[table["label"] == 1, "mask_path"].notna().all()
@@ -167,7 +181,16 @@ def test_read_mask_is_binary_and_resizes_nearest(tmp_path):
 
 def test_cli_bad_root_is_one_line_and_nonzero(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "shiftbench.cli.main", "splits", "--dataset", "mvtec", "--root", str(tmp_path / "missing")],
+        [
+            sys.executable,
+            "-m",
+            "shiftbench.cli.main",
+            "splits",
+            "--dataset",
+            "mvtec",
+            "--root",
+            str(tmp_path / "missing"),
+        ],
         capture_output=True,
         text=True,
     )

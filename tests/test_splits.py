@@ -10,7 +10,9 @@ from shiftbench.data import load_dataset, make_splits, split_counts, split_hash
 from shiftbench.errors import ShiftbenchError
 
 
-def _table(n_train=50, n_test_good=20, defects=(("cut", 10), ("hole", 7), ("tiny", 1)), category="c"):
+def _table(
+    n_train=50, n_test_good=20, defects=(("cut", 10), ("hole", 7), ("tiny", 1)), category="c"
+):
     rows = [(f"{category}/train/good/{i}", category, "train", 0, "good") for i in range(n_train)]
     rows += [(f"{category}/test/good/{i}", category, "test", 0, "good") for i in range(n_test_good)]
     for d, n in defects:
@@ -27,7 +29,12 @@ def test_fractions_and_stratification():
     assert (normal_train["split"] == "val").sum() == 10  # 20% of 50
     assert (normal_train["split"] == "train").sum() == 40
     assert (s[(s["orig_split"] == "test") & (s["label"] == 0)]["split"] == "test").all()
-    per_defect = s[s["label"] == 1].groupby("defect_type")["split"].apply(lambda x: (x == "val").sum()).to_dict()
+    per_defect = (
+        s[s["label"] == 1]
+        .groupby("defect_type")["split"]
+        .apply(lambda x: (x == "val").sum())
+        .to_dict()
+    )
     assert per_defect == {"cut": 3, "hole": 2, "tiny": 0}  # round-half-up of 30%
 
 
@@ -38,7 +45,9 @@ def test_disjoint_and_complete():
     assert set(s["split"]) == {"train", "val", "test"}
     assert (s[s["split"] == "train"]["label"] == 0).all()
     groups = [set(s.loc[s["split"] == k, "sample_id"]) for k in ("train", "val", "test")]
-    assert not (groups[0] & groups[1]) and not (groups[0] & groups[2]) and not (groups[1] & groups[2])
+    assert (
+        not (groups[0] & groups[1]) and not (groups[0] & groups[2]) and not (groups[1] & groups[2])
+    )
 
 
 def test_same_split_from_shuffled_file_list():
@@ -68,7 +77,9 @@ def test_train_subsample_is_a_seeded_subset_of_train():
     full = make_splits(t, seed=0)
     half = make_splits(t, seed=0, train_subsample=0.5)
     assert (half["split"] == "train").sum() == 20
-    assert set(half.loc[half["split"] == "train", "sample_id"]) <= set(full.loc[full["split"] == "train", "sample_id"])
+    assert set(half.loc[half["split"] == "train", "sample_id"]) <= set(
+        full.loc[full["split"] == "train", "sample_id"]
+    )
     assert (half["split"] == "unused").sum() == 20
     # val and test are untouched by the subsample
     keep = full["split"].isin(["val", "test"])
@@ -102,5 +113,9 @@ def test_split_counts_on_synthetic(tiny_synthetic):
     c = split_counts(s)
     assert c["n"].sum() == len(s)
     brick = c[c["category"] == "brick"].set_index(["split", "defect_type"])["n"]
-    assert brick[("train", "good")] == 8 and brick[("val", "good")] == 2 and brick[("test", "good")] == 5
+    assert (
+        brick[("train", "good")] == 8
+        and brick[("val", "good")] == 2
+        and brick[("test", "good")] == 5
+    )
     assert brick[("val", "scratch")] == 1 and brick[("test", "scratch")] == 2

@@ -58,10 +58,40 @@ def test_train_and_test_crops_come_from_disjoint_halves():
 
 def test_cli_synth_then_splits(tmp_path):
     out = tmp_path / "syn"
-    run = lambda *a: subprocess.run([sys.executable, "-m", "shiftbench.cli.main", *a], capture_output=True, text=True)  # noqa: E731
-    p = run("data", "synth", "--out", str(out), "--size", "48", "--n-train", "5", "--n-test-good", "2", "--n-per-defect", "2")
+
+    def run(*a):
+        return subprocess.run(
+            [sys.executable, "-m", "shiftbench.cli.main", *a], capture_output=True, text=True
+        )
+
+    p = run(
+        "data",
+        "synth",
+        "--out",
+        str(out),
+        "--size",
+        "48",
+        "--n-train",
+        "5",
+        "--n-test-good",
+        "2",
+        "--n-per-defect",
+        "2",
+    )
     assert p.returncode == 0, p.stderr
-    p = run("splits", "--dataset", "mvtec", "--root", str(out), "--category", "washer", "--seed", "1", "--out", str(tmp_path / "s.csv"))
+    p = run(
+        "splits",
+        "--dataset",
+        "mvtec",
+        "--root",
+        str(out),
+        "--category",
+        "washer",
+        "--seed",
+        "1",
+        "--out",
+        str(tmp_path / "s.csv"),
+    )
     assert p.returncode == 0, p.stderr
     assert "washer" in p.stdout and "train" in p.stdout
     import pandas as pd

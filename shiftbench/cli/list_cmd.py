@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
-list_app = typer.Typer(help="List what is available: perturbations, suites, models.", no_args_is_help=True)
+list_app = typer.Typer(
+    help="List what is available: perturbations, suites, models.", no_args_is_help=True
+)
 
 
 @list_app.command("perturbations")

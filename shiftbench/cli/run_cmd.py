@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -21,31 +20,56 @@ def _model_options(items: list[str] | None) -> dict | None:
         name_key, sep, value = item.partition("=")
         name, dot, key = name_key.partition(".")
         if not sep or not dot or not name or not key:
-            raise ShiftbenchError(f"--model-option {item!r}: expected MODEL.KEY=VALUE, e.g. ae.epochs=5")
+            raise ShiftbenchError(
+                f"--model-option {item!r}: expected MODEL.KEY=VALUE, e.g. ae.epochs=5"
+            )
         out.setdefault(name, {})[key] = yaml.safe_load(value)
     return out
 
 
 def run(
-    protocol: Optional[str] = typer.Option(None, help="clean, shift-noadapt, shift-adapt, all, or a comma list. [default: shift-noadapt]"),
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML study file; command-line options override it."),
-    dataset: Optional[str] = typer.Option(None, help="mvtec, visa, btad, mvtec2, folder or synthetic. [default: synthetic]"),
-    root: Optional[str] = typer.Option(None, help="Dataset root (not needed for synthetic)."),
-    categories: Optional[str] = typer.Option(None, help="Comma-separated categories. [default: all]"),
-    models: Optional[str] = typer.Option(None, help="Comma-separated model names (shiftbench list models). [default: patchcore]"),
-    backbone: Optional[str] = typer.Option(None, help="Backbone for models that take one. [default: efficientnet_lite0]"),
-    weights: Optional[str] = typer.Option(None, help="imagenet, random, or a local weights file. [default: imagenet]"),
-    seeds: Optional[str] = typer.Option(None, help="Comma-separated seeds. [default: 0]"),
-    suite: Optional[str] = typer.Option(None, help="Shift suite name or YAML file. [default: mvtec-shift]"),
-    severity: Optional[int] = typer.Option(None, help="Shift severity 0-5. [default: 3]"),
-    image_size: Optional[int] = typer.Option(None, help="Square image side in px. [default: 128]"),
-    global_model: Optional[bool] = typer.Option(None, "--global-model/--per-category", help="Pool all categories into one model."),
-    train_subsample: Optional[float] = typer.Option(None, help="Keep a seeded fraction of Train-clean."),
-    model_option: Optional[list[str]] = typer.Option(None, help="MODEL.KEY=VALUE model option (repeatable)."),
-    workers: Optional[int] = typer.Option(None, help="Processes for shifting images. [default: 2]"),
-    out: Optional[Path] = typer.Option(None, help="Run folder. [default: results/<name from config>]"),
+    protocol: str | None = typer.Option(
+        None,
+        help="clean, shift-noadapt, shift-adapt, all, or a comma list. [default: shift-noadapt]",
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", help="YAML study file; command-line options override it."
+    ),
+    dataset: str | None = typer.Option(
+        None, help="mvtec, visa, btad, mvtec2, folder or synthetic. [default: synthetic]"
+    ),
+    root: str | None = typer.Option(None, help="Dataset root (not needed for synthetic)."),
+    categories: str | None = typer.Option(None, help="Comma-separated categories. [default: all]"),
+    models: str | None = typer.Option(
+        None, help="Comma-separated model names (shiftbench list models). [default: patchcore]"
+    ),
+    backbone: str | None = typer.Option(
+        None, help="Backbone for models that take one. [default: efficientnet_lite0]"
+    ),
+    weights: str | None = typer.Option(
+        None, help="imagenet, random, or a local weights file. [default: imagenet]"
+    ),
+    seeds: str | None = typer.Option(None, help="Comma-separated seeds. [default: 0]"),
+    suite: str | None = typer.Option(
+        None, help="Shift suite name or YAML file. [default: mvtec-shift]"
+    ),
+    severity: int | None = typer.Option(None, help="Shift severity 0-5. [default: 3]"),
+    image_size: int | None = typer.Option(None, help="Square image side in px. [default: 128]"),
+    global_model: bool | None = typer.Option(
+        None, "--global-model/--per-category", help="Pool all categories into one model."
+    ),
+    train_subsample: float | None = typer.Option(
+        None, help="Keep a seeded fraction of Train-clean."
+    ),
+    model_option: list[str] | None = typer.Option(
+        None, help="MODEL.KEY=VALUE model option (repeatable)."
+    ),
+    workers: int | None = typer.Option(None, help="Processes for shifting images. [default: 2]"),
+    out: Path | None = typer.Option(None, help="Run folder. [default: results/<name from config>]"),
     resume: bool = typer.Option(False, help="Continue an interrupted run: only missing fits run."),
-    save_maps: Optional[bool] = typer.Option(None, "--save-maps", help="Store test anomaly maps (float16, compressed)."),
+    save_maps: bool | None = typer.Option(
+        None, "--save-maps", help="Store test anomaly maps (float16, compressed)."
+    ),
     dry_run: bool = typer.Option(False, help="Print the grid of fits and stop."),
     progress: bool = typer.Option(True, help="Show progress bars."),
 ) -> None:
@@ -55,12 +79,35 @@ def run(
     from shiftbench.protocols.config import load_config
     from shiftbench.protocols.runner import StudyRunner, summary_table
 
-    cfg = load_config(config, dict(
-        protocol=protocol, dataset=dataset, root=root, categories=categories, models=models, backbone=backbone,
-        weights=weights, seeds=seeds, suite=suite, severity=severity, image_size=image_size, global_model=global_model,
-        train_subsample=train_subsample, model_options=_model_options(model_option), workers=workers, save_maps=save_maps,
-    ))
-    runner = StudyRunner(cfg, out, resume=resume, command=["shiftbench", *sys.argv[1:]], progress=progress, echo=typer.echo)
+    cfg = load_config(
+        config,
+        dict(
+            protocol=protocol,
+            dataset=dataset,
+            root=root,
+            categories=categories,
+            models=models,
+            backbone=backbone,
+            weights=weights,
+            seeds=seeds,
+            suite=suite,
+            severity=severity,
+            image_size=image_size,
+            global_model=global_model,
+            train_subsample=train_subsample,
+            model_options=_model_options(model_option),
+            workers=workers,
+            save_maps=save_maps,
+        ),
+    )
+    runner = StudyRunner(
+        cfg,
+        out,
+        resume=resume,
+        command=["shiftbench", *sys.argv[1:]],
+        progress=progress,
+        echo=typer.echo,
+    )
     runner.prepare()
     if dry_run:
         typer.echo(runner.describe())

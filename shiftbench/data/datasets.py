@@ -65,13 +65,17 @@ def _find_mask(folder: Path, stem: str, suffixes: Iterable[str] = ("_mask", ""))
 def _check_root(root: Path) -> Path:
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise ShiftbenchError(f"{root}: dataset root not found; pass an existing folder with --root")
+        raise ShiftbenchError(
+            f"{root}: dataset root not found; pass an existing folder with --root"
+        )
     return root
 
 
 def _pick_categories(root: Path, available: list[str], wanted: Iterable[str] | None) -> list[str]:
     if not available:
-        raise ShiftbenchError(f"{root}: no category folders found; is --root the dataset's top folder?")
+        raise ShiftbenchError(
+            f"{root}: no category folders found; is --root the dataset's top folder?"
+        )
     if wanted is None:
         return available
     wanted = list(wanted)
@@ -99,12 +103,16 @@ def load_mvtec(root: str | Path, categories: Iterable[str] | None = None) -> pd.
     for cat in _pick_categories(root, available, categories):
         base = root / cat
         if not _images(base / "train" / "good"):
-            raise ShiftbenchError(f"{base / 'train' / 'good'}: category {cat!r} has no normal images; add train/good images")
+            raise ShiftbenchError(
+                f"{base / 'train' / 'good'}: category {cat!r} has no normal images; add train/good images"
+            )
         for image in _images(base / "train" / "good"):
             rows.append(_row(cat, "train", 0, "good", image, None))
         test = base / "test"
         if not test.is_dir():
-            raise ShiftbenchError(f"{test}: missing test folder; MVTec layout needs <cat>/test/<defect>/")
+            raise ShiftbenchError(
+                f"{test}: missing test folder; MVTec layout needs <cat>/test/<defect>/"
+            )
         for defect_dir in sorted(p for p in test.iterdir() if p.is_dir()):
             defect = defect_dir.name
             for image in _images(defect_dir):
@@ -112,7 +120,9 @@ def load_mvtec(root: str | Path, categories: Iterable[str] | None = None) -> pd.
                     rows.append(_row(cat, "test", 0, "good", image, None))
                     continue
                 gt = base / "ground_truth" / defect
-                mask = _require_mask(image, _find_mask(gt, image.stem), f"{gt}/{image.stem}_mask.png")
+                mask = _require_mask(
+                    image, _find_mask(gt, image.stem), f"{gt}/{image.stem}_mask.png"
+                )
                 rows.append(_row(cat, "test", 1, defect, image, mask))
     return _finish(rows, root)
 
@@ -153,7 +163,9 @@ def load_btad(root: str | Path, categories: Iterable[str] | None = None) -> pd.D
             rows.append(_row(cat, "test", 0, "good", image, None))
         gt = base / "ground_truth" / "ko"
         for image in _images(base / "test" / "ko"):
-            mask = _require_mask(image, _find_mask(gt, image.stem, ("", "_mask")), f"{gt}/{image.stem}.png")
+            mask = _require_mask(
+                image, _find_mask(gt, image.stem, ("", "_mask")), f"{gt}/{image.stem}.png"
+            )
             rows.append(_row(cat, "test", 1, "ko", image, mask))
     return _finish(rows, root)
 
@@ -167,11 +179,15 @@ def load_visa(root: str | Path, categories: Iterable[str] | None = None) -> pd.D
     if not csv.is_file():
         if any((p / "train").is_dir() for p in root.iterdir()):
             return load_mvtec(root, categories)
-        raise ShiftbenchError(f"{csv}: not found; VisA needs split_csv/1cls.csv or the MVTec-style layout")
+        raise ShiftbenchError(
+            f"{csv}: not found; VisA needs split_csv/1cls.csv or the MVTec-style layout"
+        )
     table = pd.read_csv(csv)
     need = {"object", "split", "label", "image", "mask"}
     if not need <= set(table.columns):
-        raise ShiftbenchError(f"{csv}: columns {sorted(need - set(table.columns))} missing; expected {sorted(need)}")
+        raise ShiftbenchError(
+            f"{csv}: columns {sorted(need - set(table.columns))} missing; expected {sorted(need)}"
+        )
     available = sorted(table["object"].unique())
     rows = []
     for cat in _pick_categories(root, available, categories):
@@ -183,7 +199,16 @@ def load_visa(root: str | Path, categories: Iterable[str] | None = None) -> pd.D
                 if not isinstance(rec.mask, str) or not rec.mask:
                     raise ShiftbenchError(f"{image}: anomalous image without a mask in {csv}")
                 mask = root / rec.mask
-            rows.append(_row(cat, str(rec.split), int(anomalous), "anomaly" if anomalous else "good", image, mask))
+            rows.append(
+                _row(
+                    cat,
+                    str(rec.split),
+                    int(anomalous),
+                    "anomaly" if anomalous else "good",
+                    image,
+                    mask,
+                )
+            )
     return _finish(rows, root)
 
 
@@ -205,14 +230,18 @@ def load_folder(
     _pick_categories(root, [category], categories)
     normal, abnormal = root / normal_dir, root / abnormal_dir
     if not normal.is_dir():
-        raise ShiftbenchError(f"{normal}: normal image folder not found; create it or pass its name")
+        raise ShiftbenchError(
+            f"{normal}: normal image folder not found; create it or pass its name"
+        )
     masks = root / mask_dir if mask_dir else None
     has_masks = masks is not None and masks.is_dir()
     rows = [_row(category, "unsplit", 0, "good", image, None) for image in _images(normal)]
     for image in _images(abnormal):
         mask = None
         if has_masks:
-            mask = _require_mask(image, _find_mask(masks, image.stem, ("", "_mask")), f"{masks}/{image.stem}.png")
+            mask = _require_mask(
+                image, _find_mask(masks, image.stem, ("", "_mask")), f"{masks}/{image.stem}.png"
+            )
         rows.append(_row(category, "test", 1, "abnormal", image, mask))
     return _finish(rows, root)
 
@@ -223,12 +252,18 @@ def _finish(rows: list[dict], root: Path) -> pd.DataFrame:
         raise ShiftbenchError(f"{root}: no images found; check --root and --dataset")
     for cat, group in table.groupby("category", sort=True):
         if (group["label"] == 0).sum() == 0:
-            raise ShiftbenchError(f"{root / str(cat)}: category has no normal images; add train/good images")
+            raise ShiftbenchError(
+                f"{root / str(cat)}: category has no normal images; add train/good images"
+            )
         if (group["label"] == 1).sum() == 0:
-            raise ShiftbenchError(f"{root / str(cat)}: category has no anomalous images; add test/<defect> images")
+            raise ShiftbenchError(
+                f"{root / str(cat)}: category has no anomalous images; add test/<defect> images"
+            )
     dup = table["sample_id"].duplicated()
     if dup.any():
-        raise ShiftbenchError(f"{table.loc[dup, 'image_path'].iloc[0]}: duplicate image id (same name, other extension?); rename it")
+        raise ShiftbenchError(
+            f"{table.loc[dup, 'image_path'].iloc[0]}: duplicate image id (same name, other extension?); rename it"
+        )
     return table.sort_values("sample_id", kind="stable").reset_index(drop=True)
 
 
@@ -269,7 +304,9 @@ def load_dataset(
         root = root or default_synthetic_root()
         kind = "mvtec"
     if kind not in _LOADERS:
-        raise ShiftbenchError(f"unknown dataset {kind!r}; choose one of: {', '.join(dataset_kinds() + ['synthetic'])}")
+        raise ShiftbenchError(
+            f"unknown dataset {kind!r}; choose one of: {', '.join(dataset_kinds() + ['synthetic'])}"
+        )
     if root is None:
         raise ShiftbenchError(f"dataset {kind!r} needs --root pointing at its top folder")
     if isinstance(categories, str):

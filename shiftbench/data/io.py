@@ -38,7 +38,9 @@ def image_size(path: str | Path) -> tuple[int, int]:
         with Image.open(path) as img:
             w, h = img.size
     except FileNotFoundError:
-        raise ShiftbenchError(f"{path}: file not found; check the dataset root and layout") from None
+        raise ShiftbenchError(
+            f"{path}: file not found; check the dataset root and layout"
+        ) from None
     except (UnidentifiedImageError, OSError) as exc:
         raise ShiftbenchError(
             f"{path}: unreadable image ({exc.__class__.__name__}); replace or remove the file"
@@ -54,7 +56,9 @@ def read_image(path: str | Path, size: int | None = None) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8).copy()
 
 
-def read_mask(path: str | Path | None, size: int | None = None, shape: tuple[int, int] | None = None) -> np.ndarray:
+def read_mask(
+    path: str | Path | None, size: int | None = None, shape: tuple[int, int] | None = None
+) -> np.ndarray:
     """Read a mask as ``uint8 [H, W]`` in {0, 255} (non-zero is anomalous).
 
     ``path=None`` gives an empty mask of ``(size, size)`` or ``shape``. Resizing is

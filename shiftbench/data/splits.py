@@ -79,14 +79,18 @@ def make_splits(
         train_ids = pool[~pool.isin(val_normal)]
         keep = set(train_ids)
         if train_subsample is not None:
-            keep = _choose(train_ids, max(1, _count(train_subsample, len(train_ids))), "subsample", seed)
+            keep = _choose(
+                train_ids, max(1, _count(train_subsample, len(train_ids))), "subsample", seed
+            )
         by_id = pd.Series(group.index, index=group["sample_id"])
         split[by_id[list(val_normal)]] = "val"
         split[by_id[train_ids[train_ids.isin(keep)].tolist()]] = "train"
         split[by_id[train_ids[~train_ids.isin(keep)].tolist()]] = "unused"
         anomalous = group[group["label"] == 1]
         for _, defect in anomalous.groupby("defect_type", sort=True):
-            chosen = _choose(defect["sample_id"], _count(val_anomalous_frac, len(defect)), "val-anomalous", seed)
+            chosen = _choose(
+                defect["sample_id"], _count(val_anomalous_frac, len(defect)), "val-anomalous", seed
+            )
             split[by_id[list(chosen)]] = "val"
         _check_nonempty(cat, out.loc[group.index].assign(split=split[group.index]))
     out["split"] = split.astype(str)
@@ -101,7 +105,7 @@ def _check_nonempty(category: str, group: pd.DataFrame) -> None:
         ("test", 0): "Test-clean has no normal image",
         ("test", 1): "Test-clean has no anomalous image",
     }
-    present = set(zip(group["split"], group["label"]))
+    present = set(zip(group["split"], group["label"], strict=True))
     for key, problem in need.items():
         if key not in present:
             raise ShiftbenchError(
@@ -118,10 +122,12 @@ def split_counts(splits: pd.DataFrame) -> pd.DataFrame:
         .reset_index()
     )
     order = {s: i for i, s in enumerate(SPLITS + ("unused",))}
-    return counts.sort_values(["category", "split", "defect_type"], key=lambda c: c.map(order) if c.name == "split" else c).reset_index(drop=True)
+    return counts.sort_values(
+        ["category", "split", "defect_type"], key=lambda c: c.map(order) if c.name == "split" else c
+    ).reset_index(drop=True)
 
 
 def split_hash(splits: pd.DataFrame) -> str:
     """A digest of (sample_id, split) pairs: equal hashes mean identical splits."""
-    pairs = sorted(zip(splits["sample_id"], splits["split"]))
+    pairs = sorted(zip(splits["sample_id"], splits["split"], strict=True))
     return hashlib.sha256(repr(pairs).encode()).hexdigest()[:16]

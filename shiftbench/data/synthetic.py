@@ -44,7 +44,9 @@ def _photo(name: str) -> np.ndarray:
     return getattr(skimage.data, name)().astype(np.float32) / 255.0
 
 
-def crop_box(rng: np.random.Generator, photo_shape: tuple[int, int], part: str) -> tuple[int, int, int]:
+def crop_box(
+    rng: np.random.Generator, photo_shape: tuple[int, int], part: str
+) -> tuple[int, int, int]:
     """(top, left, side) of a square crop in photo coordinates: ``train`` crops lie in the
     top half of the photo, ``test`` crops in the bottom half, so they never share a pixel."""
     half = photo_shape[0] // 2
@@ -80,11 +82,15 @@ def _washer(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray
     background = np.full((size, size, 3), (0.16, 0.18, 0.22), np.float32)
     grain = ndimage.gaussian_filter(rng.normal(0, 0.05, (size, size)), 1.0)[..., None]
     soft = ndimage.gaussian_filter(body.astype(np.float32), 0.7)[..., None]
-    img = background * (1 - soft) + metal * soft + grain * soft + rng.normal(0, 0.01, (size, size, 1))
+    img = (
+        background * (1 - soft) + metal * soft + grain * soft + rng.normal(0, 0.01, (size, size, 1))
+    )
     return np.clip(img, 0, 1).astype(np.float32), body
 
 
-def _blob(rng: np.random.Generator, size: int, radius: float, center: tuple[float, float]) -> np.ndarray:
+def _blob(
+    rng: np.random.Generator, size: int, radius: float, center: tuple[float, float]
+) -> np.ndarray:
     """An irregular blob: a thresholded, smoothed noise field inside a soft disc."""
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     d = np.hypot(yy - center[0], xx - center[1]) / max(radius, 1.0)
@@ -102,8 +108,15 @@ def _polyline(rng, size, center, length, n_segments, thickness) -> np.ndarray:
         step = length / n_segments
         pts.append(pts[-1] + step * np.array([np.cos(angle), np.sin(angle)]))
     pts = np.asarray(pts)
-    pts -= (pts.mean(0) - center)
-    cv2.polylines(canvas, [np.round(pts).astype(np.int32).reshape(-1, 1, 2)], False, 1, int(thickness), cv2.LINE_8)
+    pts -= pts.mean(0) - center
+    cv2.polylines(
+        canvas,
+        [np.round(pts).astype(np.int32).reshape(-1, 1, 2)],
+        False,
+        1,
+        int(thickness),
+        cv2.LINE_8,
+    )
     return canvas.astype(bool)
 
 
@@ -116,14 +129,23 @@ def _center(rng, size, allowed: np.ndarray | None) -> tuple[float, float]:
     return float(ys[i]), float(xs[i])
 
 
-def add_defect(img: np.ndarray, defect: str, rng: np.random.Generator, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def add_defect(
+    img: np.ndarray, defect: str, rng: np.random.Generator, allowed: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Paint one defect on a float image in [0, 1]; returns (image, mask bool [H, W])."""
     size = img.shape[0]
     contrast = rng.uniform(0.12, 0.55)
     cy, cx = _center(rng, size, allowed)
     out = img.copy()
     if defect == "scratch":
-        mask = _polyline(rng, size, (cx, cy), rng.uniform(0.15, 0.45) * size, 2, max(1, round(size / 128 * rng.uniform(1, 2.5))))
+        mask = _polyline(
+            rng,
+            size,
+            (cx, cy),
+            rng.uniform(0.15, 0.45) * size,
+            2,
+            max(1, round(size / 128 * rng.uniform(1, 2.5))),
+        )
         sign = rng.choice([-1.0, 1.0])
         out[mask] = np.clip(out[mask] + sign * contrast, 0, 1)
     elif defect == "hole":
@@ -135,7 +157,9 @@ def add_defect(img: np.ndarray, defect: str, rng: np.random.Generator, allowed: 
         radius = rng.uniform(0.05, 0.14) * size
         mask = _blob(rng, size, radius, (cy, cx))
         alpha = ndimage.gaussian_filter(mask.astype(np.float32), 1.0)[..., None] * (0.3 + contrast)
-        colour = np.asarray(rng.choice([(0.45, 0.30, 0.12), (0.15, 0.15, 0.10), (0.55, 0.55, 0.20)]), np.float32)
+        colour = np.asarray(
+            rng.choice([(0.45, 0.30, 0.12), (0.15, 0.15, 0.10), (0.55, 0.55, 0.20)]), np.float32
+        )
         out = out * (1 - alpha) + colour * alpha
         mask = alpha[..., 0] > 0.15
     elif defect == "contamination":
@@ -198,7 +222,10 @@ def make_synthetic(
                 while mask.sum() < max(4, size * size // 2000):
                     img, mask = add_defect(img, defect, rng, allowed)
                 write_image(out_dir / cat / "test" / defect / f"{i:03d}.png", to_u8(img))
-                write_image(out_dir / cat / "ground_truth" / defect / f"{i:03d}_mask.png", mask.astype(np.uint8) * 255)
+                write_image(
+                    out_dir / cat / "ground_truth" / defect / f"{i:03d}_mask.png",
+                    mask.astype(np.uint8) * 255,
+                )
     return out_dir
 
 

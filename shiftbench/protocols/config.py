@@ -45,7 +45,9 @@ def resolve_protocols(spec: str | list[str]) -> list[Protocol]:
         return list(table.values())
     unknown = [n for n in names if n not in table]
     if unknown or not names:
-        raise ShiftbenchError(f"--protocol {','.join(unknown) or '(empty)'}: unknown; choose from {', '.join(table)} or all")
+        raise ShiftbenchError(
+            f"--protocol {','.join(unknown) or '(empty)'}: unknown; choose from {', '.join(table)} or all"
+        )
     return [p for n, p in table.items() if n in names]
 
 
@@ -85,7 +87,9 @@ class StudyConfig:
     @property
     def hash(self) -> str:
         payload = {k: v for k, v in self.to_dict().items() if k not in self._NOT_HASHED}
-        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:10]
+        return hashlib.sha256(
+            json.dumps(payload, sort_keys=True, default=str).encode()
+        ).hexdigest()[:10]
 
     def default_name(self) -> str:
         models = "+".join(self.models)[:40]
@@ -103,23 +107,31 @@ def _listify(value: Any, kind=str) -> list | None:
         raise ShiftbenchError(f"cannot read {value!r} as a list of {kind.__name__}") from None
 
 
-def load_config(study_file: str | Path | None = None, overrides: dict[str, Any] | None = None) -> StudyConfig:
+def load_config(
+    study_file: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> StudyConfig:
     """Demo preset <- study YAML file <- overrides (``None`` values mean 'not given')."""
     values = _preset("demo.yaml")
     known = {f.name for f in dataclasses.fields(StudyConfig)}
     if study_file is not None:
         path = Path(study_file)
         if not path.is_file():
-            raise ShiftbenchError(f"{path}: study file not found; pass an existing YAML file to --config")
+            raise ShiftbenchError(
+                f"{path}: study file not found; pass an existing YAML file to --config"
+            )
         try:
             data = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
-            raise ShiftbenchError(f"{path}: not valid YAML ({str(exc).splitlines()[0]}); fix the file") from None
+            raise ShiftbenchError(
+                f"{path}: not valid YAML ({str(exc).splitlines()[0]}); fix the file"
+            ) from None
         if not isinstance(data, dict):
             raise ShiftbenchError(f"{path}: a study file must be a mapping of option: value")
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ShiftbenchError(f"{path}: unknown option {unknown[0]!r}; known options: {', '.join(sorted(known))}")
+            raise ShiftbenchError(
+                f"{path}: unknown option {unknown[0]!r}; known options: {', '.join(sorted(known))}"
+            )
         values.update(data)
     for key, value in (overrides or {}).items():
         if value is not None:
@@ -134,5 +146,5 @@ def load_config(study_file: str | Path | None = None, overrides: dict[str, Any] 
     if int(values["image_size"]) < 32:
         raise ShiftbenchError(f"--image-size {values['image_size']}: too small; use at least 32")
     config = StudyConfig(**{k: v for k, v in values.items() if k in known})
-    config.protocols  # validates the protocol names early
+    resolve_protocols(config.protocol)  # unknown protocol names fail now
     return config

@@ -56,8 +56,12 @@ class SplitImages:
     """The images of one category and seed, in both domains, loaded once."""
 
     table: pd.DataFrame  # rows of this category, with `split`
-    images: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)  # (domain, split) -> [N,H,W,3]
-    masks: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)  # (domain, split) -> [N,H,W]
+    images: dict[tuple[str, str], np.ndarray] = field(
+        default_factory=dict
+    )  # (domain, split) -> [N,H,W,3]
+    masks: dict[tuple[str, str], np.ndarray] = field(
+        default_factory=dict
+    )  # (domain, split) -> [N,H,W]
 
     def rows(self, split: str) -> pd.DataFrame:
         return self.table[self.table["split"] == split]
@@ -67,7 +71,9 @@ def plan_units(config: StudyConfig, categories: list[str]) -> list[Unit]:
     """The grid of fits the study needs, in execution order."""
     protocols = config.protocols
     domains = [d for d in DOMAINS if any(p.fit_on == d for p in protocols)]
-    groups = [("global", tuple(categories))] if config.global_model else [(c, (c,)) for c in categories]
+    groups = (
+        [("global", tuple(categories))] if config.global_model else [(c, (c,)) for c in categories]
+    )
     units = []
     for seed in config.seeds:
         for group, cats in groups:
@@ -80,7 +86,19 @@ def plan_units(config: StudyConfig, categories: list[str]) -> list[Unit]:
 
 def _versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
-    for pkg in ("shiftbench", "numpy", "torch", "torchvision", "timm", "anomalib", "albumentations", "scikit-learn", "scipy", "statsmodels", "pandas"):
+    for pkg in (
+        "shiftbench",
+        "numpy",
+        "torch",
+        "torchvision",
+        "timm",
+        "anomalib",
+        "albumentations",
+        "scikit-learn",
+        "scipy",
+        "statsmodels",
+        "pandas",
+    ):
         try:
             out[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
@@ -90,7 +108,13 @@ def _versions() -> dict[str, str]:
 
 def _git_commit() -> str | None:
     try:
-        proc = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5)
+        proc = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return proc.stdout.strip() or None if proc.returncode == 0 else None
@@ -103,8 +127,16 @@ def _now() -> str:
 class StudyRunner:
     """Runs one study into one run directory. ``echo`` receives human-readable lines."""
 
-    def __init__(self, config: StudyConfig, out: Path | None = None, *, resume: bool = False,
-                 command: list[str] | None = None, progress: bool = True, echo: Callable[[str], None] = print):
+    def __init__(
+        self,
+        config: StudyConfig,
+        out: Path | None = None,
+        *,
+        resume: bool = False,
+        command: list[str] | None = None,
+        progress: bool = True,
+        echo: Callable[[str], None] = print,
+    ):
         self.config = config
         self.protocols = config.protocols
         self.resume = resume
@@ -125,8 +157,16 @@ class StudyRunner:
 
             self.suite = load_suite(cfg.suite, cfg.severity)
         self.splits = pd.concat(
-            [make_splits(self.samples, seed, val_normal_frac=cfg.val_normal_frac, val_anomalous_frac=cfg.val_anomalous_frac,
-                         train_subsample=cfg.train_subsample).assign(seed=seed) for seed in cfg.seeds],
+            [
+                make_splits(
+                    self.samples,
+                    seed,
+                    val_normal_frac=cfg.val_normal_frac,
+                    val_anomalous_frac=cfg.val_anomalous_frac,
+                    train_subsample=cfg.train_subsample,
+                ).assign(seed=seed)
+                for seed in cfg.seeds
+            ],
             ignore_index=True,
         )
         self.units = plan_units(cfg, self.categories)
@@ -141,14 +181,21 @@ class StudyRunner:
 
     def _model_kwargs(self, name: str, seed: int) -> dict:
         cfg = self.config
-        kwargs = dict(weights=cfg.weights, image_size=cfg.image_size, seed=seed, **cfg.model_options.get(name, {}))
+        kwargs = dict(
+            weights=cfg.weights,
+            image_size=cfg.image_size,
+            seed=seed,
+            **cfg.model_options.get(name, {}),
+        )
         if cfg.backbone is not None:
             kwargs["backbone"] = cfg.backbone
         return kwargs
 
     def describe(self) -> str:
-        lines = [f"{len(self.units)} fits: {len(self.config.seeds)} seed(s) x {len({u.group for u in self.units})} group(s) "
-                 f"x {len(self.config.models)} model(s) x {len({u.domain for u in self.units})} domain(s)"]
+        lines = [
+            f"{len(self.units)} fits: {len(self.config.seeds)} seed(s) x {len({u.group for u in self.units})} group(s) "
+            f"x {len(self.config.models)} model(s) x {len({u.domain for u in self.units})} domain(s)"
+        ]
         for u in self.units:
             lines.append(f"  {u.key:60s} -> {', '.join(p.name for p in u.protocols)}")
         return "\n".join(lines)
@@ -169,36 +216,59 @@ class StudyRunner:
             previous = run.read_manifest()
             if previous.get("config_hash") != cfg.hash:
                 run.unlock()
-                raise ShiftbenchError(f"{out}: its study config differs from this one; resume with the same options or use another --out")
+                raise ShiftbenchError(
+                    f"{out}: its study config differs from this one; resume with the same options or use another --out"
+                )
             run.clean_partial()
             manifest = previous
             manifest.setdefault("resumed_at", []).append(_now())
         else:
             run = RunDir.create(out)
             manifest = {"started_at": _now()}
-        manifest.update({
-            "config": cfg.to_dict(),
-            "config_hash": cfg.hash,
-            "command": shlex.join(self.command),
-            "seeds": cfg.seeds,
-            "protocols": [p.__dict__ for p in self.protocols],
-            "versions": _versions(),
-            "git_commit": _git_commit(),
-            "split_hashes": {str(s): split_hash(self.splits[self.splits["seed"] == s]) for s in cfg.seeds},
-            "suite": None if self.suite is None else {"name": self.suite.name, "hash": self.suite.hash, "severity": cfg.severity},
-            "units": [u.key for u in self.units],
-            "status": "running",
-        })
+        manifest.update(
+            {
+                "config": cfg.to_dict(),
+                "config_hash": cfg.hash,
+                "command": shlex.join(self.command),
+                "seeds": cfg.seeds,
+                "protocols": [p.__dict__ for p in self.protocols],
+                "versions": _versions(),
+                "git_commit": _git_commit(),
+                "split_hashes": {
+                    str(s): split_hash(self.splits[self.splits["seed"] == s]) for s in cfg.seeds
+                },
+                "suite": None
+                if self.suite is None
+                else {"name": self.suite.name, "hash": self.suite.hash, "severity": cfg.severity},
+                "units": [u.key for u in self.units],
+                "status": "running",
+            }
+        )
         run.write_manifest(manifest)
-        cols = ["seed", "sample_id", "category", "split", "label", "defect_type", "image_path", "mask_path"]
+        cols = [
+            "seed",
+            "sample_id",
+            "category",
+            "split",
+            "label",
+            "defect_type",
+            "image_path",
+            "mask_path",
+        ]
         atomic_write_table(run.path / "splits.csv", self.splits[cols])
         return run
 
     # -- images and shifted twins ----------------------------------------------------------
-    def _load_category(self, run: RunDir, category: str, seed: int, domains: set[str]) -> SplitImages:
+    def _load_category(
+        self, run: RunDir, category: str, seed: int, domains: set[str]
+    ) -> SplitImages:
         size = self.config.image_size
         table = self.splits[(self.splits["seed"] == seed) & (self.splits["category"] == category)]
-        table = table[table["split"].isin(["train", *EVAL_SPLITS])].sort_values("sample_id").reset_index(drop=True)
+        table = (
+            table[table["split"].isin(["train", *EVAL_SPLITS])]
+            .sort_values("sample_id")
+            .reset_index(drop=True)
+        )
         data = SplitImages(table)
         images = np.stack([read_image(p, size) for p in table["image_path"]])
         masks = np.stack([read_mask(p, size) for p in table["mask_path"]])
@@ -208,7 +278,10 @@ class StudyRunner:
             idx = np.flatnonzero(table["split"].to_numpy() == split)
             data.images["clean", split], data.masks["clean", split] = images[idx], masks[idx]
             if "shift" in domains:
-                data.images["shift", split], data.masks["shift", split] = shifted[idx], shifted_masks[idx]
+                data.images["shift", split], data.masks["shift", split] = (
+                    shifted[idx],
+                    shifted_masks[idx],
+                )
         return data
 
     def _shifted(self, run: RunDir, category: str, seed: int, table: pd.DataFrame, images, masks):
@@ -222,21 +295,38 @@ class StudyRunner:
         from shiftbench.transforms.twins import shift_batch
 
         t0 = time.perf_counter()
-        out_images, out_masks, params = shift_batch(self.suite, images, masks, list(ids), seed, workers=self.config.workers)
+        out_images, out_masks, params = shift_batch(
+            self.suite, images, masks, list(ids), seed, workers=self.config.workers
+        )
         self.timing["shift_seconds"] += time.perf_counter() - t0
-        rows = pd.DataFrame({
-            "seed": seed, "sample_id": ids, "category": category, "split": table["split"].to_numpy(),
-            "suite": self.suite.name, "severity": self.config.severity,
-            "params": [json.dumps(p, sort_keys=True) for p in params],
-        })
+        rows = pd.DataFrame(
+            {
+                "seed": seed,
+                "sample_id": ids,
+                "category": category,
+                "split": table["split"].to_numpy(),
+                "suite": self.suite.name,
+                "severity": self.config.severity,
+                "params": [json.dumps(p, sort_keys=True) for p in params],
+            }
+        )
         atomic_write_table(path.with_suffix(".params.parquet"), rows)
         atomic_write_npz(path, sample_id=ids, images=out_images, masks=out_masks)
         return out_images, out_masks
 
     # -- one unit ----------------------------------------------------------------------------
     def _run_unit(self, run: RunDir, unit: Unit, data: dict[str, SplitImages]) -> None:
-        from shiftbench.metrics import (aupro, f1_max, f1_optimal_threshold, image_auprc, image_auroc,
-                                        pixel_auroc, pixel_f1, pixel_f1_optimal_threshold, threshold_metrics)
+        from shiftbench.metrics import (
+            aupro,
+            f1_max,
+            f1_optimal_threshold,
+            image_auprc,
+            image_auroc,
+            pixel_auroc,
+            pixel_f1,
+            pixel_f1_optimal_threshold,
+            threshold_metrics,
+        )
         from shiftbench.models import create_model
         from shiftbench.models.efficiency import track
 
@@ -261,7 +351,8 @@ class StudyRunner:
             d = data[cat]
             cache: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
 
-            def scored(domain, split):
+            def scored(domain, split, d=d, cache=cache):
+                # each (domain, split) is scored once even when two protocols use it
                 if (domain, split) not in cache:
                     cache[domain, split] = score(d.images[domain, split])
                 return cache[domain, split]
@@ -272,46 +363,86 @@ class StudyRunner:
                 val_masks = d.masks[p.threshold_from, "val"]
                 threshold, _ = f1_optimal_threshold(val_rows["label"].to_numpy(), val_scores)
                 has_pixels = bool((val_masks > 0).any()) and d.table["mask_path"].notna().any()
-                pixel_threshold = pixel_f1_optimal_threshold(val_maps, val_masks)[0] if has_pixels else np.nan
+                pixel_threshold = (
+                    pixel_f1_optimal_threshold(val_maps, val_masks)[0] if has_pixels else np.nan
+                )
                 test_scores, test_maps = scored(p.evaluate_on, "test")
                 test_masks = d.masks[p.evaluate_on, "test"]
                 labels = test_rows["label"].to_numpy()
-                for split, rows, s in (("val", val_rows, val_scores), ("test", test_rows, test_scores)):
-                    score_rows.append(pd.DataFrame({
-                        "category": cat, "model": unit.model, "seed": unit.seed, "protocol": p.name, "split": split,
-                        "sample_id": rows["sample_id"].to_numpy(), "label": rows["label"].to_numpy(),
-                        "defect_type": rows["defect_type"].to_numpy(), "score": s, "threshold": threshold,
-                        "decision": (s >= threshold).astype(np.int8), "pixel_threshold": pixel_threshold,
-                    }))
+                for split, rows, s in (
+                    ("val", val_rows, val_scores),
+                    ("test", test_rows, test_scores),
+                ):
+                    score_rows.append(
+                        pd.DataFrame(
+                            {
+                                "category": cat,
+                                "model": unit.model,
+                                "seed": unit.seed,
+                                "protocol": p.name,
+                                "split": split,
+                                "sample_id": rows["sample_id"].to_numpy(),
+                                "label": rows["label"].to_numpy(),
+                                "defect_type": rows["defect_type"].to_numpy(),
+                                "score": s,
+                                "threshold": threshold,
+                                "decision": (s >= threshold).astype(np.int8),
+                                "pixel_threshold": pixel_threshold,
+                            }
+                        )
+                    )
                 tm = threshold_metrics(labels, test_scores, threshold)
                 values = {
                     "image_auroc": image_auroc(labels, test_scores),
                     "image_auprc": image_auprc(labels, test_scores),
-                    "image_f1": tm["f1"], "image_precision": tm["precision"], "image_recall": tm["recall"],
-                    "image_accuracy": tm["accuracy"], "image_f1_max_oracle": f1_max(labels, test_scores),
-                    "image_threshold": threshold, "pixel_threshold": pixel_threshold,
+                    "image_f1": tm["f1"],
+                    "image_precision": tm["precision"],
+                    "image_recall": tm["recall"],
+                    "image_accuracy": tm["accuracy"],
+                    "image_f1_max_oracle": f1_max(labels, test_scores),
+                    "image_threshold": threshold,
+                    "pixel_threshold": pixel_threshold,
                 }
                 if has_pixels and (test_masks > 0).any():
                     values["pixel_auroc"] = pixel_auroc(test_maps, test_masks)
                     values["pixel_aupro"] = aupro(test_maps, test_masks)
                     values["pixel_f1"] = pixel_f1(test_maps, test_masks, pixel_threshold)
-                metric_rows += [(cat, unit.model, unit.seed, p.name, k, float(v)) for k, v in values.items()]
+                metric_rows += [
+                    (cat, unit.model, unit.seed, p.name, k, float(v)) for k, v in values.items()
+                ]
                 if self.config.save_maps:
-                    maps_out[cat, p.name] = (test_rows["sample_id"].to_numpy().astype(str), test_maps.astype(np.float16))
+                    maps_out[cat, p.name] = (
+                        test_rows["sample_id"].to_numpy().astype(str),
+                        test_maps.astype(np.float16),
+                    )
 
         self.timing["score_seconds"] += score_seconds
         with tempfile.TemporaryDirectory() as tmp:
             model.save(Path(tmp) / "model")
             size_mb = sum(f.stat().st_size for f in Path(tmp).rglob("*") if f.is_file()) / 2**20
         ms = 1000.0 * score_seconds / max(n_scored, 1)
-        efficiency = {"fit_seconds": fit_track.seconds, "ms_per_image": ms, "images_per_second": 1000.0 / ms if ms > 0 else np.nan,
-                      "n_parameters": float(getattr(model, "n_parameters", np.nan)), "model_size_mb": size_mb, "peak_memory_mb": peak_mb}
+        efficiency = {
+            "fit_seconds": fit_track.seconds,
+            "ms_per_image": ms,
+            "images_per_second": 1000.0 / ms if ms > 0 else np.nan,
+            "n_parameters": float(getattr(model, "n_parameters", np.nan)),
+            "model_size_mb": size_mb,
+            "peak_memory_mb": peak_mb,
+        }
         for cat in unit.categories:
             for p in unit.protocols:
-                metric_rows += [(cat, unit.model, unit.seed, p.name, k, float(v)) for k, v in efficiency.items()]
+                metric_rows += [
+                    (cat, unit.model, unit.seed, p.name, k, float(v)) for k, v in efficiency.items()
+                ]
         for (cat, proto), (ids, maps) in maps_out.items():
-            atomic_write_npz(run.path / "maps" / cat / unit.model / f"seed{unit.seed}" / f"{proto}.npz", sample_id=ids, maps=maps)
-        metrics = pd.DataFrame(metric_rows, columns=["category", "model", "seed", "protocol", "metric", "value"])
+            atomic_write_npz(
+                run.path / "maps" / cat / unit.model / f"seed{unit.seed}" / f"{proto}.npz",
+                sample_id=ids,
+                maps=maps,
+            )
+        metrics = pd.DataFrame(
+            metric_rows, columns=["category", "model", "seed", "protocol", "metric", "value"]
+        )
         run.write_unit(unit.key, pd.concat(score_rows, ignore_index=True), metrics)
 
     # -- the whole study ---------------------------------------------------------------------
@@ -323,14 +454,18 @@ class StudyRunner:
         self.run_dir = run.path
         todo = [u for u in self.units if not run.unit_done(u.key)]
         if len(todo) < len(self.units):
-            self.echo(f"resuming {run.path}: {len(self.units) - len(todo)} of {len(self.units)} fits already done")
+            self.echo(
+                f"resuming {run.path}: {len(self.units) - len(todo)} of {len(self.units)} fits already done"
+            )
         bar = tqdm(total=len(todo), desc="fits", unit="fit", disable=not self.progress)
         for seed in self.config.seeds:
             seed_units = [u for u in todo if u.seed == seed]
             groups = dict.fromkeys(u.categories for u in seed_units)
             for cats in groups:
                 group_units = [u for u in seed_units if u.categories == cats]
-                domains = {u.domain for u in group_units} | {p.evaluate_on for u in group_units for p in u.protocols}
+                domains = {u.domain for u in group_units} | {
+                    p.evaluate_on for u in group_units for p in u.protocols
+                }
                 data = {c: self._load_category(run, c, seed, domains) for c in cats}
                 for unit in group_units:
                     bar.set_postfix_str(unit.key)
@@ -339,7 +474,11 @@ class StudyRunner:
         bar.close()
         self._assemble(run)
         manifest = run.read_manifest()
-        manifest.update(status="complete", finished_at=_now(), timing={**self.timing, "wall_seconds": time.perf_counter() - t_start})
+        manifest.update(
+            status="complete",
+            finished_at=_now(),
+            timing={**self.timing, "wall_seconds": time.perf_counter() - t_start},
+        )
         run.write_manifest(manifest)
         run.unlock()
         return run.path
@@ -350,24 +489,36 @@ class StudyRunner:
         metrics = run.read_units("metrics.parquet")
         keys = ["model", "seed", "protocol", "metric"]
         if metrics["category"].nunique() > 1:
-            mean = metrics.groupby(keys, sort=False)["value"].mean().reset_index().assign(category="mean")
+            mean = (
+                metrics.groupby(keys, sort=False)["value"]
+                .mean()
+                .reset_index()
+                .assign(category="mean")
+            )
             metrics = pd.concat([metrics, mean[metrics.columns]], ignore_index=True)
         order = {p.name: i for i, p in enumerate(self.protocols)}
-        metrics = metrics.sort_values(["category", "model", "seed", "protocol", "metric"],
-                                      key=lambda c: c.map(order) if c.name == "protocol" else c).reset_index(drop=True)
+        metrics = metrics.sort_values(
+            ["category", "model", "seed", "protocol", "metric"],
+            key=lambda c: c.map(order) if c.name == "protocol" else c,
+        ).reset_index(drop=True)
         atomic_write_table(run.path / "scores.parquet", scores)
         atomic_write_table(run.path / "metrics.parquet", metrics)
         atomic_write_table(run.path / "metrics.csv", metrics)
         params = sorted((run.path / "shifted").glob("seed*/*.params.parquet"))
         if params:
-            atomic_write_table(run.path / "shift_params.parquet", pd.concat([pd.read_parquet(p) for p in params], ignore_index=True))
+            atomic_write_table(
+                run.path / "shift_params.parquet",
+                pd.concat([pd.read_parquet(p) for p in params], ignore_index=True),
+            )
         self.metrics = metrics
 
 
 def summary_table(metrics: pd.DataFrame, metric: str = "image_auroc") -> pd.DataFrame:
     """Category x model rows, one column per protocol (mean over seeds), plus deltas."""
     sub = metrics[metrics["metric"] == metric]
-    wide = sub.pivot_table(index=["category", "model"], columns="protocol", values="value", aggfunc="mean")
+    wide = sub.pivot_table(
+        index=["category", "model"], columns="protocol", values="value", aggfunc="mean"
+    )
     cols = [c for c in ("clean", "shift-noadapt", "shift-adapt") if c in wide.columns]
     wide = wide[cols]
     if {"clean", "shift-noadapt"} <= set(cols):

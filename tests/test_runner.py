@@ -1,0 +1,328 @@
+"""The study runner end to end on tiny synthetic data."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import (
+    accuracy_score,
+    average_precision_score,
+    f1_score,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
+
+from shiftbench.protocols import load_config
+from shiftbench.protocols.runner import StudyRunner
+
+EFFICIENCY = {
+    "fit_seconds",
+    "ms_per_image",
+    "images_per_second",
+    "n_parameters",
+    "model_size_mb",
+    "peak_memory_mb",
+}
+FAST = {"patchcore": {"coreset_ratio": 0.1}, "ae": {"epochs": 2}}
+
+
+def _config(root, **over):
+    base = dict(
+        dataset="mvtec",
+        root=str(root),
+        categories="brick,washer",
+        models="patchcore,ae",
+        weights="random",
+        image_size=64,
+        protocol="all",
+        seeds="0",
+        workers=1,
+        model_options=FAST,
+    )
+    base.update(over)
+    return load_config(None, base)
+
+
+@pytest.fixture(scope="module")
+def study(tiny_synthetic, tmp_path_factory):
+    """One in-process run of --protocol all, 2 categories x 2 models, counting fits."""
+    from shiftbench.models.base import AnomalyModel
+
+    fits = []
+    original = AnomalyModel.fit
+
+    def counting_fit(self, images):
+        fits.append((type(self).__name__, len(images)))
+        return original(self, images)
+
+    out = tmp_path_factory.mktemp("runs") / "study"
+    mp = pytest.MonkeyPatch()
+    for cls in _all_subclasses(AnomalyModel):
+        if "fit" in cls.__dict__:
+            mp.setattr(cls, "fit", counting_fit)
+    try:
+        runner = StudyRunner(_config(tiny_synthetic), out, progress=False, echo=lambda s: None)
+        runner.prepare()
+        path = runner.run()
+    finally:
+        mp.undo()
+    return path, fits
+
+
+def _all_subclasses(cls):
+    out = set()
+    for sub in cls.__subclasses__():
+        out |= {sub} | _all_subclasses(sub)
+    return out
+
+
+def test_exactly_two_fits_per_category_model_seed(study):
+    path, fits = study
+    assert len(fits) == 2 * 2 * 2  # categories x models x {clean, shift}
+    units = sorted(p.name for p in (path / "units").iterdir())
+    assert len(units) == 8 and sum(u.endswith("__clean") for u in units) == 4
+
+
+def test_image_metrics_recompute_from_scores(study):
+    path, _ = study
+    scores = pd.read_parquet(path / "scores.parquet")
+    metrics = pd.read_parquet(path / "metrics.parquet")
+    assert set(metrics["protocol"]) == {"clean", "shift-noadapt", "shift-adapt"}
+    checked = 0
+    for (cat, model, seed, proto), g in scores[scores["split"] == "test"].groupby(
+        ["category", "model", "seed", "protocol"]
+    ):
+        m = metrics[
+            (metrics["category"] == cat)
+            & (metrics["model"] == model)
+            & (metrics["seed"] == seed)
+            & (metrics["protocol"] == proto)
+        ]
+        value = m.set_index("metric")["value"]
+        y, s, d = g["label"].to_numpy(), g["score"].to_numpy(), g["decision"].to_numpy()
+        assert (d == (s >= g["threshold"].iloc[0])).all()
+        assert value["image_auroc"] == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+        assert value["image_auprc"] == pytest.approx(average_precision_score(y, s), abs=1e-12)
+        assert value["image_f1"] == pytest.approx(f1_score(y, d, zero_division=0), abs=1e-12)
+        assert value["image_precision"] == pytest.approx(
+            precision_score(y, d, zero_division=0), abs=1e-12
+        )
+        assert value["image_recall"] == pytest.approx(recall_score(y, d), abs=1e-12)
+        assert value["image_accuracy"] == pytest.approx(accuracy_score(y, d), abs=1e-12)
+        oracle = max(f1_score(y, s >= t) for t in np.unique(s))
+        assert value["image_f1_max_oracle"] == pytest.approx(oracle, abs=1e-12)
+        assert EFFICIENCY <= set(value.index)
+        assert {"pixel_auroc", "pixel_aupro", "pixel_f1"} <= set(value.index)
+        checked += 1
+    assert checked == 2 * 2 * 3
+    mean = metrics[metrics["category"] == "mean"]
+    per_cat = (
+        metrics[metrics["category"] != "mean"]
+        .groupby(["model", "seed", "protocol", "metric"])["value"]
+        .mean()
+    )
+    merged = mean.set_index(["model", "seed", "protocol", "metric"])["value"]
+    assert np.allclose(merged.sort_index(), per_cat.loc[merged.sort_index().index])
+
+
+def test_thresholds_are_f1_optimal_on_the_protocols_validation_scores(study):
+    path, _ = study
+    scores = pd.read_parquet(path / "scores.parquet")
+    for key, g in scores.groupby(["category", "model", "seed", "protocol"]):
+        val = g[g["split"] == "val"]
+        y, s = val["label"].to_numpy(), val["score"].to_numpy()
+        t = g["threshold"].iloc[0]
+        assert (g["threshold"] == t).all()
+        best = max(f1_score(y, s >= c) for c in np.unique(s))
+        assert f1_score(y, s >= t) == pytest.approx(best, abs=1e-12), key
+    # shift-noadapt reuses the clean fit's validation scores and threshold
+    a = scores[(scores["protocol"] == "clean")].set_index(
+        ["category", "model", "split", "sample_id"]
+    )
+    b = scores[(scores["protocol"] == "shift-noadapt")].set_index(
+        ["category", "model", "split", "sample_id"]
+    )
+    val_idx = a.index[a.index.get_level_values("split") == "val"]
+    assert np.array_equal(a.loc[val_idx, "score"], b.loc[val_idx, "score"])
+    assert np.array_equal(a["threshold"], b.loc[a.index, "threshold"])
+    # ... while its test scores are on shifted images
+    test_idx = a.index[a.index.get_level_values("split") == "test"]
+    assert not np.allclose(a.loc[test_idx, "score"], b.loc[test_idx, "score"])
+
+
+def test_test_images_never_in_train_or_val(study):
+    path, _ = study
+    splits = pd.read_csv(path / "splits.csv")
+    scores = pd.read_parquet(path / "scores.parquet")
+    for (seed, cat), g in splits.groupby(["seed", "category"]):
+        test_ids = set(g.loc[g["split"] == "test", "sample_id"])
+        assert not test_ids & set(g.loc[g["split"].isin(["train", "val"]), "sample_id"])
+        sc = scores[(scores["seed"] == seed) & (scores["category"] == cat)]
+        assert set(sc.loc[sc["split"] == "test", "sample_id"]) == test_ids
+        assert not set(sc.loc[sc["split"] == "val", "sample_id"]) & test_ids
+
+
+def test_manifest_and_shift_params(study):
+    path, _ = study
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["status"] == "complete"
+    assert manifest["config"]["models"] == ["patchcore", "ae"]
+    assert manifest["suite"]["name"] == "mvtec-shift" and len(manifest["suite"]["hash"]) >= 8
+    assert set(manifest["split_hashes"]) == {"0"} and "torch" in manifest["versions"]
+    params = pd.read_parquet(path / "shift_params.parquet")
+    splits = pd.read_csv(path / "splits.csv")
+    used = splits[splits["split"].isin(["train", "val", "test"])]
+    assert set(params["sample_id"]) == set(used["sample_id"])
+    assert all(isinstance(json.loads(p), dict) for p in params["params"])
+
+
+def _cli(*args, **kw):
+    return subprocess.run(
+        [sys.executable, "-m", "shiftbench.cli.main", *args], capture_output=True, text=True, **kw
+    )
+
+
+def _base_args(root, out):
+    return [
+        "run",
+        "--dataset",
+        "mvtec",
+        "--root",
+        str(root),
+        "--models",
+        "patchcore",
+        "--weights",
+        "random",
+        "--image-size",
+        "64",
+        "--protocol",
+        "all",
+        "--workers",
+        "1",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
+
+
+def _quality(path):
+    m = pd.read_parquet(path / "metrics.parquet")
+    return (
+        m[~m["metric"].isin(EFFICIENCY)]
+        .sort_values(["category", "model", "seed", "protocol", "metric"])
+        .reset_index(drop=True)
+    )
+
+
+def test_kill_9_then_resume_gives_identical_metrics(tiny_synthetic, tmp_path):
+    full = tmp_path / "full"
+    p = _cli(*_base_args(tiny_synthetic, full))
+    assert p.returncode == 0, p.stderr
+    assert "image_auroc" in p.stdout and "shift-noadapt" in p.stdout
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shiftbench.cli.main", *_base_args(tiny_synthetic, killed)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if any((killed / "units").glob("*/scores.parquet")) or proc.poll() is not None:
+            break
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = list((killed / "units").glob("*/scores.parquet"))
+    assert 1 <= len(done) < 8, "the kill should land mid-way through the 8 fits"
+    assert not (killed / "metrics.parquet").exists()
+
+    again = _cli(*_base_args(tiny_synthetic, killed))
+    assert again.returncode == 2 and "--resume" in again.stderr  # never overwrite a run
+    resumed = _cli(*_base_args(tiny_synthetic, killed), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{len(done)} of 8 fits already done" in resumed.stdout
+    pd.testing.assert_frame_equal(_quality(full), _quality(killed))
+
+
+def test_second_writer_is_refused(tiny_synthetic, tmp_path):
+    from shiftbench.results import RunDir
+
+    run = RunDir.create(tmp_path / "busy")
+    (tmp_path / "busy" / "manifest.json").write_text("{}")
+    p = _cli(*_base_args(tiny_synthetic, tmp_path / "busy"), "--resume")
+    run.unlock()
+    assert p.returncode == 2 and "another shiftbench run is writing" in p.stderr
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--categories", "nope"], "category 'nope' not found"),
+        (["--models", "nomodel"], "nomodel"),
+        (["--suite", "nosuite"], "nosuite"),
+        (["--protocol", "sideways"], "--protocol sideways: unknown"),
+        (["--weights", "/no/such/weights.pth"], "/no/such/weights.pth"),
+    ],
+)
+def test_bad_input_fails_fast_with_one_line(tiny_synthetic, tmp_path, extra, message):
+    out = tmp_path / "bad"
+    p = _cli(*_base_args(tiny_synthetic, out), *extra)
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+    assert not out.exists(), "nothing is written before the inputs are checked"
+
+
+def test_suite_file_with_unknown_perturbation(tiny_synthetic, tmp_path):
+    suite = tmp_path / "mine.yaml"
+    suite.write_text("name: mine\nperturbations:\n  - name: warp_drive\n")
+    p = _cli(*_base_args(tiny_synthetic, tmp_path / "o"), "--suite", str(suite))
+    assert (
+        p.returncode == 2 and "warp_drive" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    )
+
+
+def test_bad_root_and_dry_run(tiny_synthetic, tmp_path):
+    p = _cli("run", "--dataset", "mvtec", "--root", str(tmp_path / "missing"))
+    assert p.returncode == 2 and "dataset root not found" in p.stderr
+    p = _cli(*_base_args(tiny_synthetic, tmp_path / "dry"), "--dry-run", "--seeds", "0,1")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("16 fits: 2 seed(s) x 4 group(s) x 1 model(s) x 2 domain(s)")
+    assert not (tmp_path / "dry").exists()
+
+
+def test_study_file_and_cli_override(tiny_synthetic, tmp_path):
+    study = tmp_path / "study.yaml"
+    study.write_text(
+        f"dataset: mvtec\nroot: {tiny_synthetic}\nmodels: [patchcore]\nseeds: [3, 4]\nimage_size: 64\n"
+    )
+    cfg = load_config(study, {"seeds": "5"})
+    assert (
+        cfg.seeds == [5]
+        and cfg.models == ["patchcore"]
+        and cfg.image_size == 64
+        and cfg.protocol == "shift-noadapt"
+    )
+    study.write_text("modles: [patchcore]\n")
+    p = _cli("run", "--config", str(study), "--dry-run")
+    assert p.returncode == 2 and "unknown option 'modles'" in p.stderr
+
+
+def test_global_model_pools_categories(tiny_synthetic, tmp_path):
+    cfg = _config(tiny_synthetic, models="patchcore", protocol="clean", global_model=True)
+    runner = StudyRunner(cfg, tmp_path / "g", progress=False, echo=lambda s: None)
+    runner.prepare()
+    assert [u.key for u in runner.units] == ["global__patchcore__seed0__clean"]
+    path = runner.run()
+    m = pd.read_parquet(path / "metrics.parquet")
+    assert set(m["category"]) == {"brick", "washer", "mean"}
