@@ -11,7 +11,7 @@ import numpy as np
 
 # Elements per chunk for the searchsorted passes: large enough to amortise Python overhead,
 # small enough that the int64 index temporaries stay in the tens of MB.
-CHUNK = 1 << 20
+CHUNK = 1 << 16
 
 
 def auc_from_sorted(neg: np.ndarray, pos: np.ndarray) -> float:

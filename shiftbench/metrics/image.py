@@ -92,7 +92,8 @@ def threshold_metrics(labels, scores, threshold: float) -> dict[str, float]:
         return dict.fromkeys(
             ("f1", "precision", "recall", "accuracy", "tp", "fp", "tn", "fn"), math.nan
         )
-    return _rates(y, s >= t)
+    # float64 scalar: exact comparison even for float16/32 scores (see pixel_f1).
+    return _rates(y, s >= np.float64(t))
 
 
 def _rates(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:

@@ -65,9 +65,12 @@ def pixel_f1(maps, masks, threshold: float) -> float:
     func = "pixel_f1"
     m, g = check_pixel_inputs(maps, masks, func)
     t = check_threshold(threshold, func)
+    # A float64 scalar makes numpy compare exactly; a Python float would be rounded to the
+    # map dtype first (NEP 50), flagging e.g. float16(0.1) = 0.09998 at threshold 0.1.
+    t_exact = np.float64(t)
     tp = fp = fn = 0
     for _, mp, anomalous in iter_images(m, g, func):
-        flagged = mp >= t
+        flagged = mp >= t_exact
         hits = int(np.count_nonzero(flagged & anomalous))
         tp += hits
         fp += int(np.count_nonzero(flagged)) - hits

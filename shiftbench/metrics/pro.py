@@ -18,14 +18,18 @@ cumulative sum) and counts are exact integers, so this matches the definition to
 
 Speed: only the curve below ``fpr_limit`` matters, and it depends only on the normal pixels
 scoring at or above the score ``s*`` where the FPR crosses the limit. :func:`aupro` finds
-``s*`` with ``np.partition`` (linear time), sorts just those ~30% of the normal pixels and
-the anomalous pixels above ``s*``, and integrates level by level: between two consecutive
-distinct scores the FPR moves only by the normal pixels at the lower score, so the area is
-``sum_s 0.5 * (PRO(> s) + PRO(>= s)) * count_normal(s) / n_normal`` over the distinct normal
-scores ``s``, with PRO read from a sorted cumulative sum of the anomalous pixels.
+``s*`` with ``np.partition`` (linear time) and sorts just those ~30% of the normal pixels.
+Between two consecutive distinct scores the FPR moves only by the normal pixels at the lower
+score ``s``, so the area is ``sum_s 0.5 * (PRO(> s) + PRO(>= s)) * count_normal(s) /
+n_normal``; regrouped by anomalous pixel it is ``sum_j w_j * (#normal < a_j + #normal ==
+a_j / 2) / n_normal`` (``w_j`` = 1 / (region size * number of regions); summed per region as exact integers), a weighted
+Mann-Whitney count read with ``np.searchsorted`` -- no pass over the curve's points at all.
+The segment crossing the limit is added from its two end points.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from scipy import ndimage
@@ -35,7 +39,7 @@ from shiftbench.metrics._checks import MetricInputError, check_pixel_inputs, ite
 __all__ = ["aupro", "pro_curve"]
 
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
-_CHUNK = 1 << 20
+_CHUNK = 1 << 16
 
 
 def aupro(maps, masks, fpr_limit: float = 0.3) -> float:
@@ -60,8 +64,8 @@ def aupro(maps, masks, fpr_limit: float = 0.3) -> float:
     limit = float(fpr_limit)
     if not 0.0 < limit <= 1.0:
         raise MetricInputError(f"{func}: fpr_limit must be in (0, 1], got {fpr_limit!r}")
-    normal, anomalous, weights, n_regions = _split_with_regions(maps, masks, func)
-    n_normal = normal.size
+    normal, anomalous, region, sizes = _split_with_regions(maps, masks, func)
+    n_normal, n_regions = normal.size, sizes.size
 
     # k = most normal pixels that may be flagged while FPR = k / n_normal stays <= limit,
     # decided with the same float comparison the official curve cut uses.
@@ -71,52 +75,36 @@ def aupro(maps, masks, fpr_limit: float = 0.3) -> float:
     while k > 0 and k / n_normal > limit:
         k -= 1
 
-    if k < n_normal:
-        # s_star: the (k+1)-th largest normal score, where the FPR first exceeds the limit.
-        cut = n_normal - k - 1
-        normal.partition(cut)
-        top = normal[cut:]
-        top.sort()
-        s_star = top[0]
-        # Normal pixels tied with s_star left below the cut still move the crossing point.
-        n_tied_below = sum(
-            int(np.count_nonzero(normal[lo : min(lo + _CHUNK, cut)] == s_star))
-            for lo in range(0, cut, _CHUNK)
-        )
-    else:
+    if k == n_normal:  # the limit is 1: the whole curve, no crossing segment
         normal.sort()
-        top, s_star, n_tied_below = normal, normal[0], 0
+        _, twice_area = _region_ranks(normal, anomalous, region, sizes, -np.inf)
+        return min(twice_area / (2 * n_normal * n_regions), 1.0) / limit
 
-    keep = anomalous >= s_star
-    a_scores, a_tail = _tail_overlap(anomalous[keep], weights[keep], n_regions)
-    del anomalous, weights, keep
-
-    area = 0.0
-    n_top = top.size
-    for lo, hi in _tie_aligned_chunks(top):
-        v = top[lo:hi]
-        starts = np.flatnonzero(np.r_[True, v[1:] != v[:-1]])
-        ends = np.r_[starts[1:], v.size]
-        levels = v[starts]
-        above = n_top - (lo + ends)  # normal pixels strictly above each level
-        count = ends - starts
-        if lo == 0:
-            count[0] += n_tied_below
-        fpr_before = above / n_normal
-        fpr_after = (above + count) / n_normal
-        np.minimum(fpr_after, 1.0, out=fpr_after)
-        pro_before = a_tail[np.searchsorted(a_scores, levels, side="right")]
-        pro_after = a_tail[np.searchsorted(a_scores, levels, side="left")]
-        if lo == 0 and k < n_normal:
-            # The lowest level crosses the limit: interpolate there, as the official code.
-            x0, x1 = fpr_before[0], fpr_after[0]
-            y0, y1 = pro_before[0], pro_after[0]
-            if x0 < limit:
-                y_lim = y0 + (y1 - y0) * (limit - x0) / (x1 - x0)
-                area += 0.5 * (y_lim + y0) * (limit - x0)
-            fpr_before, fpr_after = fpr_before[1:], fpr_after[1:]
-            pro_before, pro_after = pro_before[1:], pro_after[1:]
-        area += float(np.sum(0.5 * (pro_after + pro_before) * (fpr_after - fpr_before)))
+    # s_star: the (k+1)-th largest normal score, where the FPR first exceeds the limit.
+    cut = n_normal - k - 1
+    normal.partition(cut)
+    top = normal[cut:]
+    top.sort()
+    s_star = top[0]
+    n_star_top = int(np.searchsorted(top, s_star, side="right"))
+    # Normal pixels tied with s_star but left below the cut still move the crossing point.
+    n_star = n_star_top + sum(
+        int(np.count_nonzero(normal[lo : min(lo + _CHUNK, cut)] == s_star))
+        for lo in range(0, cut, _CHUNK)
+    )
+    # Whole segments: every normal level strictly above s_star.
+    overlap_above, twice_area = _region_ranks(top[n_star_top:], anomalous, region, sizes, s_star)
+    area = twice_area / (2 * n_normal * n_regions)
+    # The crossing segment, from (x0, y0) just above s_star to (x1, y1) at s_star,
+    # linearly interpolated at the limit as in the official ``trapezoid``.
+    above = top.size - n_star_top
+    x0, x1 = above / n_normal, (above + n_star) / n_normal
+    y0 = overlap_above / n_regions
+    at_or_above = np.bincount(region[anomalous >= s_star], minlength=n_regions)
+    y1 = math.fsum(at_or_above / sizes) / n_regions
+    if x0 < limit:
+        y_lim = y0 + (y1 - y0) * (limit - x0) / (x1 - x0)
+        area += 0.5 * (y_lim + y0) * (limit - x0)
     return area / limit
 
 
@@ -131,9 +119,9 @@ def pro_curve(maps, masks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     :func:`aupro` for the number.
     """
     func = "pro_curve"
-    normal, anomalous, weights, n_regions = _split_with_regions(maps, masks, func)
+    normal, anomalous, region, sizes = _split_with_regions(maps, masks, func)
     normal.sort()
-    a_scores, a_tail = _tail_overlap(anomalous, weights, n_regions)
+    a_scores, a_tail = _tail_overlap(anomalous, 1.0 / sizes[region], sizes.size)
     thresholds = np.union1d(normal, a_scores)[::-1]
     flagged = normal.size - np.searchsorted(normal, thresholds, side="left")
     fpr = np.minimum(flagged / normal.size, 1.0)
@@ -147,7 +135,10 @@ def pro_curve(maps, masks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _split_with_regions(maps, masks, func: str):
-    """Normal scores, anomalous scores, their region weights ``1 / region size``, #regions."""
+    """Return normal scores, anomalous scores, their region ids and the region sizes.
+
+    Region ids are global (``0 .. R-1`` over all images, int32); ``sizes`` is int64 ``[R]``.
+    """
     m, g = check_pixel_inputs(maps, masks, func)
     n_anomalous = int(np.count_nonzero(g))
     n_normal = g.size - n_anomalous
@@ -160,7 +151,8 @@ def _split_with_regions(maps, masks, func: str):
         raise MetricInputError(f"{func}: masks have no normal pixel; the FPR is undefined")
     normal = np.empty(n_normal, dtype=m.dtype)
     anomalous = np.empty(n_anomalous, dtype=m.dtype)
-    weights = np.empty(n_anomalous, dtype=np.float64)
+    region_ids = np.empty(n_anomalous, dtype=np.int32)
+    sizes = [np.zeros(0, np.int64)]
     i_n = i_a = n_regions = 0
     for _, mp, anom in iter_images(m, g, func):
         b = mp[~anom]
@@ -169,13 +161,13 @@ def _split_with_regions(maps, masks, func: str):
         if not anom.any():
             continue
         labels, n = ndimage.label(anom, structure=_EIGHT_CONNECTED)
-        region = labels[anom]
-        sizes = np.bincount(region, minlength=n + 1)
+        region = labels[anom]  # 1..n
+        sizes.append(np.bincount(region, minlength=n + 1)[1:])
         anomalous[i_a : i_a + region.size] = mp[anom]
-        weights[i_a : i_a + region.size] = 1.0 / sizes[region]
+        region_ids[i_a : i_a + region.size] = region + (n_regions - 1)
         i_a += region.size
         n_regions += n
-    return normal, anomalous, weights, n_regions
+    return normal, anomalous, region_ids, np.concatenate(sizes)
 
 
 def _tail_overlap(scores: np.ndarray, weights: np.ndarray, n_regions: int):
@@ -194,16 +186,29 @@ def _tail_overlap(scores: np.ndarray, weights: np.ndarray, n_regions: int):
     return scores, tail
 
 
-def _tie_aligned_chunks(v: np.ndarray):
-    """Yield ``(lo, hi)`` chunks of the sorted ``v`` that never split a run of equal values."""
-    lo = 0
-    while lo < v.size:
-        hi = lo + _CHUNK
-        if hi >= v.size:
-            hi = v.size
-        else:
-            hi = int(np.searchsorted(v, v[hi], side="left"))
-            if hi <= lo:
-                hi = int(np.searchsorted(v, v[lo], side="right"))
-        yield lo, hi
-        lo = hi
+def _region_ranks(normal_sorted, anomalous, region, sizes, floor) -> tuple[float, float]:
+    """Return ``(sum_r c_r / size_r, sum_r n_r / size_r)`` over the regions ``r``.
+
+    ``c_r`` counts the region's pixels scoring above ``floor``; ``n_r`` sums, over those
+    pixels ``a``, ``2 #(normal < a) + #(normal == a)`` with ``normal_sorted`` (ascending, all
+    above ``floor``). The second value is ``2 * n_normal * n_regions`` times the trapezoid area
+    of the PRO curve over those normal levels: each level ``s`` with ``c`` pixels adds
+    ``0.5 * (PRO(>s) + PRO(>=s)) * c / n_normal``, and regrouping that sum by anomalous pixel
+    gives its weight ``1 / size_r`` times the normal pixels below it, ties counted 1/2 -- a
+    weighted Mann-Whitney count. ``c_r`` and ``n_r`` are exact integers (float64 sums of
+    integers below 2**53), so the only rounding is in the final ``fsum`` of ``R`` ratios.
+    """
+    n_regions = sizes.size
+    counts = np.zeros(n_regions, dtype=np.float64)
+    rank_sums = np.zeros(n_regions, dtype=np.float64)
+    for lo in range(0, anomalous.size, _CHUNK):
+        a = anomalous[lo : lo + _CHUNK]
+        keep = a > floor
+        a, r = a[keep], region[lo : lo + _CHUNK][keep]
+        order = np.argsort(a)  # sorted needles make searchsorted cache-friendly
+        a, r = a[order], r[order]
+        ranks = np.searchsorted(normal_sorted, a, side="left")
+        ranks += np.searchsorted(normal_sorted, a, side="right")
+        rank_sums += np.bincount(r, weights=ranks, minlength=n_regions)
+        counts += np.bincount(r, minlength=n_regions)
+    return math.fsum(counts / sizes), math.fsum(rank_sums / sizes)

@@ -200,14 +200,51 @@ def _map_by_position(state: dict, timm_name: str, source: str) -> dict[str, torc
 def _download_imagenet(spec: BackboneSpec) -> dict[str, torch.Tensor]:
     import timm
 
+    fix = "pass --weights PATH (a local state dict) or --weights random"
+    cached = _from_hf_cache(spec)
+    if cached is not None:
+        return cached
+    # without this check huggingface_hub retries for ~50 s before giving up
+    if not _host_resolves("huggingface.co"):
+        raise ShiftbenchError(
+            f"--backbone {spec.name} --weights imagenet: no network to download ImageNet weights; {fix}"
+        )
     try:
         model = timm.create_model(spec.timm_name, pretrained=True)
     except Exception as exc:  # noqa: BLE001 - any download failure means the same fix
         raise ShiftbenchError(
             f"--backbone {spec.name} --weights imagenet: ImageNet weights could not be downloaded "
-            f"({exc.__class__.__name__}); pass --weights PATH (a local state dict) or --weights random"
+            f"({exc.__class__.__name__}); {fix}"
         ) from None
     return model.state_dict()
+
+
+def _from_hf_cache(spec: BackboneSpec) -> dict[str, torch.Tensor] | None:
+    """The weights from the local Hugging Face cache, without touching the network."""
+    import timm
+
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        return None
+    offline = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
+    try:
+        return timm.create_model(spec.timm_name, pretrained=True).state_dict()
+    except Exception:  # noqa: BLE001 - not cached (or unreadable): fall through to download
+        return None
+    finally:
+        constants.HF_HUB_OFFLINE = offline
+
+
+def _host_resolves(host: str) -> bool:
+    import socket
+
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError:
+        return False
+    return True
 
 
 def _from_file(spec: BackboneSpec, path: Path) -> dict[str, torch.Tensor]:

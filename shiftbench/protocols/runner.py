@@ -28,7 +28,7 @@ import pandas as pd
 
 from shiftbench.data import load_dataset, make_splits, read_image, read_mask, split_hash
 from shiftbench.errors import ShiftbenchError
-from shiftbench.protocols.config import Protocol, StudyConfig
+from shiftbench.protocols.config import Protocol, StudyConfig, resolve_protocols
 from shiftbench.results.rundir import RunDir, atomic_write_npz, atomic_write_table
 
 DOMAINS = ("clean", "shift")
@@ -67,9 +67,21 @@ class SplitImages:
         return self.table[self.table["split"] == split]
 
 
+def with_clean_reference(protocols: list[Protocol]) -> list[Protocol]:
+    """Add ``clean`` whenever ``shift-noadapt`` runs without it.
+
+    Its fit, threshold and validation scores are the same; only the clean test images are
+    scored on top, and the drop clean -> shifted is what a shift study reports.
+    """
+    names = {p.name for p in protocols}
+    if "shift-noadapt" in names and "clean" not in names:
+        return resolve_protocols(["clean", *names])
+    return protocols
+
+
 def plan_units(config: StudyConfig, categories: list[str]) -> list[Unit]:
     """The grid of fits the study needs, in execution order."""
-    protocols = config.protocols
+    protocols = with_clean_reference(config.protocols)
     domains = [d for d in DOMAINS if any(p.fit_on == d for p in protocols)]
     groups = (
         [("global", tuple(categories))] if config.global_model else [(c, (c,)) for c in categories]
@@ -138,7 +150,7 @@ class StudyRunner:
         echo: Callable[[str], None] = print,
     ):
         self.config = config
-        self.protocols = config.protocols
+        self.protocols = with_clean_reference(config.protocols)
         self.resume = resume
         self.command = command if command is not None else sys.argv
         self.progress = progress
@@ -187,9 +199,16 @@ class StudyRunner:
             seed=seed,
             **cfg.model_options.get(name, {}),
         )
-        if cfg.backbone is not None:
+        if cfg.backbone is not None and self._takes_backbone(name):
             kwargs["backbone"] = cfg.backbone
         return kwargs
+
+    @staticmethod
+    def _takes_backbone(name: str) -> bool:
+        # a study-wide --backbone applies to the models that have one (not the autoencoder)
+        from shiftbench.models.registry import model_class
+
+        return getattr(model_class(name), "default_backbone", None) is not None
 
     def describe(self) -> str:
         lines = [

@@ -1,0 +1,128 @@
+"""``check_model``: the contract every model adapter must satisfy (like sklearn's
+``check_estimator``). Third-party adapters run it against themselves::
+
+    from shiftbench.testing import check_model
+    check_model(lambda: MyModel(image_size=32, weights="random"))
+
+Checks: unfitted use fails clearly; ``fit`` returns self; ``score`` gives float64 scores
+``[N]`` and float32 maps ``[N,H,W]`` at the input resolution (non-square on purpose), all
+finite; batch size does not change scores; a second fit with the same seed gives the same
+scores; save -> load gives identical scores; ``input_config`` and ``n_parameters`` are
+declared. It does not require anomalies to score higher (random weights need not).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shiftbench.errors import ShiftbenchError
+
+
+def synthetic_images(n: int = 6, height: int = 40, width: int = 56, seed: int = 0) -> np.ndarray:
+    """Smooth random colour textures ``uint8 [n,height,width,3]`` (a blob in the last half)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width] / max(height, width)
+    images = np.empty((n, height, width, 3), np.uint8)
+    for i in range(n):
+        f = rng.uniform(2, 6, size=(3, 2))
+        phase = rng.uniform(0, 2 * np.pi, size=3)
+        img = np.stack([np.sin(2 * np.pi * (f[c, 0] * xx + f[c, 1] * yy) + phase[c]) for c in range(3)], -1)
+        img = 0.5 + 0.35 * img + rng.normal(0, 0.04, img.shape)
+        if i >= n // 2:  # a dark blob: something for a detector to find
+            cy, cx = rng.integers(height // 4, 3 * height // 4), rng.integers(width // 4, 3 * width // 4)
+            img[(yy * max(height, width) - cy) ** 2 + (xx * max(height, width) - cx) ** 2 < (height / 8) ** 2] = 0.05
+        images[i] = np.clip(img * 255, 0, 255).astype(np.uint8)
+    return images
+
+
+def check_model(
+    model: Any,
+    images: np.ndarray | None = None,
+    *,
+    n_fit: int | None = None,
+    atol: float = 1e-5,
+) -> dict[str, np.ndarray]:
+    """Run the adapter contract on ``model`` (an unfitted ``AnomalyModel`` or a factory).
+
+    ``images``: ``uint8 [N,H,W,3]`` (default: :func:`synthetic_images`); the first
+    ``n_fit`` (default ``N // 2``) are fitted on, all are scored. ``atol`` bounds the
+    difference allowed between scoring in one batch and image by image (BLAS may sum in
+    another order). Returns ``{"scores", "maps"}`` of the first fit for further checks.
+    Raises ``AssertionError`` naming the broken rule.
+    """
+    from shiftbench.models import AnomalyModel, NotFittedError, load_model
+
+    make: Callable[[], AnomalyModel]
+    if isinstance(model, AnomalyModel):
+        params = model.get_params()
+        cls = type(model)
+
+        def make() -> AnomalyModel:
+            fresh = cls(**params)
+            fresh.name = model.name
+            return fresh
+    elif callable(model):
+        make = model
+    else:
+        raise TypeError(f"check_model: expected an AnomalyModel or a factory, got {type(model).__name__}")
+
+    images = synthetic_images() if images is None else images
+    n, h, w = images.shape[:3]
+    n_fit = n // 2 if n_fit is None else n_fit
+    assert 1 <= n_fit <= n, f"n_fit={n_fit} must be in [1, {n}]"
+
+    first = make()
+    assert isinstance(first, AnomalyModel), f"factory returned {type(first).__name__}, not an AnomalyModel"
+    name = first.name or type(first).__name__
+    assert not first.is_fitted, f"{name}: a new model must not be fitted"
+    try:
+        first.score(images[:1])
+    except NotFittedError as exc:
+        assert str(exc) and isinstance(exc, ShiftbenchError)
+    else:
+        raise AssertionError(f"{name}: score() before fit() must raise NotFittedError")
+
+    config = first.input_config
+    for key in ("size", "mean", "std"):
+        assert key in config, f"{name}: input_config lacks {key!r}"
+    assert len(config["mean"]) == 3 and len(config["std"]) == 3, f"{name}: mean/std must have 3 values"
+
+    returned = first.fit(images[:n_fit])
+    assert returned is first, f"{name}: fit() must return self"
+    assert first.is_fitted, f"{name}: fitted model must report is_fitted"
+    n_params = first.n_parameters
+    assert isinstance(n_params, int) and n_params > 0, f"{name}: n_parameters must be a positive int, got {n_params!r}"
+
+    scores, maps = first.score(images)
+    assert isinstance(scores, np.ndarray) and scores.dtype == np.float64, f"{name}: scores must be float64"
+    assert scores.shape == (n,), f"{name}: scores shape {scores.shape}, expected {(n,)}"
+    assert isinstance(maps, np.ndarray) and maps.dtype == np.float32, f"{name}: maps must be float32"
+    assert maps.shape == (n, h, w), f"{name}: maps shape {maps.shape}, expected input resolution {(n, h, w)}"
+    assert np.isfinite(scores).all(), f"{name}: non-finite scores {scores}"
+    assert np.isfinite(maps).all(), f"{name}: non-finite maps"
+
+    singles = np.array([first.score(images[i : i + 1])[0][0] for i in range(n)])
+    tol = atol * max(1.0, float(np.abs(scores).max()))
+    assert np.allclose(singles, scores, rtol=0, atol=tol), (
+        f"{name}: scoring one image at a time differs from one batch: {singles} vs {scores}"
+    )
+
+    again_scores, again_maps = make().fit(images[:n_fit]).score(images)
+    assert np.allclose(again_scores, scores, rtol=1e-6, atol=1e-9), (
+        f"{name}: not deterministic: same seed and data gave {again_scores} then {scores}"
+    )
+    assert np.allclose(again_maps, maps, rtol=1e-5, atol=1e-7), f"{name}: maps not deterministic"
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = first.save(Path(tmp) / "model.pt")
+        loaded = load_model(path)
+        loaded_scores, loaded_maps = loaded.score(images)
+    assert type(loaded) is type(first), f"{name}: load_model gave {type(loaded).__name__}"
+    assert np.array_equal(loaded_scores, scores), f"{name}: loaded model scores differ: {loaded_scores} vs {scores}"
+    assert np.array_equal(loaded_maps, maps), f"{name}: loaded model maps differ"
+    return {"scores": scores, "maps": maps}
