@@ -15,7 +15,12 @@ buffers to tracemalloc; torch does not, so anomalib's memory is not shown) and c
 the input size ``maps.nbytes + masks.nbytes``.
 
 Run: ``python benchmarks/bench_metrics.py`` (about 3 minutes on one core), or
-``python benchmarks/bench_metrics.py --sets 20x128 --no-anomalib`` for a quick look.
+``python benchmarks/bench_metrics.py --sets 20x128 --no-anomalib`` for a quick look;
+``--repeat 3`` reports the best of three timings for every contender.
+
+The straightforward version accumulates PRO with a float64 cumulative sum over every pixel;
+on 6.6 Mpx that drifts by ~1e-13 from the exact value, which ``aupro`` (exact integer counts
+per region) reproduces to the last digit of a long-double evaluation.
 """
 
 from __future__ import annotations
@@ -113,11 +118,15 @@ def anomalib_aupro(maps: np.ndarray, masks: np.ndarray, fpr_limit: float = FPR_L
     return float(metric.compute())
 
 
-def _timed(fn, *args) -> tuple[float, float]:
-    gc.collect()
-    t0 = time.perf_counter()
-    value = fn(*args)
-    return value, time.perf_counter() - t0
+def _timed(fn, *args, repeat: int = 1) -> tuple[float, float]:
+    """Value and the best wall time of ``repeat`` calls (the machine is shared)."""
+    best = float("inf")
+    for _ in range(repeat):
+        gc.collect()
+        t0 = time.perf_counter()
+        value = fn(*args)
+        best = min(best, time.perf_counter() - t0)
+    return value, best
 
 
 def _peak_bytes(fn, *args) -> int:
@@ -130,7 +139,9 @@ def _peak_bytes(fn, *args) -> int:
         tracemalloc.stop()
 
 
-def run_set(n: int, size: int, *, with_anomalib: bool, with_memory: bool) -> list[dict]:
+def run_set(
+    n: int, size: int, *, with_anomalib: bool, with_memory: bool, repeat: int = 1
+) -> list[dict]:
     maps, masks = make_maps(n, size)
     input_bytes = maps.nbytes + masks.nbytes
     print(
@@ -153,7 +164,7 @@ def run_set(n: int, size: int, *, with_anomalib: bool, with_memory: bool) -> lis
         ("pixel_auroc", "sklearn", sklearn_pixel_auroc),
     ]
     for metric, who, fn in contenders:
-        value, seconds = _timed(fn, maps, masks)
+        value, seconds = _timed(fn, maps, masks, repeat=repeat)
         traced = who != "anomalib AUPRO" and with_memory
         peak = _peak_bytes(fn, maps, masks) if traced else None
         rows.append(dict(metric=metric, who=who, value=value, seconds=seconds, peak=peak))
@@ -188,10 +199,17 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", default=["100x256", "40x1024"], help="NxSIZE")
     parser.add_argument("--no-anomalib", action="store_true", help="skip anomalib's AUPRO")
     parser.add_argument("--no-memory", action="store_true", help="skip the tracemalloc runs")
+    parser.add_argument("--repeat", type=int, default=1, help="best of N timings (all sides)")
     args = parser.parse_args()
     for spec in args.sets:
         n, size = (int(v) for v in spec.lower().split("x"))
-        run_set(n, size, with_anomalib=not args.no_anomalib, with_memory=not args.no_memory)
+        run_set(
+            n,
+            size,
+            with_anomalib=not args.no_anomalib,
+            with_memory=not args.no_memory,
+            repeat=args.repeat,
+        )
 
 
 if __name__ == "__main__":

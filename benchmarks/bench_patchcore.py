@@ -26,7 +26,9 @@ from skimage import data, draw
 from sklearn.metrics import roc_auc_score
 
 
-def make_images(n_train: int, n_test: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def make_images(
+    n_train: int, n_test: int, size: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``train [n_train,size,size,3]``, ``test [n_test,...]``, ``labels [n_test]`` (uint8, int)."""
     rng = np.random.default_rng(seed)
     base = np.repeat(data.brick()[..., None], 3, -1)
@@ -50,7 +52,9 @@ def make_images(n_train: int, n_test: int, size: int, seed: int) -> tuple[np.nda
     return train, np.stack(test), np.array(labels)
 
 
-def run(model, train: np.ndarray, test: np.ndarray, labels: np.ndarray, repeats: int) -> dict[str, float]:
+def run(
+    model, train: np.ndarray, test: np.ndarray, labels: np.ndarray, repeats: int
+) -> dict[str, float]:
     start = time.perf_counter()
     model.fit(train)
     fit_s = time.perf_counter() - start
@@ -63,12 +67,16 @@ def run(model, train: np.ndarray, test: np.ndarray, labels: np.ndarray, repeats:
         "fit_s": fit_s,
         "ms_per_image": 1000 * min(times) / len(test),
         "auroc": roc_auc_score(labels, scores),
-        "bank": int(model.memory_bank_.shape[0]) if hasattr(model, "memory_bank_") else int(model.model_.memory_bank.shape[0]),
+        "bank": int(model.memory_bank_.shape[0])
+        if hasattr(model, "memory_bank_")
+        else int(model.model_.memory_bank.shape[0]),
     }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n-train", type=int, default=100)
     parser.add_argument("--n-test", type=int, default=40)
     parser.add_argument("--size", type=int, default=224)
@@ -81,10 +89,10 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
+    import anomalib.models.image.patchcore.torch_model  # noqa: F401 - import time is not fit time
+
     from shiftbench.models import create_model
     from shiftbench.models.backbones import get_backbone
-
-    import anomalib.models.image.patchcore.torch_model  # noqa: F401 - import time is not fit time
 
     layers = list(get_backbone(args.backbone).patchcore_layers)
     train, test, labels = make_images(args.n_train, args.n_test, args.size, args.seed)

@@ -15,12 +15,21 @@ from shiftbench.transforms import registry as reg
 from shiftbench.transforms.base import rng_for, stable_hash
 from shiftbench.transforms.suites import list_suites, suite_from_dict
 
-BUILTINS = ["rotate", "resized_crop", "translate", "color_jitter", "gaussian_blur", "gaussian_noise", "illumination"]
+BUILTINS = [
+    "rotate",
+    "resized_crop",
+    "translate",
+    "color_jitter",
+    "gaussian_blur",
+    "gaussian_noise",
+    "illumination",
+]
 
 
 @pytest.fixture
 def clean_registry():
     """Undo test registrations."""
+    reg.known_names()  # load the built-ins before the snapshot
     before = dict(reg._REGISTRY)
     yield
     reg._REGISTRY.clear()
@@ -42,7 +51,9 @@ def test_rng_for_depends_on_every_part_and_nothing_else():
         changed[i] = other
         assert not np.array_equal(draw, rng_for(*changed).random(4)), f"part {i} ignored"
     # the documented construction, spelled out independently
-    seq = np.random.SeedSequence([0, stable_hash("mvtec-shift"), stable_hash("rotate"), 3, stable_hash("a/b/c/1")])
+    seq = np.random.SeedSequence(
+        [0, stable_hash("mvtec-shift"), stable_hash("rotate"), 3, stable_hash("a/b/c/1")]
+    )
     np.testing.assert_array_equal(draw, np.random.default_rng(seq).random(4))
 
 
@@ -145,7 +156,9 @@ class _Impure(_Base):
     name = "impure"
 
     def apply(self, image, *, v):
-        return np.clip(image + np.random.randint(0, 3 * (v > 0) + 1, image.shape), 0, 255).astype(np.uint8)
+        return np.clip(image + np.random.randint(0, 3 * (v > 0) + 1, image.shape), 0, 255).astype(
+            np.uint8
+        )
 
 
 class _GlobalRandom(_Base):
@@ -294,9 +307,15 @@ def test_user_yaml_mixing_options_probability_and_repeats(tmp_path):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("perturbations: [rotat]\n", r"perturbations\[0\]: unknown perturbation 'rotat'; known: color_jitter"),
+        (
+            "perturbations: [rotat]\n",
+            r"perturbations\[0\]: unknown perturbation 'rotat'; known: color_jitter",
+        ),
         ("perturbations: []\n", "'perturbations' must be a non-empty list"),
-        ("perturbations: [{name: rotate, p: 1.5}]\n", r"perturbations\[0\]\.p: 1.5 is not a probability"),
+        (
+            "perturbations: [{name: rotate, p: 1.5}]\n",
+            r"perturbations\[0\]\.p: 1.5 is not a probability",
+        ),
         ("perturbations: [{name: rotate, severity: 7}]\n", "severity 7 is not a level"),
         ("perturbations: [{name: rotate, options: {border: wrap}}]\n", "border 'wrap' unknown"),
         ("perturbations: [{name: rotate, options: {angle: 3}}]\n", "bad options"),
@@ -313,7 +332,10 @@ def test_bad_suite_files_name_the_file_and_key(tmp_path, text, message):
 
 
 def test_unknown_suite_name_and_missing_file():
-    with pytest.raises(ShiftbenchError, match="unknown suite 'mvtec'; shipped suites: geometric, illumination, mvtec-shift"):
+    with pytest.raises(
+        ShiftbenchError,
+        match="unknown suite 'mvtec'; shipped suites: geometric, illumination, mvtec-shift",
+    ):
         load_suite("mvtec")
     with pytest.raises(ShiftbenchError, match="suite file not found"):
         load_suite("/nonexistent/suite.yaml")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 
@@ -50,12 +51,22 @@ def test_same_bytes_in_two_fresh_processes_and_here():
     from pathlib import Path
 
     code = _CHILD.format(tests=str(Path(__file__).parent))
-    # different hash seeds prove nothing leans on Python's salted hash()
-    runs = [
-        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                       env={**__import__("os").environ, "PYTHONHASHSEED": str(s)}).stdout.strip()
+    # different hash seeds prove nothing leans on Python's salted hash(); run side by side
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONHASHSEED": str(s)},
+        )
         for s in (1, 2)
     ]
+    runs = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        runs.append(out.strip())
     images, masks, ids = _batch()
     here = _digest(*shift_batch(load_suite("mvtec-shift"), images, masks, ids, seed=7))
     assert runs[0] == runs[1] == here
@@ -109,8 +120,12 @@ def test_recorded_params_replay_to_the_same_bytes_after_json():
 
 def test_lists_of_different_sizes_and_no_masks():
     rng = np.random.default_rng(0)
-    images = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in ((32, 40), (48, 24), (16, 16))]
-    out, masks, params = shift_batch(load_suite("photometric"), images, None, ["a", "b", "c"], seed=0, workers=2)
+    images = [
+        rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in ((32, 40), (48, 24), (16, 16))
+    ]
+    out, masks, params = shift_batch(
+        load_suite("photometric"), images, None, ["a", "b", "c"], seed=0, workers=2
+    )
     assert masks is None and isinstance(out, list)
     assert [o.shape for o in out] == [i.shape for i in images]
     with pytest.raises(ValueError, match="image ids must be unique"):
@@ -126,3 +141,34 @@ def test_params_depend_on_severity_and_suite_name():
     assert mvtec["rotate"] != base["rotate"]  # a different suite is a different stream
     # params are relative: the same image id gets the same params at any resolution
     assert load_suite("geometric").sample(seed=0, image_id="x", shape=(512, 256, 3)) == base
+
+
+def test_params_table_keeps_the_split_column_and_canonical_json():
+    import pandas as pd
+
+    from shiftbench.transforms.twins import params_table
+
+    images, masks, ids = _batch()
+    suite = load_suite("geometric", severity=2)
+    _, _, params = shift_batch(suite, images, masks, ids, seed=9)
+    samples = pd.DataFrame(
+        {
+            "sample_id": ids,
+            "category": "cat",
+            "orig_split": "test",
+            "split": ["val", "test"] * (N // 2),
+        }
+    )
+    table = params_table(samples, suite, 9, params)
+    assert list(table.columns[:6]) == [
+        "seed",
+        "sample_id",
+        "category",
+        "orig_split",
+        "split",
+        "suite",
+    ]
+    assert list(table["split"]) == ["val", "test"] * (N // 2)
+    assert set(table["severity"]) == {2} and set(table["suite_hash"]) == {suite.hash}
+    assert [json.loads(p) for p in table["params"]] == params
+    assert table["params"][0] == json.dumps(params[0], sort_keys=True, separators=(",", ":"))

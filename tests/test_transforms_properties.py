@@ -33,14 +33,18 @@ def _texture(seed: int, shape) -> np.ndarray:
 @given(shape=shapes, seed=seeds, image_id=ids, severity=st.integers(0, 5), fixture=seeds)
 def test_geometric_suite_keeps_marker_and_mask_together(shape, seed, image_id, severity, fixture):
     image, mask = marker_image(np.random.default_rng(fixture), shape)
-    out, m_out, _ = load_suite("geometric", severity=severity).apply(image, mask, seed=seed, image_id=image_id)
+    out, m_out, _ = load_suite("geometric", severity=severity).apply(
+        image, mask, seed=seed, image_id=image_id
+    )
     assert set(np.unique(m_out)) <= {0, 255}
     assert iou(red_pixels(out), m_out > 0) >= 0.95
 
 
 @SETTINGS
 @given(shape=shapes, seed=seeds, image_id=ids, severity=st.integers(0, 5), fixture=seeds)
-def test_mvtec_shift_mask_is_binary_aligned_and_empty_stays_empty(shape, seed, image_id, severity, fixture):
+def test_mvtec_shift_mask_is_binary_aligned_and_empty_stays_empty(
+    shape, seed, image_id, severity, fixture
+):
     image, mask = marker_image(np.random.default_rng(fixture), shape)
     suite = load_suite("mvtec-shift", severity=severity)
     _, m_out, params = suite.apply(image, mask, seed=seed, image_id=image_id)
@@ -54,11 +58,21 @@ def test_mvtec_shift_mask_is_binary_aligned_and_empty_stays_empty(shape, seed, i
 
 
 @SETTINGS
-@given(shape=shapes, seed=seeds, image_id=ids, severity=levels, fixture=seeds,
-       suite_name=st.sampled_from(["photometric", "illumination"]))
-def test_photometric_and_illumination_never_change_the_mask(shape, seed, image_id, severity, fixture, suite_name):
+@given(
+    shape=shapes,
+    seed=seeds,
+    image_id=ids,
+    severity=levels,
+    fixture=seeds,
+    suite_name=st.sampled_from(["photometric", "illumination"]),
+)
+def test_photometric_and_illumination_never_change_the_mask(
+    shape, seed, image_id, severity, fixture, suite_name
+):
     image, mask = marker_image(np.random.default_rng(fixture), shape)
-    out, m_out, _ = load_suite(suite_name, severity=severity).apply(image, mask, seed=seed, image_id=image_id)
+    out, m_out, _ = load_suite(suite_name, severity=severity).apply(
+        image, mask, seed=seed, image_id=image_id
+    )
     np.testing.assert_array_equal(m_out, mask)
     assert out.dtype == np.uint8 and out.shape == image.shape
 
@@ -78,8 +92,18 @@ def test_mean_absolute_change_grows_with_severity(suite_name):
     assert all(b > a for a, b in zip(changes, changes[1:], strict=False)), changes
 
 
-@pytest.mark.parametrize("name", ["rotate", "resized_crop", "translate", "color_jitter", "gaussian_blur",
-                                  "gaussian_noise", "illumination"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "rotate",
+        "resized_crop",
+        "translate",
+        "color_jitter",
+        "gaussian_blur",
+        "gaussian_noise",
+        "illumination",
+    ],
+)
 def test_each_perturbation_changes_more_at_higher_severity(name):
     images = [_texture(i, (48, 48)) for i in range(16)]
     cls = get_perturbation(name)
@@ -109,7 +133,11 @@ def _centroid(mask: np.ndarray) -> np.ndarray:
         (Rotate(), {"angle": 90.0}, lambda x, y: (y, 63 - x)),
         (Translate(), {"dx": 0.125, "dy": -0.25}, lambda x, y: (x + 8, y - 16)),
         # crop x in [16, 48), y in [0, 64) stretched to the full width: x -> (x - 16 + .5) * 2 - .5
-        (ResizedCrop(), {"x": 0.25, "y": 0.0, "w": 0.5, "h": 1.0}, lambda x, y: ((x - 16 + 0.5) * 2 - 0.5, y)),
+        (
+            ResizedCrop(),
+            {"x": 0.25, "y": 0.0, "w": 0.5, "h": 1.0},
+            lambda x, y: ((x - 16 + 0.5) * 2 - 0.5, y),
+        ),
     ],
 )
 def test_geometric_maps_move_a_block_where_the_formula_says(pert, params, expected):
@@ -118,7 +146,9 @@ def test_geometric_maps_move_a_block_where_the_formula_says(pert, params, expect
     moved = pert.apply_to_mask(mask, **params)
     np.testing.assert_allclose(_centroid(moved), expected(26.5, 22.5), atol=0.6)
     image = np.repeat(mask[:, :, None], 3, axis=2)
-    np.testing.assert_allclose(_centroid(pert.apply(image, **params)[:, :, 0] > 127), expected(26.5, 22.5), atol=0.6)
+    np.testing.assert_allclose(
+        _centroid(pert.apply(image, **params)[:, :, 0] > 127), expected(26.5, 22.5), atol=0.6
+    )
 
 
 def test_resized_crop_matches_albumentations_crop_and_resize():
@@ -182,7 +212,9 @@ def test_illumination_gain_runs_from_dark_to_one_with_the_right_shape():
     shape = (256, 256)
     for side, axis, lit_end in (("left", 1, 0), ("right", 1, -1), ("top", 0, 0), ("bottom", 0, -1)):
         gain = gain_map(shape, mode="linear", dark=0.5, side=side)
-        assert gain.min() == pytest.approx(0.5, abs=0.01) and gain.max() == pytest.approx(1.0, abs=0.01)
+        assert gain.min() == pytest.approx(0.5, abs=0.01) and gain.max() == pytest.approx(
+            1.0, abs=0.01
+        )
         profile = gain.mean(axis=1 - axis)
         assert profile[lit_end] > 0.97 and profile[-1 - lit_end if lit_end == 0 else 0] < 0.53
         assert np.all(np.diff(profile if lit_end == -1 else profile[::-1]) >= -1e-6)  # monotone
@@ -198,14 +230,24 @@ def test_illumination_transition_scales_with_image_size():
     assert SIGMA_FRACTION * 1024 == 80
     small = gain_map((128, 128), mode="radial", dark=0.5, lit="centre", cx=0.5, cy=0.5)
     big = gain_map((512, 512), mode="radial", dark=0.5, lit="centre", cx=0.5, cy=0.5)
-    np.testing.assert_allclose(cv2.resize(big, (128, 128), interpolation=cv2.INTER_AREA), small, atol=0.01)
+    np.testing.assert_allclose(
+        cv2.resize(big, (128, 128), interpolation=cv2.INTER_AREA), small, atol=0.01
+    )
 
 
 def test_illumination_reaches_half_of_mvtec_shift_images_deterministically():
     suite = load_suite("mvtec-shift")
-    flags = [suite.sample(seed=0, image_id=f"cat/test/good/{i:03d}", shape=(8, 8, 3))["illumination"]["applied"]
-             for i in range(400)]
-    again = [suite.sample(seed=0, image_id=f"cat/test/good/{i:03d}", shape=(8, 8, 3))["illumination"]["applied"]
-             for i in range(400)]
+    flags = [
+        suite.sample(seed=0, image_id=f"cat/test/good/{i:03d}", shape=(8, 8, 3))["illumination"][
+            "applied"
+        ]
+        for i in range(400)
+    ]
+    again = [
+        suite.sample(seed=0, image_id=f"cat/test/good/{i:03d}", shape=(8, 8, 3))["illumination"][
+            "applied"
+        ]
+        for i in range(400)
+    ]
     assert flags == again
     assert 0.43 < np.mean(flags) < 0.57  # binomial(400, 0.5): 3.5 sd

@@ -307,7 +307,7 @@ def qualitative_grid(rows: Sequence[dict], stem: Path, title: str = "") -> list[
                 elif c == 3:
                     ax.imshow(data, cmap="viridis", interpolation="nearest")
                 elif c in (2, 4):
-                    ax.imshow(data, cmap="gray", vmin=0, vmax=1 if data.dtype == bool else 255, interpolation="nearest")
+                    ax.imshow(np.asarray(data) > 0, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
                 else:
                     ax.imshow(data, interpolation="nearest")
                 if r == 0:

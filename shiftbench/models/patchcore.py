@@ -60,7 +60,9 @@ def greedy_coreset(
     n = max(1, min(int(n), m))
     z = features.float()
     if projection_dim and z.shape[1] > projection_dim:
-        proj = torch.randn(z.shape[1], projection_dim, generator=generator) / math.sqrt(projection_dim)
+        proj = torch.randn(z.shape[1], projection_dim, generator=generator) / math.sqrt(
+            projection_dim
+        )
         z = z @ proj
     z = z.contiguous()
     sq = (z * z).sum(1)
@@ -112,7 +114,9 @@ def nearest_neighbours(
     return torch.cat(dists), torch.cat(idxs)
 
 
-@register_model("patchcore", "Native PatchCore: fast exact coreset, density re-weighting (demo default)")
+@register_model(
+    "patchcore", "Native PatchCore: fast exact coreset, density re-weighting (demo default)"
+)
 class PatchCore(AnomalyModel):
     """Native PatchCore; see the module docstring.
 
@@ -139,7 +143,13 @@ class PatchCore(AnomalyModel):
         num_neighbors: int = 9,
         sigma: float = 4.0,
     ) -> None:
-        super().__init__(backbone=backbone, weights=weights, image_size=image_size, seed=seed, batch_size=batch_size)
+        super().__init__(
+            backbone=backbone,
+            weights=weights,
+            image_size=image_size,
+            seed=seed,
+            batch_size=batch_size,
+        )
         self.layers = layers
         self.coreset_ratio = coreset_ratio
         self.projection_dim = projection_dim
@@ -174,7 +184,9 @@ class PatchCore(AnomalyModel):
         feats = [f.contiguous() for f in feats]
         feats = [F.avg_pool2d(f, 3, stride=1, padding=1) for f in feats]
         size = feats[0].shape[-2:]
-        feats = [feats[0]] + [F.interpolate(f, size=size, mode="bilinear", align_corners=False) for f in feats[1:]]
+        feats = [feats[0]] + [
+            F.interpolate(f, size=size, mode="bilinear", align_corners=False) for f in feats[1:]
+        ]
         return torch.cat(feats, 1)
 
     def _fit(self, x: torch.Tensor) -> None:
@@ -200,11 +212,18 @@ class PatchCore(AnomalyModel):
         patch = dist[:, 0].view(b, h * w)
         nn_idx = nn_idx[:, 0].view(b, h * w)
         scores = self._reweight(patch, nn_idx, flat.view(b, h * w, d))
-        maps = F.interpolate(patch.view(b, 1, h, w), size=(self.image_size,) * 2, mode="bilinear", align_corners=False)
+        maps = F.interpolate(
+            patch.view(b, 1, h, w),
+            size=(self.image_size,) * 2,
+            mode="bilinear",
+            align_corners=False,
+        )
         maps = gaussian_blur(maps[:, 0], self.sigma)
         return scores, maps
 
-    def _reweight(self, patch: torch.Tensor, nn_idx: torch.Tensor, flat: torch.Tensor) -> torch.Tensor:
+    def _reweight(
+        self, patch: torch.Tensor, nn_idx: torch.Tensor, flat: torch.Tensor
+    ) -> torch.Tensor:
         """Image score: the max patch score times ``1 - softmax(...)[0]`` (paper eq. 7)."""
         rows = torch.arange(patch.shape[0])
         worst = patch.argmax(1)
@@ -213,8 +232,12 @@ class PatchCore(AnomalyModel):
             return s_star
         m_test = flat[rows, worst]  # [B, D]
         m_star = self.memory_bank_[nn_idx[rows, worst]]  # [B, D]
-        _, support = nearest_neighbours(m_star, self.memory_bank_, self.bank_sq_, k=self.num_neighbors)
-        d = torch.linalg.vector_norm(m_test[:, None, :] - self.memory_bank_[support], dim=2)  # [B, k]
+        _, support = nearest_neighbours(
+            m_star, self.memory_bank_, self.bank_sq_, k=self.num_neighbors
+        )
+        d = torch.linalg.vector_norm(
+            m_test[:, None, :] - self.memory_bank_[support], dim=2
+        )  # [B, k]
         weight = 1.0 - torch.softmax(d.double(), dim=1)[:, 0]
         return weight * s_star.double()
 

@@ -40,7 +40,9 @@ _REGISTRY: dict[str, ModelEntry] = {}
 _loaded_builtins = False
 
 
-def register_model(name: str, description: str) -> Callable[[Callable[..., AnomalyModel]], Callable[..., AnomalyModel]]:
+def register_model(
+    name: str, description: str
+) -> Callable[[Callable[..., AnomalyModel]], Callable[..., AnomalyModel]]:
     """Decorator registering ``factory(**params) -> AnomalyModel`` under ``name``."""
 
     def decorate(factory: Callable[..., AnomalyModel]) -> Callable[..., AnomalyModel]:

@@ -25,10 +25,14 @@ def load_model(path: str | Path) -> AnomalyModel:
         # weights_only: a model file is data, never code to execute
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
-        raise ShiftbenchError(f"{path}: not a shiftbench model file ({exc.__class__.__name__})") from None
+        raise ShiftbenchError(
+            f"{path}: not a shiftbench model file ({exc.__class__.__name__})"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ShiftbenchError(f"{path}: not a shiftbench model file (written by AnomalyModel.save)")
     if payload.get("version", 0) > FORMAT_VERSION:
-        raise ShiftbenchError(f"{path}: written by a newer shiftbench (format {payload['version']}); upgrade")
+        raise ShiftbenchError(
+            f"{path}: written by a newer shiftbench (format {payload['version']}); upgrade"
+        )
     cls = model_class(payload["model"])
     return cls._restore(payload["params"], payload["state"], payload["n_fit_images"])

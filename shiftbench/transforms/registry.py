@@ -43,7 +43,9 @@ def _origin_of(cls: type) -> str:
 
 def _check_class(cls: Any, name: str) -> None:
     if not (isinstance(cls, type) and issubclass(cls, Perturbation)):
-        raise TypeError(f"perturbation {name!r}: {cls!r} is not a subclass of shiftbench.transforms.Perturbation")
+        raise TypeError(
+            f"perturbation {name!r}: {cls!r} is not a subclass of shiftbench.transforms.Perturbation"
+        )
     family = getattr(cls, "family", None)
     if family not in FAMILIES:
         raise TypeError(f"perturbation {name!r}: family {family!r} is not one of {FAMILIES}")
@@ -64,7 +66,7 @@ def _add(name: str, cls: type[Perturbation], origin: str) -> None:
 def register(name_or_cls: str) -> Callable[[P], P]: ...
 @overload
 def register(name_or_cls: P) -> P: ...
-def register(name_or_cls: str | type[Perturbation]):  # noqa: ANN201 (typed by the overloads)
+def register(name_or_cls: str | type[Perturbation]):
     """Class decorator adding a perturbation to the registry.
 
     ``@register`` uses the class attribute ``name``; ``@register("hue_shift")`` sets it.
@@ -74,7 +76,9 @@ def register(name_or_cls: str | type[Perturbation]):  # noqa: ANN201 (typed by t
     def deco(cls, name=None):
         name = name or getattr(cls, "name", None)
         if not isinstance(name, str) or not name:
-            raise TypeError(f"{cls!r}: give the perturbation a name (class attribute or @register('name'))")
+            raise TypeError(
+                f"{cls!r}: give the perturbation a name (class attribute or @register('name'))"
+            )
         if getattr(cls, "name", None) != name:
             cls.name = name
         _add(name, cls, _origin_of(cls))

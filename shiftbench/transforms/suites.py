@@ -63,8 +63,15 @@ class Suite:
     replayed.
     """
 
-    def __init__(self, name: str, members: list[Member], *, description: str = "",
-                 severity: int | None = None, source: str = "") -> None:
+    def __init__(
+        self,
+        name: str,
+        members: list[Member],
+        *,
+        description: str = "",
+        severity: int | None = None,
+        source: str = "",
+    ) -> None:
         self.name = name
         self.members = list(members)
         self.description = description
@@ -77,7 +84,9 @@ class Suite:
         return {
             "engine": ENGINE_VERSION,
             "name": self.name,
-            "members": [{"key": m.key, "p": float(m.p), **m.perturbation.describe()} for m in self.members],
+            "members": [
+                {"key": m.key, "p": float(m.p), **m.perturbation.describe()} for m in self.members
+            ],
         }
 
     @property
@@ -90,7 +99,9 @@ class Suite:
     def __repr__(self) -> str:
         return f"Suite({self.name!r}, severity={self.severity}, members={[m.key for m in self.members]})"
 
-    def sample(self, *, seed: int, image_id: str, shape: tuple[int, ...]) -> dict[str, dict[str, Any]]:
+    def sample(
+        self, *, seed: int, image_id: str, shape: tuple[int, ...]
+    ) -> dict[str, dict[str, Any]]:
         """Draw the params of every member for one image: ``{member key: params}``.
 
         Members with ``p < 1`` carry ``"applied": bool``, decided from a stream of their
@@ -106,7 +117,9 @@ class Suite:
                 if not applied:
                     params[m.key] = entry
                     continue
-            drawn = m.perturbation.sample_params(rng_for(seed, self.name, m.key, sev, image_id), tuple(shape))
+            drawn = m.perturbation.sample_params(
+                rng_for(seed, self.name, m.key, sev, image_id), tuple(shape)
+            )
             entry.update(jsonable(drawn, f"{self.name}/{m.key}"))
             params[m.key] = entry
         return params
@@ -173,8 +186,10 @@ class Suite:
 
 def _check_inputs(image: np.ndarray, mask: np.ndarray | None) -> None:
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3:
-        raise ValueError(f"image must be uint8 [H, W, C], got {getattr(image, 'dtype', type(image))} "
-                         f"{getattr(image, 'shape', '')}")
+        raise ValueError(
+            f"image must be uint8 [H, W, C], got {getattr(image, 'dtype', type(image))} "
+            f"{getattr(image, 'shape', '')}"
+        )
     if mask is not None and (mask.dtype != np.uint8 or mask.shape != image.shape[:2]):
         raise ValueError(f"mask must be uint8 {image.shape[:2]}, got {mask.dtype} {mask.shape}")
 
@@ -187,14 +202,19 @@ def _shipped_dir():
 
 
 def _shipped_names() -> list[str]:
-    return sorted(p.name[: -len(".yaml")] for p in _shipped_dir().iterdir() if p.name.endswith(".yaml"))
+    return sorted(
+        p.name[: -len(".yaml")] for p in _shipped_dir().iterdir() if p.name.endswith(".yaml")
+    )
 
 
 def list_suites() -> list[tuple[str, str]]:
     """``(name, description)`` of every suite shipped with shiftbench."""
     rows = []
     for name in _shipped_names():
-        spec = yaml.safe_load(_shipped_dir().joinpath(f"{name}.yaml").read_text(encoding="utf-8")) or {}
+        spec = (
+            yaml.safe_load(_shipped_dir().joinpath(f"{name}.yaml").read_text(encoding="utf-8"))
+            or {}
+        )
         rows.append((name, str(spec.get("description", "")).strip()))
     return rows
 
@@ -212,11 +232,15 @@ def load_suite(name_or_path: str | Path, severity: int | None = None) -> Suite:
     path = Path(text).expanduser()
     if path.suffix in (".yaml", ".yml") or path.is_file():
         if not path.is_file():
-            raise ShiftbenchError(f"{path}: suite file not found; pass a YAML file or one of: {', '.join(_shipped_names())}")
+            raise ShiftbenchError(
+                f"{path}: suite file not found; pass a YAML file or one of: {', '.join(_shipped_names())}"
+            )
         try:
             spec = yaml.safe_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
-            raise ShiftbenchError(f"{path}: not valid YAML ({str(exc).splitlines()[0]}); fix the file") from None
+            raise ShiftbenchError(
+                f"{path}: not valid YAML ({str(exc).splitlines()[0]}); fix the file"
+            ) from None
         return suite_from_dict(spec, source=str(path), default_name=path.stem, severity=severity)
     if text not in _shipped_names():
         raise ShiftbenchError(
@@ -226,8 +250,9 @@ def load_suite(name_or_path: str | Path, severity: int | None = None) -> Suite:
     return suite_from_dict(spec, source=f"shiftbench:{text}", default_name=text, severity=severity)
 
 
-def suite_from_dict(spec: Any, *, source: str = "<dict>", default_name: str = "custom",
-                    severity: int | None = None) -> Suite:
+def suite_from_dict(
+    spec: Any, *, source: str = "<dict>", default_name: str = "custom", severity: int | None = None
+) -> Suite:
     """Build a :class:`Suite` from its parsed YAML mapping (see the module docstring)."""
     if not isinstance(spec, dict):
         raise ShiftbenchError(f"{source}: a suite must be a mapping with a 'perturbations' list")
@@ -241,7 +266,9 @@ def suite_from_dict(spec: Any, *, source: str = "<dict>", default_name: str = "c
     default = check_severity(default, f"{source}: severity")
     items = spec.get("perturbations")
     if not isinstance(items, list) or not items:
-        raise ShiftbenchError(f"{source}: 'perturbations' must be a non-empty list of names or mappings")
+        raise ShiftbenchError(
+            f"{source}: 'perturbations' must be a non-empty list of names or mappings"
+        )
     members: list[Member] = []
     seen: dict[str, int] = {}
     for i, item in enumerate(items):
@@ -252,9 +279,15 @@ def suite_from_dict(spec: Any, *, source: str = "<dict>", default_name: str = "c
             raise ShiftbenchError(f"{where}: give a perturbation name or a mapping with 'name'")
         extra = set(item) - {"name", "p", "severity", "options"}
         if extra:
-            raise ShiftbenchError(f"{where}: unknown key(s) {sorted(extra)}; allowed: name, p, severity, options")
+            raise ShiftbenchError(
+                f"{where}: unknown key(s) {sorted(extra)}; allowed: name, p, severity, options"
+            )
         pname = str(item["name"])
-        level = severity if severity is not None else check_severity(item.get("severity", default), f"{where}.severity")
+        level = (
+            severity
+            if severity is not None
+            else check_severity(item.get("severity", default), f"{where}.severity")
+        )
         p = item.get("p", 1.0)
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= float(p) <= 1.0:
             raise ShiftbenchError(f"{where}.p: {p!r} is not a probability; use a number in [0, 1]")

@@ -7,10 +7,12 @@ workers or the order of the images.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +21,20 @@ import pandas as pd
 
 from shiftbench.errors import ShiftbenchError
 from shiftbench.transforms.base import canonical_json
+from shiftbench.transforms.registry import _BUILTIN_MODULES
 from shiftbench.transforms.suites import Suite
 
 #: Columns of the params table written by :func:`shift_dataset` / built by :func:`params_table`.
-PARAMS_COLUMNS = ["seed", "sample_id", "category", "orig_split", "suite", "suite_hash", "severity", "params"]
+PARAMS_COLUMNS = [
+    "seed",
+    "sample_id",
+    "category",
+    "orig_split",
+    "suite",
+    "suite_hash",
+    "severity",
+    "params",
+]
 
 
 def _init_worker() -> None:
@@ -32,12 +44,54 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)
 
 
+_POOLS: dict[int, ProcessPoolExecutor] = {}
+
+
 def _pool(workers: int) -> ProcessPoolExecutor:
+    """A process pool of ``workers``, kept for the life of the process (starting one costs
+    seconds: albumentations imports torch).
+
+    Workers start from a fork server, not a plain fork: forking a parent whose OpenCV or
+    torch thread pools are running can deadlock the child.
+    """
     import multiprocessing as mp
 
-    # fork is cheap and inherits the loaded suite; fall back to spawn where fork is absent
-    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(method), initializer=_init_worker)
+    pool = _POOLS.get(workers)
+    if pool is None:
+        if "forkserver" in mp.get_all_start_methods():
+            ctx = mp.get_context("forkserver")
+            ctx.set_forkserver_preload(["shiftbench.transforms.suites", *_BUILTIN_MODULES])
+        else:  # pragma: no cover - Windows
+            ctx = mp.get_context("spawn")
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker)
+        _POOLS[workers] = pool
+    return pool
+
+
+def _run_in_pool(workers: int, fn: Callable, chunks: list[tuple]) -> Iterator[Any]:
+    """Submit ``fn(*chunk)`` for every chunk; yield results in submission order."""
+    pool = _pool(workers)
+    try:
+        futures = [pool.submit(fn, *chunk) for chunk in chunks]
+    except BrokenProcessPool:
+        _POOLS.pop(workers, None)
+        raise
+    try:
+        for fut in futures:
+            yield fut.result()
+    except BrokenProcessPool:
+        _POOLS.pop(workers, None)  # a worker died (out of memory?): start afresh next time
+        raise
+    finally:
+        for fut in futures:
+            fut.cancel()
+
+
+@atexit.register
+def _shutdown_pools() -> None:
+    for pool in _POOLS.values():
+        pool.shutdown(wait=False, cancel_futures=True)
+    _POOLS.clear()
 
 
 def _chunks(n: int, workers: int) -> list[range]:
@@ -47,9 +101,16 @@ def _chunks(n: int, workers: int) -> list[range]:
 
 
 def _shift_chunk(
-    suite: Suite, images: list[np.ndarray], masks: list[np.ndarray | None], ids: list[str], seed: int
+    suite: Suite,
+    images: list[np.ndarray],
+    masks: list[np.ndarray | None],
+    ids: list[str],
+    seed: int,
 ) -> list[tuple[np.ndarray, np.ndarray | None, dict]]:
-    return [suite.apply(img, m, seed=seed, image_id=i) for img, m, i in zip(images, masks, ids, strict=True)]
+    return [
+        suite.apply(img, m, seed=seed, image_id=i)
+        for img, m, i in zip(images, masks, ids, strict=True)
+    ]
 
 
 def shift_batch(
@@ -83,23 +144,30 @@ def shift_batch(
     results: list[tuple[np.ndarray, np.ndarray | None, dict]] = []
     if workers <= 1 or n <= 1:
         for k in range(n):
-            results.extend(_shift_chunk(suite, img_list[k : k + 1], mask_list[k : k + 1], ids[k : k + 1], seed))
+            results.extend(
+                _shift_chunk(suite, img_list[k : k + 1], mask_list[k : k + 1], ids[k : k + 1], seed)
+            )
             if progress:
                 progress(1)
     else:
-        with _pool(min(workers, n)) as pool:
-            futures = [
-                pool.submit(_shift_chunk, suite, img_list[c.start : c.stop], mask_list[c.start : c.stop],
-                            ids[c.start : c.stop], seed)
-                for c in _chunks(n, workers)
-            ]
-            for fut in futures:  # in submission order, so results stay aligned with inputs
-                part = fut.result()
-                results.extend(part)
-                if progress:
-                    progress(len(part))
+        chunks = [
+            (
+                suite,
+                img_list[c.start : c.stop],
+                mask_list[c.start : c.stop],
+                ids[c.start : c.stop],
+                seed,
+            )
+            for c in _chunks(n, workers)
+        ]
+        for part in _run_in_pool(workers, _shift_chunk, chunks):  # in order: aligned with inputs
+            results.extend(part)
+            if progress:
+                progress(len(part))
     out_images: np.ndarray | list[np.ndarray] = [r[0] for r in results]
-    out_masks: np.ndarray | list[np.ndarray | None] | None = None if masks is None else [r[1] for r in results]
+    out_masks: np.ndarray | list[np.ndarray | None] | None = (
+        None if masks is None else [r[1] for r in results]
+    )
     if isinstance(images, np.ndarray):
         out_images = np.stack(out_images) if n else images.copy()
     if isinstance(masks, np.ndarray):
@@ -107,9 +175,18 @@ def shift_batch(
     return out_images, out_masks, [r[2] for r in results]
 
 
-def params_table(samples: pd.DataFrame, suite: Suite, seed: int, params: Sequence[dict]) -> pd.DataFrame:
-    """One row per image: :data:`PARAMS_COLUMNS`, ``params`` as canonical JSON text."""
-    return pd.DataFrame(
+def params_table(
+    samples: pd.DataFrame, suite: Suite, seed: int, params: Sequence[dict]
+) -> pd.DataFrame:
+    """One row per image: :data:`PARAMS_COLUMNS`, ``params`` as canonical JSON text.
+
+    ``samples`` is the sample table (aligned with ``params``); if it carries the ``split``
+    column of :func:`shiftbench.data.splits.make_splits`, that column is kept too (after
+    ``orig_split``), as the run directory's ``shift_params.parquet`` wants it.
+    """
+    if len(samples) != len(params):
+        raise ValueError(f"params_table: {len(samples)} samples but {len(params)} params")
+    table = pd.DataFrame(
         {
             "seed": int(seed),
             "sample_id": samples["sample_id"].astype(str).to_numpy(),
@@ -122,6 +199,9 @@ def params_table(samples: pd.DataFrame, suite: Suite, seed: int, params: Sequenc
         },
         columns=PARAMS_COLUMNS,
     )
+    if "split" in samples.columns:
+        table.insert(4, "split", samples["split"].astype(str).to_numpy())
+    return table
 
 
 # --------------------------------------------------------------------------- on disk
@@ -131,7 +211,9 @@ def _relative(path: str, root: Path) -> Path:
     try:
         return Path(path).resolve().relative_to(root)
     except ValueError:
-        raise ShiftbenchError(f"{path}: lies outside the dataset root {root}; cannot mirror the layout") from None
+        raise ShiftbenchError(
+            f"{path}: lies outside the dataset root {root}; cannot mirror the layout"
+        ) from None
 
 
 def _save(path: Path, array: np.ndarray) -> None:
@@ -162,7 +244,9 @@ def _shift_files(
         image = read_image(image_path)
         mask = read_mask(mask_path) if mask_path else None
         if mask is not None and mask.shape != image.shape[:2]:
-            raise ShiftbenchError(f"{mask_path}: mask size differs from image {image_path}; regenerate the mask")
+            raise ShiftbenchError(
+                f"{mask_path}: mask size differs from image {image_path}; regenerate the mask"
+            )
         shifted, shifted_mask, params = suite.apply(image, mask, seed=seed, image_id=sample_id)
         _save(Path(image_out), shifted)
         if shifted_mask is not None and mask_out:
@@ -193,9 +277,13 @@ def shift_dataset(
     root = Path(root).expanduser().resolve()
     out = Path(out).expanduser().resolve()
     if out == root or root in out.parents:
-        raise ShiftbenchError(f"--out {out}: must not be the dataset root or inside it; choose another folder")
+        raise ShiftbenchError(
+            f"--out {out}: must not be the dataset root or inside it; choose another folder"
+        )
     if out.exists() and any(out.iterdir()):
-        raise ShiftbenchError(f"--out {out}: folder exists and is not empty; choose a new folder (runs are never overwritten)")
+        raise ShiftbenchError(
+            f"--out {out}: folder exists and is not empty; choose a new folder (runs are never overwritten)"
+        )
     jobs = []
     for rec in samples.itertuples(index=False):
         mask_path = rec.mask_path if isinstance(rec.mask_path, str) and rec.mask_path else None
@@ -217,13 +305,11 @@ def shift_dataset(
             if progress:
                 progress(1)
     else:
-        with _pool(min(workers, len(jobs))) as pool:
-            futures = [pool.submit(_shift_files, suite, jobs[c.start : c.stop], seed) for c in _chunks(len(jobs), workers)]
-            for fut in futures:
-                part = fut.result()
-                params.extend(part)
-                if progress:
-                    progress(len(part))
+        chunks = [(suite, jobs[c.start : c.stop], seed) for c in _chunks(len(jobs), workers)]
+        for part in _run_in_pool(workers, _shift_files, chunks):
+            params.extend(part)
+            if progress:
+                progress(len(part))
 
     table = params_table(samples, suite, seed, params)
     table["image_path"] = [j[3] for j in jobs]

@@ -1,7 +1,8 @@
 """The plugin author's own test: shiftbench's contract, and discovery by name."""
 
-from shiftbench.testing import check_perturbation
 from shiftbench_hue import HueShift
+
+from shiftbench.testing import check_perturbation
 
 
 def test_hue_shift_meets_the_contract():
