@@ -110,6 +110,9 @@ def _versions() -> dict[str, str]:
         "scipy",
         "statsmodels",
         "pandas",
+        # shifted pixels depend on numpy's generators and OpenCV's warps
+        "opencv-python-headless",
+        "faiss-cpu",
     ):
         try:
             out[pkg] = md.version(pkg)
