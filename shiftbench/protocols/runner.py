@@ -32,6 +32,7 @@ from shiftbench.protocols.config import Protocol, StudyConfig, resolve_protocols
 from shiftbench.results.rundir import RunDir, atomic_write_npz, atomic_write_table
 
 DOMAINS = ("clean", "shift")
+PARALLEL_SHIFT_PIXELS = 50_000_000
 EVAL_SPLITS = ("val", "test")
 
 
@@ -307,18 +308,19 @@ class StudyRunner:
         return data
 
     def _shifted(self, run: RunDir, category: str, seed: int, table: pd.DataFrame, images, masks):
-        """Shifted twins of one category's images: made once per (suite, seed, severity), cached."""
-        path = run.path / "shifted" / f"seed{seed}" / f"{category}.npz"
-        ids = table["sample_id"].to_numpy().astype(str)
-        if path.is_file():
-            with np.load(path, allow_pickle=False) as f:
-                if np.array_equal(f["sample_id"], ids):
-                    return f["images"], f["masks"]
+        """Shifted twins of one category's images, made once per run and seed and shared by
+        every model. They are not cached on disk: shifting is deterministic and cheaper than
+        reading them back, so a resumed run regenerates identical bytes. Their parameters
+        are written (``shift_params.parquet``)."""
         from shiftbench.transforms.twins import shift_batch
 
+        ids = table["sample_id"].to_numpy().astype(str)
         t0 = time.perf_counter()
+        # starting worker processes costs seconds (each imports albumentations and torch);
+        # below ~50 Mpx one process finishes first (the result is identical either way)
+        workers = self.config.workers if images[..., 0].size > PARALLEL_SHIFT_PIXELS else 1
         out_images, out_masks, params = shift_batch(
-            self.suite, images, masks, list(ids), seed, workers=self.config.workers
+            self.suite, images, masks, list(ids), seed, workers=workers
         )
         self.timing["shift_seconds"] += time.perf_counter() - t0
         rows = pd.DataFrame(
@@ -328,12 +330,12 @@ class StudyRunner:
                 "category": category,
                 "split": table["split"].to_numpy(),
                 "suite": self.suite.name,
+                "suite_hash": self.suite.hash,
                 "severity": self.config.severity,
                 "params": [json.dumps(p, sort_keys=True) for p in params],
             }
         )
-        atomic_write_table(path.with_suffix(".params.parquet"), rows)
-        atomic_write_npz(path, sample_id=ids, images=out_images, masks=out_masks)
+        atomic_write_table(run.path / "shift_params" / f"seed{seed}" / f"{category}.parquet", rows)
         return out_images, out_masks
 
     # -- one unit ----------------------------------------------------------------------------
@@ -526,7 +528,7 @@ class StudyRunner:
         atomic_write_table(run.path / "scores.parquet", scores)
         atomic_write_table(run.path / "metrics.parquet", metrics)
         atomic_write_table(run.path / "metrics.csv", metrics)
-        params = sorted((run.path / "shifted").glob("seed*/*.params.parquet"))
+        params = sorted((run.path / "shift_params").glob("seed*/*.parquet"))
         if params:
             atomic_write_table(
                 run.path / "shift_params.parquet",
