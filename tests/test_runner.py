@@ -186,6 +186,8 @@ def _base_args(root, out):
         "mvtec",
         "--root",
         str(root),
+        "--categories",
+        "brick,washer",
         "--models",
         "patchcore",
         "--weights",
