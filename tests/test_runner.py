@@ -67,7 +67,9 @@ def study(tiny_synthetic, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "study"
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(AnomalyModel, "fit", counting_fit)
-        runner = StudyRunner(_config(tiny_synthetic, save_maps=True), out, progress=False, echo=lambda s: None)
+        runner = StudyRunner(
+            _config(tiny_synthetic, save_maps=True), out, progress=False, echo=lambda s: None
+        )
         runner.prepare()
         path = runner.run()
     return path, fits
@@ -321,7 +323,9 @@ def test_global_model_pools_categories(tiny_synthetic, tmp_path):
 def test_saved_maps_are_float16_test_maps(study):
     path, _ = study
     splits = pd.read_csv(path / "splits.csv")
-    test_ids = sorted(splits.loc[(splits["category"] == "washer") & (splits["split"] == "test"), "sample_id"])
+    test_ids = sorted(
+        splits.loc[(splits["category"] == "washer") & (splits["split"] == "test"), "sample_id"]
+    )
     for proto in ("clean", "shift-noadapt", "shift-adapt"):
         with np.load(path / "maps" / "washer" / "ae" / "seed0" / f"{proto}.npz") as f:
             assert sorted(f["sample_id"]) == test_ids

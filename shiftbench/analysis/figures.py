@@ -103,7 +103,7 @@ def degradation_bars(comparison, stem: Path) -> list[Path]:
             1, len(models), figsize=(6.9, 2.4), sharey=True, squeeze=False, layout="constrained"
         )
         width = 0.8 / max(1, len(protocols))
-        for ax, model in zip(axes[0], models):
+        for ax, model in zip(axes[0], models, strict=False):
             sub = t[t["model"] == model].set_index("category").reindex(cats)
             x = np.arange(len(cats))
             for j, p in enumerate(protocols):
@@ -129,7 +129,8 @@ def degradation_bars(comparison, stem: Path) -> list[Path]:
             ax.grid(axis="y", linewidth=0.3, color="0.8")
             ax.set_axisbelow(True)
         axes[0][0].set_ylabel(comparison.label)
-        axes[0][-1].legend(loc="lower right", fontsize=6)
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside upper center", ncol=len(labels), fontsize=6.5)
         return _save(fig, stem)
 
 
@@ -143,7 +144,13 @@ def roc_pr_curves(test: pd.DataFrame, category: str, seed: int, stem: Path) -> l
     protocols = [p for p in PROTOCOL_STYLE if p in set(sub["protocol"])]
     with paper_style():
         fig, axes = plt.subplots(
-            2, len(protocols), figsize=(6.9, 4.4), squeeze=False, sharex="row", sharey="row", layout="constrained"
+            2,
+            len(protocols),
+            figsize=(6.9, 4.4),
+            squeeze=False,
+            sharex="row",
+            sharey="row",
+            layout="constrained",
         )
         for j, p in enumerate(protocols):
             ax_roc, ax_pr = axes[0][j], axes[1][j]
@@ -157,7 +164,14 @@ def roc_pr_curves(test: pd.DataFrame, category: str, seed: int, stem: Path) -> l
                 prec, rec, _ = precision_recall_curve(y, s)
                 every = max(1, len(fpr) // 8)
                 ax_roc.plot(fpr, tpr, markevery=every, label=f"{model} ({auc(fpr, tpr):.3f})", **st)
-                ax_pr.plot(rec, prec, markevery=max(1, len(rec) // 8), drawstyle="steps-post", label=model, **st)
+                ax_pr.plot(
+                    rec,
+                    prec,
+                    markevery=max(1, len(rec) // 8),
+                    drawstyle="steps-post",
+                    label=model,
+                    **st,
+                )
             ax_roc.plot([0, 1], [0, 1], color="0.7", linewidth=0.5, linestyle="-")
             prevalence = sub[sub["protocol"] == p]["label"].mean()
             ax_pr.axhline(prevalence, color="0.7", linewidth=0.5)
@@ -174,75 +188,157 @@ def roc_pr_curves(test: pd.DataFrame, category: str, seed: int, stem: Path) -> l
         return _save(fig, stem)
 
 
-def score_distributions(scores: pd.DataFrame, category: str, model: str, seed: int, stem: Path) -> list[Path]:
+def score_distributions(
+    scores: pd.DataFrame, category: str, model: str, seed: int, stem: Path
+) -> list[Path]:
     """Test-score histograms (normal filled, anomalous hatched) per protocol with the clean
     threshold (solid) and the adapted threshold (dashed). In the shift-noadapt panel the
     clean threshold is the *transferred* one; the clean normals are outlined for reference."""
-    sub = scores[(scores["category"] == category) & (scores["model"] == model) & (scores["seed"] == seed)]
+    sub = scores[
+        (scores["category"] == category) & (scores["model"] == model) & (scores["seed"] == seed)
+    ]
     test = sub[sub["split"] == "test"]
     protocols = [p for p in PROTOCOL_STYLE if p in set(test["protocol"])]
     thr = {p: float(test[test["protocol"] == p]["threshold"].iloc[0]) for p in protocols}
     clean_normals = test[(test["protocol"] == "clean") & (test["label"] == 0)]["score"].to_numpy()
     with paper_style():
-        fig, axes = plt.subplots(1, len(protocols), figsize=(6.9, 2.2), squeeze=False, layout="constrained")
-        for ax, p in zip(axes[0], protocols):
+        fig, axes = plt.subplots(
+            1, len(protocols), figsize=(6.9, 2.2), squeeze=False, layout="constrained"
+        )
+        for ax, p in zip(axes[0], protocols, strict=False):
             g = test[test["protocol"] == p]
             s = g["score"].to_numpy()
-            thresholds = [v for v in thr.values()] + [s.min(), s.max()]
-            bins = np.histogram_bin_edges(np.r_[s, thresholds], bins=30)
-            ax.hist(g[g["label"] == 0]["score"], bins=bins, color="0.6", label="normal")
+            # the panel's own threshold must fall inside its range, else the line is off-axis
+            shown = thr[p] if p == "shift-adapt" else thr.get("clean", thr[p])
+            extra = clean_normals if p == "shift-noadapt" else []
+            bins = np.histogram_bin_edges(np.r_[s, shown, extra], bins=30)
+            # stepfilled: one polygon per histogram instead of one hatched patch per bar (fast PDF)
             ax.hist(
-                g[g["label"] == 1]["score"], bins=bins, facecolor="none", edgecolor="black",
-                hatch="////", linewidth=0.6, label="anomalous",
+                g[g["label"] == 0]["score"],
+                bins=bins,
+                histtype="stepfilled",
+                color="0.65",
+                label="normal",
+            )
+            ax.hist(
+                g[g["label"] == 1]["score"],
+                bins=bins,
+                histtype="stepfilled",
+                facecolor="none",
+                edgecolor="black",
+                hatch="////",
+                linewidth=0.6,
+                label="anomalous",
             )
             if p == "shift-noadapt" and clean_normals.size:
-                ax.hist(clean_normals, bins=bins, histtype="step", color="black", linestyle=":",
-                        linewidth=0.8, label="normal (clean)")
-            if p in ("clean", "shift-noadapt") and "clean" in thr:
-                ax.axvline(thr["clean"], color="black", linestyle="-", linewidth=1.0, label="clean threshold")
-            elif p == "shift-noadapt":
-                ax.axvline(thr[p], color="black", linestyle="-", linewidth=1.0, label="clean threshold")
+                ax.hist(
+                    clean_normals,
+                    bins=bins,
+                    histtype="step",
+                    color="black",
+                    linestyle=":",
+                    linewidth=0.9,
+                    label="normal, clean test",
+                )
+            if p in ("clean", "shift-noadapt"):
+                ax.axvline(
+                    thr.get("clean", thr[p]),
+                    color="black",
+                    linestyle="-",
+                    linewidth=1.0,
+                    label="clean threshold",
+                )
             if p == "shift-adapt":
-                ax.axvline(thr[p], color="black", linestyle="--", linewidth=1.0, label="adapted threshold")
+                ax.axvline(
+                    thr[p], color="black", linestyle="--", linewidth=1.0, label="adapted threshold"
+                )
             ax.set_title(f"{PROTOCOL_STYLE[p]['label']}")
             ax.set_xlabel("anomaly score")
-            ax.legend(fontsize=5.5, loc="upper right")
         axes[0][0].set_ylabel("test images")
-        fig.suptitle(f"{category} / {model} (seed {seed})", fontsize=8)
+        handles = {}
+        for ax in axes[0]:
+            for h, lab in zip(*ax.get_legend_handles_labels(), strict=False):
+                handles.setdefault(lab, h)
+        fig.legend(
+            handles.values(),
+            handles.keys(),
+            loc="outside upper center",
+            ncol=len(handles),
+            fontsize=6.5,
+            title=f"{category} / {model} (seed {seed})",
+            title_fontsize=8,
+        )
         return _save(fig, stem)
 
 
-def severity_curves(scores: pd.DataFrame, stem: Path, *, metric: stats.VectorisedMetric = stats.auroc) -> list[Path] | None:
-    """Metric against shift severity, one line per model, one panel per shifted protocol,
-    with the clean value as a reference line. Needs a ``severity`` column with at least
+def severity_curves(
+    scores: pd.DataFrame,
+    stem: Path,
+    *,
+    metric: stats.VectorisedMetric = stats.auroc,
+    ylabel: str = "Image AUROC",
+) -> list[Path] | None:
+    """Metric against shift severity (mean over categories and seeds), one line per model,
+    one panel per shifted protocol, with the clean value as a thin reference line. Needs a ``severity`` column with at least
     two levels; returns None (and draws nothing) otherwise."""
     if "severity" not in scores.columns or scores["severity"].dropna().nunique() < 2:
         return None
     test = scores[scores["split"] == "test"]
     rows = []
-    for (sev, model, proto, cat, seed), g in test.groupby(["severity", "model", "protocol", "category", "seed"]):
-        rows.append({"severity": sev, "model": model, "protocol": proto, "value": metric(g["label"], g["score"])})
-    df = pd.DataFrame(rows).groupby(["severity", "model", "protocol"], as_index=False)["value"].mean()
+    for (sev, model, proto, _cat, _seed), g in test.groupby(
+        ["severity", "model", "protocol", "category", "seed"]
+    ):
+        rows.append(
+            {
+                "severity": sev,
+                "model": model,
+                "protocol": proto,
+                "value": metric(g["label"], g["score"]),
+            }
+        )
+    df = (
+        pd.DataFrame(rows)
+        .groupby(["severity", "model", "protocol"], as_index=False)["value"]
+        .mean()
+    )
     models = sorted(df["model"].unique())
     shifted = [p for p in ("shift-noadapt", "shift-adapt") if p in set(df["protocol"])]
     with paper_style():
-        fig, axes = plt.subplots(1, max(1, len(shifted)), figsize=(6.9, 2.3), squeeze=False, sharey=True, layout="constrained")
-        for ax, p in zip(axes[0], shifted):
+        fig, axes = plt.subplots(
+            1,
+            max(1, len(shifted)),
+            figsize=(6.9, 2.3),
+            squeeze=False,
+            sharey=True,
+            layout="constrained",
+        )
+        for ax, p in zip(axes[0], shifted, strict=False):
             for i, model in enumerate(models):
                 d = df[(df["model"] == model) & (df["protocol"] == p)].sort_values("severity")
                 ax.plot(d["severity"], d["value"], label=model, **model_style(i))
                 c = df[(df["model"] == model) & (df["protocol"] == "clean")]
                 if len(c):
-                    ax.axhline(c["value"].mean(), linewidth=0.5, **{k: v for k, v in model_style(i).items() if k != "marker"})
+                    ax.axhline(
+                        c["value"].mean(),
+                        linewidth=0.5,
+                        **{k: v for k, v in model_style(i).items() if k != "marker"},
+                    )
             ax.set_title(PROTOCOL_STYLE[p]["label"])
             ax.set_xlabel("severity")
             ax.set_xticks(sorted(df["severity"].unique()))
-        axes[0][0].set_ylabel(f"{metric.__name__} (mean over categories)")
-        axes[0][-1].legend(fontsize=6)
+        axes[0][0].set_ylabel(f"{ylabel} (mean)")
+        from matplotlib.lines import Line2D
+
+        handles, labels = axes[0][-1].get_legend_handles_labels()
+        handles.append(Line2D([], [], color="0.3", linewidth=0.5))
+        labels.append("clean (thin line)")
+        axes[0][-1].legend(handles, labels, fontsize=6)
         return _save(fig, stem)
 
 
-def critical_difference_diagram(result: stats.FriedmanNemenyiResult, stem: Path, title: str = "") -> list[Path]:
+def critical_difference_diagram(
+    result: stats.FriedmanNemenyiResult, stem: Path, title: str = ""
+) -> list[Path]:
     """Demšar (2006) critical-difference diagram: models on an average-rank axis (1 = best,
     left), the CD as a scale bar, and thick bars joining models whose rank difference is
     below the CD (not significantly different by Nemenyi)."""
@@ -258,12 +354,15 @@ def critical_difference_diagram(result: stats.FriedmanNemenyiResult, stem: Path,
         if j > i and not any(a <= i and j <= b for a, b in cliques):
             cliques.append((i, j))
     half = (k + 1) // 2
-    height = 1.0 + 0.22 * max(half, k - half) + 0.12 * len(cliques)
+    height = 0.9 + 0.2 * max(half, k - half) + 0.1 * len(cliques)
     with paper_style():
         fig, ax = plt.subplots(figsize=(3.4, height), layout="constrained")
-        ax.set_xlim(0.7, k + 0.3)
+        # The rank axis takes the middle of the figure; names hang off both ends.
+        pad = 0.65 * max(1, k - 1)
+        ax.set_xlim(1 - pad, k + pad)
         top = 0.0
-        ax.set_ylim(-(0.35 + 0.25 * max(half, k - half) + 0.1 * len(cliques)), 0.55)
+        lowest = -(0.3 + 0.22 * (max(half, k - half) - 1) + 0.1 * len(cliques))
+        ax.set_ylim(lowest - 0.12, 0.62)
         ax.axis("off")
         ax.hlines(top, 1, k, color="black", linewidth=0.8)
         for r in range(1, k + 1):
@@ -272,19 +371,27 @@ def critical_difference_diagram(result: stats.FriedmanNemenyiResult, stem: Path,
         ax.hlines(0.42, 1, 1 + cd, color="black", linewidth=1.0)
         ax.vlines([1, 1 + cd], 0.38, 0.46, color="black", linewidth=1.0)
         ax.text(1 + cd / 2, 0.48, f"CD = {cd:.2f}", ha="center", va="bottom", fontsize=7)
-        for i, (name, v) in enumerate(zip(names, values)):
+        for i, (name, v) in enumerate(zip(names, values, strict=False)):
             left = i < half
             row = i if left else k - 1 - i
             y = -(0.3 + 0.22 * row + 0.1 * len(cliques))
-            x_text = 0.75 if left else k + 0.25
+            x_text = 1 - 0.1 * pad if left else k + 0.1 * pad
             ax.plot([v, v, x_text], [top, y, y], color="black", linewidth=0.7)
-            ax.text(x_text + (-0.02 if left else 0.02), y, f"{name} ({v:.2f})", ha="right" if left else "left",
-                    va="center", fontsize=7)
+            ax.text(
+                x_text + (-0.02 if left else 0.02),
+                y,
+                f"{name} ({v:.2f})",
+                ha="right" if left else "left",
+                va="center",
+                fontsize=6.5,
+            )
         for c, (i, j) in enumerate(cliques):
             y = -(0.12 + 0.1 * c)
             ax.hlines(y, values[i] - 0.03, values[j] + 0.03, color="black", linewidth=2.5)
         if title:
-            ax.set_title(f"{title}  (Friedman p = {result.p_value:.3g}, N = {result.n_blocks})", fontsize=7)
+            ax.set_title(
+                f"{title}  (Friedman p = {result.p_value:.3g}, N = {result.n_blocks})", fontsize=7
+            )
         return _save(fig, stem)
 
 
@@ -296,18 +403,30 @@ def qualitative_grid(rows: Sequence[dict], stem: Path, title: str = "") -> list[
     cols = ("image", "shifted image", "ground truth", "heatmap", "predicted mask")
     n = len(rows)
     with paper_style():
-        fig, axes = plt.subplots(n, 5, figsize=(6.9, 1.45 * n + 0.3), squeeze=False, layout="constrained")
+        fig, axes = plt.subplots(
+            n, 5, figsize=(6.9, 1.45 * n + 0.3), squeeze=False, layout="constrained"
+        )
         for r, row in enumerate(rows):
             panels = (row["image"], row.get("shifted"), row["mask"], row["heatmap"], row["pred"])
-            for c, (ax, data) in enumerate(zip(axes[r], panels)):
+            for c, (ax, data) in enumerate(zip(axes[r], panels, strict=False)):
                 ax.set_xticks([])
                 ax.set_yticks([])
                 if data is None:
-                    ax.text(0.5, 0.5, "unavailable", ha="center", va="center", fontsize=6, transform=ax.transAxes)
+                    ax.text(
+                        0.5,
+                        0.5,
+                        "unavailable",
+                        ha="center",
+                        va="center",
+                        fontsize=6,
+                        transform=ax.transAxes,
+                    )
                 elif c == 3:
                     ax.imshow(data, cmap="viridis", interpolation="nearest")
                 elif c in (2, 4):
-                    ax.imshow(np.asarray(data) > 0, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+                    ax.imshow(
+                        np.asarray(data) > 0, cmap="gray", vmin=0, vmax=1, interpolation="nearest"
+                    )
                 else:
                     ax.imshow(data, interpolation="nearest")
                 if r == 0:

@@ -18,6 +18,7 @@ import base64
 import html
 import json
 import warnings
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,11 +27,23 @@ import pandas as pd
 
 from shiftbench.errors import ShiftbenchError
 
-__all__ = ["FORMATS", "Report", "Run", "build_report", "load_run"]
+__all__ = ["FIGURE_KINDS", "FORMATS", "Report", "Run", "build_report", "load_run"]
 
 FORMATS = ("latex", "markdown", "html")
+FIGURE_KINDS = ("degradation", "roc_pr", "scores", "severity", "cd", "qualitative")
 TABLE_METRICS = ("image_auroc", "image_auprc", "image_f1")
-_SCORE_COLUMNS = ("category", "model", "seed", "protocol", "split", "sample_id", "label", "score", "threshold", "decision")
+_SCORE_COLUMNS = (
+    "category",
+    "model",
+    "seed",
+    "protocol",
+    "split",
+    "sample_id",
+    "label",
+    "score",
+    "threshold",
+    "decision",
+)
 _QUALITATIVE_ROWS = 4
 
 
@@ -59,17 +72,25 @@ def load_run(run_dir: str | Path) -> Run:
     """Read a run directory; a missing or malformed required file is a ShiftbenchError."""
     path = Path(run_dir)
     if not path.is_dir():
-        raise ShiftbenchError(f"{path}: run directory not found; pass the folder `shiftbench run` wrote")
+        raise ShiftbenchError(
+            f"{path}: run directory not found; pass the folder `shiftbench run` wrote"
+        )
     scores_path = path / "scores.parquet"
     if not scores_path.is_file():
-        raise ShiftbenchError(f"{scores_path}: missing; is {path} a finished `shiftbench run` directory?")
+        raise ShiftbenchError(
+            f"{scores_path}: missing; is {path} a finished `shiftbench run` directory?"
+        )
     try:
         scores = pd.read_parquet(scores_path)
     except Exception as exc:  # pyarrow raises several types for a damaged file
-        raise ShiftbenchError(f"{scores_path}: unreadable ({exc.__class__.__name__}); re-run `shiftbench run`") from None
+        raise ShiftbenchError(
+            f"{scores_path}: unreadable ({exc.__class__.__name__}); re-run `shiftbench run`"
+        ) from None
     missing = [c for c in _SCORE_COLUMNS if c not in scores.columns]
     if missing:
-        raise ShiftbenchError(f"{scores_path}: missing columns {', '.join(missing)}; written by an incompatible version?")
+        raise ShiftbenchError(
+            f"{scores_path}: missing columns {', '.join(missing)}; written by an incompatible version?"
+        )
     if scores.empty:
         raise ShiftbenchError(f"{scores_path}: no rows; the run scored nothing")
     manifest: dict = {}
@@ -77,19 +98,29 @@ def load_run(run_dir: str | Path) -> Run:
         try:
             manifest = json.loads((path / "manifest.json").read_text())
         except json.JSONDecodeError as exc:
-            raise ShiftbenchError(f"{path / 'manifest.json'}: invalid JSON ({exc.msg}, line {exc.lineno})") from None
-    metrics = pd.read_parquet(path / "metrics.parquet") if (path / "metrics.parquet").is_file() else None
+            raise ShiftbenchError(
+                f"{path / 'manifest.json'}: invalid JSON ({exc.msg}, line {exc.lineno})"
+            ) from None
+    metrics = (
+        pd.read_parquet(path / "metrics.parquet") if (path / "metrics.parquet").is_file() else None
+    )
     splits = pd.read_csv(path / "splits.csv") if (path / "splits.csv").is_file() else None
     return Run(path=path, manifest=manifest, scores=scores, metrics=metrics, splits=splits)
 
 
 def _parse_formats(formats: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    items = [f.strip().lower() for f in (formats.split(",") if isinstance(formats, str) else formats) if f.strip()]
+    items = [
+        f.strip().lower()
+        for f in (formats.split(",") if isinstance(formats, str) else formats)
+        if f.strip()
+    ]
     aliases = {"tex": "latex", "md": "markdown"}
     items = [aliases.get(f, f) for f in items]
     bad = [f for f in items if f not in FORMATS]
     if bad:
-        raise ShiftbenchError(f"--format: unknown format {bad[0]!r}; choose from {', '.join(FORMATS)} (comma-separated)")
+        raise ShiftbenchError(
+            f"--format: unknown format {bad[0]!r}; choose from {', '.join(FORMATS)} (comma-separated)"
+        )
     return tuple(dict.fromkeys(items))
 
 
@@ -114,7 +145,9 @@ def _write_grid(grid, stem: Path, formats: tuple[str, ...], out: Report) -> None
         out.tables.append(stem.with_suffix(".md"))
 
 
-def _qualitative_rows(run: Run, category: str, model: str, seed: int, maps_dir: Path) -> tuple[list[dict], str] | None:
+def _qualitative_rows(
+    run: Run, category: str, model: str, seed: int, maps_dir: Path
+) -> tuple[list[dict], str] | None:
     """Rows for the qualitative grid of one (category, model, seed), or None."""
     from shiftbench.data.io import read_image, read_mask
 
@@ -128,7 +161,11 @@ def _qualitative_rows(run: Run, category: str, model: str, seed: int, maps_dir: 
 
             suite = load_suite(cfg["suite"], cfg.get("severity"))
         except Exception as exc:  # noqa: BLE001 - any failure only costs the shifted column
-            warnings.warn(f"qualitative grid: shifted images unavailable ({exc})", RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"qualitative grid: shifted images unavailable ({exc})",
+                RuntimeWarning,
+                stacklevel=2,
+            )
     protocol = "shift-noadapt" if suite is not None else "clean"
     if not (maps_dir / f"{protocol}.npz").is_file():
         candidates = sorted(maps_dir.glob("*.npz"))
@@ -138,11 +175,19 @@ def _qualitative_rows(run: Run, category: str, model: str, seed: int, maps_dir: 
     with np.load(maps_dir / f"{protocol}.npz", allow_pickle=False) as z:
         ids, maps = [str(i) for i in z["sample_id"]], z["maps"].astype(np.float32)
     sc = run.scores
-    rows_sc = sc[(sc["category"] == category) & (sc["model"] == model) & (sc["seed"] == seed)
-                 & (sc["protocol"] == protocol) & (sc["split"] == "test")].set_index("sample_id")
+    rows_sc = sc[
+        (sc["category"] == category)
+        & (sc["model"] == model)
+        & (sc["seed"] == seed)
+        & (sc["protocol"] == protocol)
+        & (sc["split"] == "test")
+    ].set_index("sample_id")
     sp = run.splits[run.splits["seed"] == seed].set_index("sample_id")
     # Anomalous images first (the interesting ones), then normals; deterministic order.
-    order = sorted(range(len(ids)), key=lambda i: (-int(sp["label"].get(ids[i], 0)) if ids[i] in sp.index else 1, ids[i]))
+    order = sorted(
+        range(len(ids)),
+        key=lambda i: (-int(sp["label"].get(ids[i], 0)) if ids[i] in sp.index else 1, ids[i]),
+    )
     rows = []
     for i in order[:_QUALITATIVE_ROWS]:
         sid, heat = ids[i], maps[i]
@@ -154,14 +199,30 @@ def _qualitative_rows(run: Run, category: str, model: str, seed: int, maps_dir: 
         mask = read_mask(None if pd.isna(mp) else mp, size=size)
         shifted = None
         if protocol == "shift-noadapt" and suite is not None:
-            shifted, mask, _ = suite.apply(image, mask, seed=int(seed), image_id=sid)
+            try:
+                shifted, mask, _ = suite.apply(image, mask, seed=int(seed), image_id=sid)
+            except Exception as exc:  # noqa: BLE001 - a picture is not worth failing the report
+                warnings.warn(
+                    f"qualitative grid: could not shift {sid} ({exc})", RuntimeWarning, stacklevel=2
+                )
+                shifted, mask = None, None
         elif protocol != "clean":
             mask = None  # the shifted ground truth cannot be rebuilt without the suite
-        pthr = rows_sc["pixel_threshold"].get(sid, np.nan) if "pixel_threshold" in rows_sc else np.nan
+        pthr = (
+            rows_sc["pixel_threshold"].get(sid, np.nan) if "pixel_threshold" in rows_sc else np.nan
+        )
         pred = heat >= pthr if np.isfinite(pthr) else None
         score = rows_sc["score"].get(sid, np.nan)
-        rows.append({"image": image, "shifted": shifted, "mask": mask, "heatmap": heat, "pred": pred,
-                     "title": f"{sid.split('/')[-2] if '/' in sid else sid}\nscore {score:.3g}"})
+        rows.append(
+            {
+                "image": image,
+                "shifted": shifted,
+                "mask": mask,
+                "heatmap": heat,
+                "pred": pred,
+                "title": f"{sid.split('/')[-2] if '/' in sid else sid}\nscore {score:.3g}",
+            }
+        )
     return (rows, protocol) if rows else None
 
 
@@ -172,6 +233,7 @@ def build_report(
     n_resamples: int = 2000,
     alpha: float = 0.05,
     seed: int = 0,
+    figures: bool | Collection[str] = True,
 ) -> Report:
     """Write tables, figures and (with ``"html"`` in ``formats``) ``report.html`` into
     ``run_dir``. CSV tables and PDF/PNG figures are always written.
@@ -182,12 +244,22 @@ def build_report(
         n_resamples: bootstrap resamples per (category, seed).
         alpha: CIs are ``1 - alpha``; tests are marked at ``alpha``.
         seed: base seed of the bootstrap, so a report is reproducible.
+        figures: False for tables only, or a subset of :data:`FIGURE_KINDS` to draw.
     """
-    from shiftbench.analysis import figures, stats, tables, transfer
+    from shiftbench.analysis import figures as fig
+    from shiftbench.analysis import stats, tables, transfer
+
+    kinds = set(FIGURE_KINDS) if figures is True else set() if figures is False else set(figures)
+    if kinds - set(FIGURE_KINDS):
+        raise ShiftbenchError(
+            f"figures: unknown kind(s) {sorted(kinds - set(FIGURE_KINDS))}; choose from {FIGURE_KINDS}"
+        )
 
     fmts = _parse_formats(formats)
     if n_resamples < 100:
-        raise ShiftbenchError(f"--n-resamples {n_resamples}: too few for a 95% interval; use at least 1000")
+        raise ShiftbenchError(
+            f"--n-resamples {n_resamples}: too few for a 95% interval; use at least 1000"
+        )
     if not 0 < alpha < 0.5:
         raise ShiftbenchError(f"--alpha {alpha}: must be in (0, 0.5), e.g. 0.05")
     run = load_run(run_dir)
@@ -202,7 +274,9 @@ def build_report(
     # Protocol comparison tables.
     comparisons = {}
     for metric in TABLE_METRICS:
-        comp = tables.protocol_comparison(scores, metric, n_resamples=n_resamples, alpha=alpha, seed=seed)
+        comp = tables.protocol_comparison(
+            scores, metric, n_resamples=n_resamples, alpha=alpha, seed=seed
+        )
         comparisons[metric] = comp
         comp.table.to_csv(tdir / f"{metric}.csv", index=False)
         out.tables.append(tdir / f"{metric}.csv")
@@ -233,6 +307,8 @@ def build_report(
 
     # Figures.
     fig_entries: list[tuple[str, Path]] = []
+    if not kinds:
+        out.skipped.append("figures: not requested")
 
     def add(paths: list[Path] | None, caption: str) -> None:
         if paths:
@@ -240,20 +316,32 @@ def build_report(
             fig_entries.append((caption, next(p for p in paths if p.suffix == ".png")))
 
     auroc = comparisons["image_auroc"]
-    add(figures.degradation_bars(auroc, fdir / "degradation_image_auroc"),
-        f"Image AUROC per protocol with {round(100 * (1 - alpha))}% bootstrap intervals.")
+    if "degradation" in kinds:
+        add(
+            fig.degradation_bars(auroc, fdir / "degradation_image_auroc"),
+            f"Image AUROC per protocol with {round(100 * (1 - alpha))}% bootstrap intervals.",
+        )
     seeds = sorted(test["seed"].unique())
     for cat in sorted(test["category"].unique()):
         s0 = min(test[test["category"] == cat]["seed"])
-        add(figures.roc_pr_curves(test, cat, s0, fdir / f"roc_pr_{cat}"), f"ROC and PR curves, {cat}, seed {s0}.")
-        for model in sorted(test[test["category"] == cat]["model"].unique()):
-            add(figures.score_distributions(scores, cat, model, s0, fdir / f"scores_{cat}_{model}"),
-                f"Test-score distributions and thresholds, {cat} / {model}, seed {s0}.")
-    sev = figures.severity_curves(run.scores, fdir / "severity_image_auroc")
-    if sev:
-        add(sev, "Image AUROC against shift severity (mean over categories and seeds).")
-    else:
-        out.skipped.append("severity curves: the run did not sweep severities")
+        if "roc_pr" in kinds:
+            add(
+                fig.roc_pr_curves(test, cat, s0, fdir / f"roc_pr_{cat}"),
+                f"ROC and PR curves, {cat}, seed {s0}.",
+            )
+        for model in (
+            sorted(test[test["category"] == cat]["model"].unique()) if "scores" in kinds else ()
+        ):
+            add(
+                fig.score_distributions(scores, cat, model, s0, fdir / f"scores_{cat}_{model}"),
+                f"Test-score distributions and thresholds, {cat} / {model}, seed {s0}.",
+            )
+    if "severity" in kinds:
+        sev = fig.severity_curves(run.scores, fdir / "severity_image_auroc")
+        if sev:
+            add(sev, "Image AUROC against shift severity (mean over categories and seeds).")
+        else:
+            out.skipped.append("severity curves: the run did not sweep severities")
 
     # Friedman / Nemenyi over (category, seed) blocks, per protocol.
     rank_rows = []
@@ -261,7 +349,9 @@ def build_report(
     if len(models) >= 3:
         ps = auroc.per_seed
         for protocol in ("clean", "shift-noadapt", "shift-adapt"):
-            wide = ps[ps["protocol"] == protocol].pivot_table(index=["category", "seed"], columns="model", values="value")
+            wide = ps[ps["protocol"] == protocol].pivot_table(
+                index=["category", "seed"], columns="model", values="value"
+            )
             if wide.shape[1] < 3 or len(wide.dropna()) < 2:
                 continue
             try:
@@ -270,11 +360,24 @@ def build_report(
                 out.skipped.append(f"critical-difference diagram ({protocol}): {exc}")
                 continue
             for m, r in fn.average_ranks.items():
-                rank_rows.append({"protocol": protocol, "model": m, "average_rank": r, "friedman_chi2": fn.statistic,
-                                  "friedman_p": fn.p_value, "critical_difference": fn.critical_difference,
-                                  "n_blocks": fn.n_blocks})
-            add(figures.critical_difference_diagram(fn, fdir / f"cd_{protocol}", title=f"Image AUROC, {protocol}"),
-                f"Critical-difference diagram (Nemenyi, alpha={alpha}), {protocol}; blocks = categories x seeds.")
+                rank_rows.append(
+                    {
+                        "protocol": protocol,
+                        "model": m,
+                        "average_rank": r,
+                        "friedman_chi2": fn.statistic,
+                        "friedman_p": fn.p_value,
+                        "critical_difference": fn.critical_difference,
+                        "n_blocks": fn.n_blocks,
+                    }
+                )
+            if "cd" in kinds:
+                add(
+                    fig.critical_difference_diagram(
+                        fn, fdir / f"cd_{protocol}", title=f"Image AUROC, {protocol}"
+                    ),
+                    f"Critical-difference diagram (Nemenyi, alpha={alpha}), {protocol}; blocks = categories x seeds.",
+                )
         if rank_rows:
             pd.DataFrame(rank_rows).to_csv(tdir / "rank_tests.csv", index=False)
             out.tables.append(tdir / "rank_tests.csv")
@@ -282,7 +385,9 @@ def build_report(
         out.skipped.append("critical-difference diagram: needs at least 3 models")
 
     maps_root = run.path / "maps"
-    if maps_root.is_dir():
+    if "qualitative" not in kinds:
+        pass
+    elif maps_root.is_dir():
         for cat in sorted(test["category"].unique()):
             for model in models:
                 for s in seeds:
@@ -292,9 +397,14 @@ def build_report(
                     got = _qualitative_rows(run, cat, model, s, mdir)
                     if got:
                         rows, protocol = got
-                        add(figures.qualitative_grid(rows, fdir / f"qualitative_{cat}_{model}",
-                                                     title=f"{cat} / {model}, seed {s}, {protocol}"),
-                            f"Qualitative results, {cat} / {model}, seed {s} ({protocol}).")
+                        add(
+                            fig.qualitative_grid(
+                                rows,
+                                fdir / f"qualitative_{cat}_{model}",
+                                title=f"{cat} / {model}, seed {s}, {protocol}",
+                            ),
+                            f"Qualitative results, {cat} / {model}, seed {s} ({protocol}).",
+                        )
                     break  # one seed per (category, model) is enough for a picture
     else:
         out.skipped.append("qualitative grids: the run saved no maps/")
@@ -317,26 +427,38 @@ pre{background:#f6f6f6;padding:.6em;overflow-x:auto;font-size:.8em}
 """
 
 
-def _write_html(run: Run, tables_html: list[tuple[str, str]], figs: list[tuple[str, Path]], skipped: list[str]) -> Path:
+def _write_html(
+    run: Run, tables_html: list[tuple[str, str]], figs: list[tuple[str, Path]], skipped: list[str]
+) -> Path:
     name = html.escape(run.path.name)
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>shiftbench report: {name}</title>",
-             f"<style>{_CSS}</style></head><body><h1>shiftbench report: {name}</h1>"]
+    parts = [
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>shiftbench report: {name}</title>",
+        f"<style>{_CSS}</style></head><body><h1>shiftbench report: {name}</h1>",
+    ]
     m = run.manifest
     info = {k: m[k] for k in ("command", "created", "git_commit", "versions") if k in m}
     if "config" in m:
         info["config"] = m["config"]
     if info:
-        parts.append(f"<h2>Run</h2><pre>{html.escape(json.dumps(info, indent=2, default=str))}</pre>")
+        parts.append(
+            f"<h2>Run</h2><pre>{html.escape(json.dumps(info, indent=2, default=str))}</pre>"
+        )
     parts.append("<h2>Tables</h2>")
     for title, body in tables_html:
         parts.append(f"<h3>{html.escape(title)}</h3>{body}")
     parts.append("<h2>Figures</h2>")
     for caption, png in figs:
         data = base64.b64encode(png.read_bytes()).decode("ascii")
-        parts.append(f"<figure><img alt='{html.escape(png.stem)}' src='data:image/png;base64,{data}'>"
-                     f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+        parts.append(
+            f"<figure><img alt='{html.escape(png.stem)}' src='data:image/png;base64,{data}'>"
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+        )
     if skipped:
-        parts.append("<h2>Not drawn</h2><ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in skipped) + "</ul>")
+        parts.append(
+            "<h2>Not drawn</h2><ul>"
+            + "".join(f"<li>{html.escape(s)}</li>" for s in skipped)
+            + "</ul>"
+        )
     parts.append("</body></html>")
     path = run.path / "report.html"
     path.write_text("".join(parts), encoding="utf-8")

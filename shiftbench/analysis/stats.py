@@ -57,7 +57,9 @@ class VectorisedMetric:
     one pass over the sorted scores instead of ``B`` separate sorts.
     """
 
-    def __init__(self, name: str, weighted: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]):
+    def __init__(
+        self, name: str, weighted: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+    ):
         self.__name__ = name
         self._weighted = weighted
 
@@ -66,7 +68,9 @@ class VectorisedMetric:
         labels, scores = _check_pair(labels, scores)
         weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
         if weights.shape[1] != labels.size:
-            raise ValueError(f"{self.__name__}: weights have {weights.shape[1]} columns, expected {labels.size}")
+            raise ValueError(
+                f"{self.__name__}: weights have {weights.shape[1]} columns, expected {labels.size}"
+            )
         return self._weighted(labels, scores, weights)
 
     def __call__(self, labels: np.ndarray, scores: np.ndarray) -> float:
@@ -109,11 +113,15 @@ def _weighted_auroc(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray)
     return num / (cum[:, -1] * w_pos.sum(axis=1))
 
 
-def _weighted_average_precision(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def _weighted_average_precision(
+    labels: np.ndarray, scores: np.ndarray, weights: np.ndarray
+) -> np.ndarray:
     # Same step-wise definition as sklearn.metrics.average_precision_score:
     # AP = sum_k (R_k - R_{k-1}) P_k over distinct thresholds, ties form one threshold.
     if not (labels == 1).any():
-        warnings.warn("average precision needs positives; returning NaN", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            "average precision needs positives; returning NaN", RuntimeWarning, stacklevel=3
+        )
         return np.full(weights.shape[0], np.nan)
     order = np.argsort(-scores, kind="stable")
     s, y, w = scores[order], labels[order], weights[:, order]
@@ -186,7 +194,9 @@ class BootstrapCI:
     difference: BootstrapCI | None = None
 
 
-def stratified_resample_indices(labels: np.ndarray, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
+def stratified_resample_indices(
+    labels: np.ndarray, n_resamples: int, rng: np.random.Generator
+) -> np.ndarray:
     """Bootstrap index matrix ``int64 [n_resamples, n]``, resampled within each label.
 
     Each row draws, with replacement, as many normals among the normals and as many
@@ -243,7 +253,9 @@ def bca_interval(
     return float(low), float(high)
 
 
-def _jackknife(metric: VectorisedMetric | None, metric_fn: Callable, labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
+def _jackknife(
+    metric: VectorisedMetric | None, metric_fn: Callable, labels: np.ndarray, scores: np.ndarray
+) -> np.ndarray:
     n = labels.size
     if metric is not None:
         out = np.empty(n)
@@ -255,7 +267,9 @@ def _jackknife(metric: VectorisedMetric | None, metric_fn: Callable, labels: np.
             out[start:stop] = metric.weighted(labels, scores, w)
         return out
     keep = ~np.eye(n, dtype=bool)
-    return np.array([metric_fn(labels[keep[i]], scores[keep[i]]) for i in range(n)], dtype=np.float64)
+    return np.array(
+        [metric_fn(labels[keep[i]], scores[keep[i]]) for i in range(n)], dtype=np.float64
+    )
 
 
 def _interval(
@@ -379,7 +393,9 @@ class DeLongResult:
     p_value: float
 
 
-def _delong_components(labels: np.ndarray, score_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _delong_components(
+    labels: np.ndarray, score_rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """AUCs ``[k]`` and the DeLong structural components ``V10 [k, m]``, ``V01 [k, n]``.
 
     Sun & Xu 2014 (IEEE Signal Process. Lett. 21:1389): with midranks over the positives
@@ -444,7 +460,9 @@ def delong(labels: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray) -> De
     )
 
 
-def delong_ci(labels: np.ndarray, scores: np.ndarray, alpha: float = 0.05) -> tuple[float, float, float]:
+def delong_ci(
+    labels: np.ndarray, scores: np.ndarray, alpha: float = 0.05
+) -> tuple[float, float, float]:
     """AUC and its DeLong ``1 - alpha`` confidence interval, ``(auc, low, high)``.
 
     Normal interval ``auc -/+ z_{1-alpha/2} sqrt(var)`` clipped to [0, 1], as
@@ -499,7 +517,10 @@ def mcnemar(
         raise ValueError("mcnemar: decisions_a, decisions_b and labels differ in length")
     ok_a, ok_b = da == labels, db == labels
     table = np.array(
-        [[np.sum(ok_a & ok_b), np.sum(ok_a & ~ok_b)], [np.sum(~ok_a & ok_b), np.sum(~ok_a & ~ok_b)]],
+        [
+            [np.sum(ok_a & ok_b), np.sum(ok_a & ~ok_b)],
+            [np.sum(~ok_a & ok_b), np.sum(~ok_a & ~ok_b)],
+        ],
         dtype=np.int64,
     )
     b, c = int(table[0, 1]), int(table[1, 0])
@@ -520,7 +541,9 @@ class WilcoxonResult:
     median_difference: float
 
 
-def wilcoxon(values_a: Sequence[float], values_b: Sequence[float], *, alternative: str = "two-sided") -> WilcoxonResult:
+def wilcoxon(
+    values_a: Sequence[float], values_b: Sequence[float], *, alternative: str = "two-sided"
+) -> WilcoxonResult:
     """Wilcoxon signed-rank test (Wilcoxon 1945; Demšar 2006, JMLR 7:1, sec. 3.1.3) of
     paired values, one pair per (category, seed), via ``scipy.stats.wilcoxon``.
 

@@ -41,7 +41,10 @@ __all__ = [
 ]
 
 PROTOCOLS = ("clean", "shift-noadapt", "shift-adapt")
-DELTAS = (("d_noadapt_clean", "shift-noadapt", "clean"), ("d_adapt_noadapt", "shift-adapt", "shift-noadapt"))
+DELTAS = (
+    ("d_noadapt_clean", "shift-noadapt", "clean"),
+    ("d_adapt_noadapt", "shift-adapt", "shift-noadapt"),
+)
 COLUMNS = (*PROTOCOLS, *(d[0] for d in DELTAS))
 HEADERS = {
     "clean": ("Clean", "Clean"),
@@ -63,7 +66,9 @@ class _MetricSpec:
 METRICS = {
     "image_auroc": _MetricSpec("Image AUROC", stats.auroc, "score", "delong"),
     "image_auprc": _MetricSpec("Image AUPRC", stats.average_precision, "score", "bootstrap"),
-    "image_f1": _MetricSpec("Image F1 at the Val threshold", stats.f1_decisions, "decision", "mcnemar"),
+    "image_f1": _MetricSpec(
+        "Image F1 at the Val threshold", stats.f1_decisions, "decision", "mcnemar"
+    ),
 }
 
 
@@ -92,11 +97,15 @@ def _stable_seed(*parts: object) -> int:
     return int.from_bytes(digest[:8], "little")
 
 
-def _aligned(test: pd.DataFrame) -> dict[tuple[str, int], tuple[np.ndarray, dict[tuple[str, str], pd.DataFrame]]]:
+def _aligned(
+    test: pd.DataFrame,
+) -> dict[tuple[str, int], tuple[np.ndarray, dict[tuple[str, str], pd.DataFrame]]]:
     """Per (category, seed): labels and each (model, protocol)'s test rows in one order."""
     out = {}
     for (cat, seed), g in test.groupby(["category", "seed"], sort=True):
-        groups = {k: v.set_index("sample_id") for k, v in g.groupby(["model", "protocol"], sort=True)}
+        groups = {
+            k: v.set_index("sample_id") for k, v in g.groupby(["model", "protocol"], sort=True)
+        }
         common = None
         for v in groups.values():
             common = v.index if common is None else common.intersection(v.index)
@@ -115,7 +124,9 @@ def _aligned(test: pd.DataFrame) -> dict[tuple[str, int], tuple[np.ndarray, dict
     return out
 
 
-def _pair_test(spec: _MetricSpec, labels: np.ndarray, a: pd.DataFrame, b: pd.DataFrame, d_reps: np.ndarray) -> float:
+def _pair_test(
+    spec: _MetricSpec, labels: np.ndarray, a: pd.DataFrame, b: pd.DataFrame, d_reps: np.ndarray
+) -> float:
     if spec.test == "delong":
         if labels.min() == labels.max():
             return float("nan")
@@ -160,9 +171,15 @@ def protocol_comparison(
                 if (model, pa) in groups and (model, pb) in groups:
                     d = reps[(cat, model, run_seed, pa)] - reps[(cat, model, run_seed, pb)]
                     p = _pair_test(spec, labels, groups[(model, pa)], groups[(model, pb)], d)
-                    tests.append({"category": cat, "model": model, "seed": run_seed, "column": dname, "p": p})
+                    tests.append(
+                        {"category": cat, "model": model, "seed": run_seed, "column": dname, "p": p}
+                    )
 
-    per_seed = pd.Series(est, name="value").rename_axis(["category", "model", "seed", "protocol"]).reset_index()
+    per_seed = (
+        pd.Series(est, name="value")
+        .rename_axis(["category", "model", "seed", "protocol"])
+        .reset_index()
+    )
     categories = sorted(per_seed["category"].unique())
     models = sorted(per_seed["model"].unique())
 
@@ -173,14 +190,20 @@ def protocol_comparison(
         for model in models:
             seeds = sorted({s for (c, m, s, _) in est if c == cat and m == model})
             for protocol in PROTOCOLS:
-                keys = [(cat, model, s, protocol) for s in seeds if (cat, model, s, protocol) in est]
+                keys = [
+                    (cat, model, s, protocol) for s in seeds if (cat, model, s, protocol) in est
+                ]
                 if keys and len(keys) == len(seeds):
                     cell_est[(cat, model, protocol)] = float(np.mean([est[k] for k in keys]))
                     cell_reps[(cat, model, protocol)] = np.mean([reps[k] for k in keys], axis=0)
             for dname, pa, pb in DELTAS:
                 if (cat, model, pa) in cell_est and (cat, model, pb) in cell_est:
-                    cell_est[(cat, model, dname)] = cell_est[(cat, model, pa)] - cell_est[(cat, model, pb)]
-                    cell_reps[(cat, model, dname)] = cell_reps[(cat, model, pa)] - cell_reps[(cat, model, pb)]
+                    cell_est[(cat, model, dname)] = (
+                        cell_est[(cat, model, pa)] - cell_est[(cat, model, pb)]
+                    )
+                    cell_reps[(cat, model, dname)] = (
+                        cell_reps[(cat, model, pa)] - cell_reps[(cat, model, pb)]
+                    )
     # Macro average over categories.
     for model in models:
         for col in COLUMNS:
@@ -215,7 +238,11 @@ def protocol_comparison(
             for col in COLUMNS:
                 if (cat, model, col) in cell_est:
                     low, high = stats.percentile_interval(cell_reps[(cat, model, col)], alpha)
-                    row[col], row[f"{col}_low"], row[f"{col}_high"] = cell_est[(cat, model, col)], low, high
+                    row[col], row[f"{col}_low"], row[f"{col}_high"] = (
+                        cell_est[(cat, model, col)],
+                        low,
+                        high,
+                    )
                 else:
                     row[col] = row[f"{col}_low"] = row[f"{col}_high"] = np.nan
             for dname, _, _ in DELTAS:
@@ -224,7 +251,9 @@ def protocol_comparison(
                     test_name = "wilcoxon"
                 else:
                     hit = tests_df[
-                        (tests_df["category"] == cat) & (tests_df["model"] == model) & (tests_df["column"] == dname)
+                        (tests_df["category"] == cat)
+                        & (tests_df["model"] == model)
+                        & (tests_df["column"] == dname)
                     ]
                     test_name = spec.test
                 row[f"{dname}_p"] = float(hit["p_holm"].max()) if len(hit) else np.nan
@@ -345,18 +374,29 @@ class _Grid:
             if b:
                 lines.append(r"\midrule")
             for r, row in enumerate(block):
-                text = [latex_escape(c) if (r == 0 or i > 0) else "" for i, c in enumerate(row[: self.n_text])]
+                text = [
+                    latex_escape(c) if (r == 0 or i > 0) else ""
+                    for i, c in enumerate(row[: self.n_text])
+                ]
                 lines.append(" & ".join(text + [c.latex() for c in row[self.n_text :]]) + r" \\")
         lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
         return "\n".join(lines)
 
     def markdown(self) -> str:
-        lines = [f"**{_plain_caption(self.caption)}**", "", "| " + " | ".join(h[0] for h in self.header) + " |"]
-        lines.append("|" + "|".join([":--"] * self.n_text + [":-:"] * (len(self.header) - self.n_text)) + "|")
+        lines = [
+            f"**{_md_escape(_plain_caption(self.caption))}**",
+            "",
+            "| " + " | ".join(h[0] for h in self.header) + " |",
+        ]
+        lines.append(
+            "|" + "|".join([":--"] * self.n_text + [":-:"] * (len(self.header) - self.n_text)) + "|"
+        )
         for block in self.blocks:
             for row in block:
                 text = [_md_escape(c) for c in row[: self.n_text]]
-                lines.append("| " + " | ".join(text + [c.markdown() for c in row[self.n_text :]]) + " |")
+                lines.append(
+                    "| " + " | ".join(text + [c.markdown() for c in row[self.n_text :]]) + " |"
+                )
         return "\n".join(lines) + "\n"
 
     def html(self) -> str:
@@ -380,7 +420,7 @@ def _bold_best(cells: list[_Cell], higher_is_better: bool = True) -> None:
     if len(valid) < 2:
         return
     best = max(valid) if higher_is_better else min(valid)
-    for c, v in zip(cells, shown):
+    for c, v in zip(cells, shown, strict=False):
         c.bold = v == best
 
 
@@ -417,7 +457,14 @@ def render_comparison(comp: ProtocolComparison) -> _Grid:
 
 
 def _plain_caption(caption: str) -> str:
-    for a, b in (("\\%", "%"), ("$\\pm$", "±"), ("$\\Delta$", "Δ"), ("$\\times$", "×"), ("$p<", "p < "), ("$", "")):
+    for a, b in (
+        ("\\%", "%"),
+        ("$\\pm$", "±"),
+        ("$\\Delta$", "Δ"),
+        ("$\\times$", "×"),
+        ("$p<", "p < "),
+        ("$", ""),
+    ):
         caption = caption.replace(a, b)
     return caption
 
@@ -494,10 +541,27 @@ def render_transfer(transfer: pd.DataFrame) -> _Grid:
         for model, g in sub.groupby("model", sort=True):
             n_deg = int((g["degenerate"] != "").sum())
             kinds = ",".join(sorted(set(g["degenerate"]) - {""}))
-            cells = [_Cell(g[c].mean()) for c in ("fpr_clean", "fpr_shift", "tpr_clean", "tpr_shift", "f1_shift", "f1_all_anomalous")]
+            cells = [
+                _Cell(g[c].mean())
+                for c in (
+                    "fpr_clean",
+                    "fpr_shift",
+                    "tpr_clean",
+                    "tpr_shift",
+                    "f1_shift",
+                    "f1_all_anomalous",
+                )
+            ]
             cells += [_Cell(g["median_shift_iqr"].mean(), scale=1, digits=2, signed=True)]
             cells += [_Cell(g["ks_statistic"].mean(), scale=1, digits=2)]
-            block.append([cat, model, *cells, _TextCell(f"{n_deg}/{len(g)}" + (f" ({kinds})" if kinds else ""))])
+            block.append(
+                [
+                    cat,
+                    model,
+                    *cells,
+                    _TextCell(f"{n_deg}/{len(g)}" + (f" ({kinds})" if kinds else "")),
+                ]
+            )
         grid.blocks.append(block)
     return grid
 

@@ -85,7 +85,9 @@ def threshold_transfer(
     clean = np.asarray(scores_clean, dtype=np.float64).ravel()
     shift = np.asarray(scores_shift, dtype=np.float64).ravel()
     if not (labels.size == clean.size == shift.size):
-        raise ValueError("threshold_transfer: labels, scores_clean and scores_shift differ in length")
+        raise ValueError(
+            "threshold_transfer: labels, scores_clean and scores_shift differ in length"
+        )
     dec_clean, dec_shift = clean >= threshold, shift >= threshold
     fpr_c, tpr_c, f1_c = _rates(labels, dec_clean)
     fpr_s, tpr_s, f1_s = _rates(labels, dec_shift)

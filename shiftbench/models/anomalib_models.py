@@ -91,6 +91,20 @@ class _AnomalibModel(AnomalyModel):
                 step(x[order[start : start + bs]])
 
 
+def _contiguous_buffers(module: nn.Module) -> None:
+    """Store fitted buffers in the layout ``load_state_dict`` recreates.
+
+    PaDiM's inverse covariances come out of ``torch.linalg.inv`` transposed in memory; a
+    saved-and-loaded copy is contiguous, and the matmul then sums in another order, which
+    on an ill-conditioned covariance moves the scores in the 4th digit. Scoring with the
+    contiguous layout from the start makes a loaded model score bit-identically.
+    """
+    for sub in module.modules():
+        for name, buf in list(sub._buffers.items()):
+            if buf is not None and not buf.is_contiguous():
+                sub._buffers[name] = buf.contiguous()
+
+
 def _quiet_anomalib() -> None:
     # anomalib's import chatter (deprecations, optional-dependency notes) is noise for us
     warnings.filterwarnings("ignore", module=r"anomalib(\..*)?")
@@ -218,6 +232,7 @@ class AnomalibPadim(_AnomalibModel):
             for batch in self._batches(x):
                 self.model_(batch)
             self.model_.fit()
+        _contiguous_buffers(self.model_)
         self.model_.eval()
 
 

@@ -38,7 +38,7 @@ def greedy_coreset(
     features: torch.Tensor,
     n: int,
     *,
-    projection_dim: int | None = 128,
+    projection_dim: int | None = 256,
     generator: torch.Generator | None = None,
     block_size: int = 256,
 ) -> torch.Tensor:
@@ -122,7 +122,8 @@ class PatchCore(AnomalyModel):
 
     Options: ``layers`` (default: the backbone's layer2+layer3 equivalents),
     ``coreset_ratio`` (fraction of training patches kept, default 0.1), ``projection_dim``
-    (random projection for the coreset search, default 128; 0 = none), ``num_neighbors``
+    (random projection for the coreset search when features are wider, default 256 — about
+    anomalib's Johnson-Lindenstrauss size; 0 = none), ``num_neighbors``
     (support set of the density re-weighting, default 9; 1 = plain max), ``sigma`` (map
     smoothing in px at model input size, default 4).
     """
@@ -139,7 +140,7 @@ class PatchCore(AnomalyModel):
         batch_size: int = 16,
         layers: list[str] | None = None,
         coreset_ratio: float = 0.1,
-        projection_dim: int = 128,
+        projection_dim: int = 256,
         num_neighbors: int = 9,
         sigma: float = 4.0,
     ) -> None:
