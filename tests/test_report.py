@@ -491,3 +491,46 @@ def test_severity_sweep_draws_curves(tmp_path):
     ] == pytest.approx(want)
     assert not any("severity" in x for x in out.skipped)
     assert "qualitative grids: the run saved no maps/" in out.skipped  # said, not crashed
+
+
+def test_pixel_table_from_metrics_hand_worked():
+    """Pixel tables come from metrics.parquet: mean and SD over seeds, seed-wise deltas,
+    one severity of a sweep (clean rows have none)."""
+    from shiftbench.analysis.tables import pixel_table, render_pixel
+
+    rows = []
+    values = {  # (category, seed, protocol, severity) -> pixel_aupro
+        ("brick", 0, "clean", None): 0.90,
+        ("brick", 1, "clean", None): 0.80,
+        ("brick", 0, "shift-noadapt", 1): 0.85,
+        ("brick", 1, "shift-noadapt", 1): 0.75,
+        ("brick", 0, "shift-noadapt", 3): 0.60,
+        ("brick", 1, "shift-noadapt", 3): 0.40,
+        ("mean", 0, "clean", None): 0.70,
+        ("mean", 1, "clean", None): 0.70,
+        ("mean", 0, "shift-noadapt", 3): 0.50,
+        ("mean", 1, "shift-noadapt", 3): 0.30,
+    }
+    for (cat, seed, proto, sev), v in values.items():
+        rows.append(
+            (cat, "patchcore", seed, proto, np.nan if sev is None else sev, "pixel_aupro", v)
+        )
+    rows.append(("brick", "patchcore", 0, "clean", np.nan, "pixel_auroc", 0.99))
+    metrics = pd.DataFrame(
+        rows, columns=["category", "model", "seed", "protocol", "severity", "metric", "value"]
+    )
+    t = pixel_table(metrics, "pixel_aupro", severity=3).set_index("category")
+    assert list(t.index) == ["brick", "mean"]  # mean row last
+    assert t.loc["brick", "clean"] == pytest.approx(0.85)
+    assert t.loc["brick", "clean_sd"] == pytest.approx(np.std([0.9, 0.8], ddof=1))
+    assert t.loc["brick", "shift-noadapt"] == pytest.approx(0.50)
+    # seed-wise deltas -0.30 and -0.40
+    assert t.loc["brick", "d_noadapt_clean"] == pytest.approx(-0.35)
+    assert t.loc["brick", "d_noadapt_clean_sd"] == pytest.approx(np.std([-0.3, -0.4], ddof=1))
+    assert np.isnan(t.loc["brick", "shift-adapt"]) and np.isnan(t.loc["brick", "d_adapt_noadapt"])
+    assert pixel_table(metrics, "pixel_aupro", severity=1).set_index("category").loc[
+        "brick", "shift-noadapt"
+    ] == pytest.approx(0.80)
+    md = render_pixel(t.reset_index(), "pixel_aupro").markdown()
+    assert "| brick | patchcore | 85.0 ± 7.1 | 50.0 ± 14.1 | – | −35.0 ± 7.1 | – |" in md
+    assert "\\toprule" in render_pixel(t.reset_index(), "pixel_aupro").latex()

@@ -330,3 +330,74 @@ def test_saved_maps_are_float16_test_maps(study):
         with np.load(path / "maps" / "washer" / "ae" / "seed0" / f"{proto}.npz") as f:
             assert sorted(f["sample_id"]) == test_ids
             assert f["maps"].dtype == np.float16 and f["maps"].shape == (len(test_ids), 64, 64)
+
+
+def test_severity_sweep_end_to_end(tiny_synthetic, tmp_path):
+    """--severity 1,4: one clean fit serves clean and shift-noadapt at both levels;
+    shift-adapt fits once per level; the report draws the severity curves."""
+    from shiftbench.analysis.report import build_report
+    from shiftbench.protocols.runner import summary_table
+
+    cfg = _config(tiny_synthetic, categories="brick", models="patchcore", severity="4,1")
+    assert cfg.severity == [1, 4] and cfg.severities == [1, 4]
+    runner = StudyRunner(cfg, tmp_path / "sweep", progress=False, echo=lambda s: None)
+    runner.prepare()
+    assert [u.key for u in runner.units] == [
+        "brick__patchcore__seed0__clean",
+        "brick__patchcore__seed0__shift-sev1",
+        "brick__patchcore__seed0__shift-sev4",
+    ]
+    path = runner.run()
+    scores = pd.read_parquet(path / "scores.parquet")
+    assert scores.loc[scores["protocol"] == "clean", "severity"].isna().all()
+    for proto in ("shift-noadapt", "shift-adapt"):
+        assert sorted(scores.loc[scores["protocol"] == proto, "severity"].unique()) == [1.0, 4.0]
+
+    def rows(proto, split, sev=None):
+        r = scores[(scores["protocol"] == proto) & (scores["split"] == split)]
+        r = r if sev is None else r[r["severity"] == sev]
+        return r.set_index("sample_id").sort_index()
+
+    # the no-adaptation threshold comes from clean validation scores at every level ...
+    for sev in (1.0, 4.0):
+        noadapt = rows("shift-noadapt", "val", sev)
+        assert np.array_equal(noadapt["score"], rows("clean", "val")["score"])
+        assert (noadapt["threshold"] == rows("clean", "val")["threshold"].iloc[0]).all()
+    # ... while each level's test images (and adapted fits) differ
+    assert not np.allclose(
+        rows("shift-noadapt", "test", 1.0)["score"], rows("shift-noadapt", "test", 4.0)["score"]
+    )
+    assert not np.allclose(
+        rows("shift-adapt", "val", 1.0)["score"], rows("shift-adapt", "val", 4.0)["score"]
+    )
+    metrics = pd.read_parquet(path / "metrics.parquet")
+    auroc = metrics[(metrics["metric"] == "image_auroc") & (metrics["category"] == "brick")]
+    assert len(auroc) == 5  # clean + 2 protocols x 2 levels
+    g = rows("shift-noadapt", "test", 4.0)
+    got = auroc[(auroc["protocol"] == "shift-noadapt") & (auroc["severity"] == 4.0)]["value"]
+    assert got.item() == pytest.approx(roc_auc_score(g["label"], g["score"]), abs=1e-12)
+    table = summary_table(metrics)
+    assert list(table.columns) == [
+        "clean",
+        "shift-noadapt@1",
+        "shift-noadapt@4",
+        "shift-adapt@1",
+        "shift-adapt@4",
+    ]
+    params = pd.read_parquet(path / "shift_params.parquet")
+    assert sorted(params["severity"].unique()) == [1, 4]
+    assert params.groupby("severity")["sample_id"].nunique().nunique() == 1
+
+    out = build_report(path, "markdown", n_resamples=200, figures=("severity",))
+    assert (path / "figures" / "severity_image_auroc.png").is_file()
+    assert not any("severity" in x for x in out.skipped)
+    md = (path / "tables" / "image_auroc.md").read_text()
+    assert "brick" in md and "Shift (adapt.)" in md
+
+
+@pytest.mark.parametrize("bad", ["7", "-1", ""])
+def test_bad_severity_is_one_clear_error(bad):
+    from shiftbench.errors import ShiftbenchError
+
+    with pytest.raises(ShiftbenchError, match="--severity"):
+        load_config(None, {"severity": bad})

@@ -284,6 +284,13 @@ def severity_curves(
     if "severity" not in scores.columns or scores["severity"].dropna().nunique() < 2:
         return None
     test = scores[scores["split"] == "test"]
+    # clean rows carry no severity (a runner's) or every level (identical copies): one each
+    clean = (
+        test[test["protocol"] == "clean"]
+        .drop_duplicates(["category", "model", "seed", "sample_id"])
+        .assign(severity=-1.0)
+    )
+    test = pd.concat([test[test["protocol"] != "clean"].dropna(subset=["severity"]), clean])
     rows = []
     for (sev, model, proto, _cat, _seed), g in test.groupby(
         ["severity", "model", "protocol", "category", "seed"]
@@ -303,6 +310,7 @@ def severity_curves(
     )
     models = sorted(df["model"].unique())
     shifted = [p for p in ("shift-noadapt", "shift-adapt") if p in set(df["protocol"])]
+    levels = sorted(df.loc[df["protocol"] != "clean", "severity"].unique())
     with paper_style():
         fig, axes = plt.subplots(
             1,
@@ -325,7 +333,7 @@ def severity_curves(
                     )
             ax.set_title(PROTOCOL_STYLE[p]["label"])
             ax.set_xlabel("severity")
-            ax.set_xticks(sorted(df["severity"].unique()))
+            ax.set_xticks(levels)
         axes[0][0].set_ylabel(f"{ylabel} (mean)")
         from matplotlib.lines import Line2D
 

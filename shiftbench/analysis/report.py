@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 import warnings
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -124,13 +125,24 @@ def _parse_formats(formats: str | tuple[str, ...] | list[str]) -> tuple[str, ...
     return tuple(dict.fromkeys(items))
 
 
+def _table_level(run: Run) -> float | None:
+    """The severity the tables show: the run's level, or for a sweep the one configured
+    (when it is a single level) or else the middle level of the sweep."""
+    s = run.scores
+    if "severity" not in s.columns or s["severity"].dropna().nunique() == 0:
+        return None
+    levels = sorted(s["severity"].dropna().unique())
+    wanted = run.manifest.get("config", {}).get("severity")  # a list for a sweep
+    if isinstance(wanted, (int, float)) and wanted in levels:
+        return wanted
+    return levels[len(levels) // 2]
+
+
 def _table_scores(run: Run) -> pd.DataFrame:
     """Scores at one severity level: a severity sweep puts several levels in one file."""
     s = run.scores
     if "severity" in s.columns and s["severity"].dropna().nunique() > 1:
-        levels = sorted(s["severity"].dropna().unique())
-        wanted = run.manifest.get("config", {}).get("severity")
-        level = wanted if wanted in levels else levels[len(levels) // 2]
+        level = _table_level(run)
         s = s[(s["severity"] == level) | s["severity"].isna()]
         s = s.drop_duplicates(["category", "model", "seed", "protocol", "split", "sample_id"])
     return s
@@ -155,11 +167,15 @@ def _qualitative_rows(
         return None
     suite = None
     cfg = run.manifest.get("config", {})
-    if (maps_dir / "shift-noadapt.npz").is_file() and cfg.get("suite"):
+    level = _table_level(run)
+    shift_file = maps_dir / "shift-noadapt.npz"
+    if not shift_file.is_file() and level is not None:
+        shift_file = maps_dir / f"shift-noadapt-sev{int(level)}.npz"  # a sweep: one per level
+    if shift_file.is_file() and cfg.get("suite"):
         try:  # the transforms package may be missing or reject the suite: fall back to clean maps
             from shiftbench.transforms import load_suite
 
-            suite = load_suite(cfg["suite"], cfg.get("severity"))
+            suite = load_suite(cfg["suite"], int(level) if level is not None else None)
         except Exception as exc:  # noqa: BLE001 - any failure only costs the shifted column
             warnings.warn(
                 f"qualitative grid: shifted images unavailable ({exc})",
@@ -167,14 +183,16 @@ def _qualitative_rows(
                 stacklevel=2,
             )
     protocol = "shift-noadapt" if suite is not None else "clean"
-    if not (maps_dir / f"{protocol}.npz").is_file():
+    maps_file = shift_file if suite is not None else maps_dir / "clean.npz"
+    if not maps_file.is_file():
         candidates = sorted(maps_dir.glob("*.npz"))
         if not candidates:
             return None
-        protocol = candidates[0].stem
-    with np.load(maps_dir / f"{protocol}.npz", allow_pickle=False) as z:
+        maps_file = candidates[0]
+        protocol = re.sub(r"-sev\d+$", "", maps_file.stem)
+    with np.load(maps_file, allow_pickle=False) as z:
         ids, maps = [str(i) for i in z["sample_id"]], z["maps"].astype(np.float32)
-    sc = run.scores
+    sc = _table_scores(run)  # one severity level of a sweep
     rows_sc = sc[
         (sc["category"] == category)
         & (sc["model"] == model)
@@ -283,6 +301,18 @@ def build_report(
         grid = tables.render_comparison(comp)
         _write_grid(grid, tdir / metric, fmts, out)
         html_parts.append((comp.label, grid.html()))
+
+    # Pixel metrics: whole-map values from metrics.parquet, at the tables' severity.
+    if run.metrics is not None:
+        for metric in tables.PIXEL_METRICS:
+            if metric not in set(run.metrics["metric"]):
+                continue
+            table = tables.pixel_table(run.metrics, metric, _table_level(run))
+            table.to_csv(tdir / f"{metric}.csv", index=False)
+            out.tables.append(tdir / f"{metric}.csv")
+            grid = tables.render_pixel(table, metric)
+            _write_grid(grid, tdir / metric, fmts, out)
+            html_parts.append((tables.PIXEL_METRICS[metric], grid.html()))
 
     # Threshold transfer.
     tt = transfer.transfer_table(scores)

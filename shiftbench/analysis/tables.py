@@ -34,6 +34,9 @@ __all__ = [
     "METRICS",
     "ProtocolComparison",
     "efficiency_table",
+    "PIXEL_METRICS",
+    "pixel_table",
+    "render_pixel",
     "protocol_comparison",
     "render_comparison",
     "render_efficiency",
@@ -467,6 +470,65 @@ def _plain_caption(caption: str) -> str:
     ):
         caption = caption.replace(a, b)
     return caption
+
+
+# --------------------------------------------------------------------------------------
+# Pixel metrics (from metrics.parquet: a run keeps whole-map metrics, not per-pixel data)
+# --------------------------------------------------------------------------------------
+
+PIXEL_METRICS = {
+    "pixel_auroc": "Pixel AUROC",
+    "pixel_aupro": "Pixel PRO (normalised AUPRO up to FPR 0.3)",
+    "pixel_f1": "Pixel F1 at the Val threshold",
+}
+
+
+def pixel_table(metrics: pd.DataFrame, metric: str, severity: float | None = None) -> pd.DataFrame:
+    """One metric of ``metrics.parquet`` per (category, model), ``mean`` row last.
+
+    For each of :data:`COLUMNS`: ``<col>`` the mean over seeds, ``<col>_sd`` the standard
+    deviation over seeds (NaN with one seed); a Δ column is the seed-wise difference of
+    two protocols, then averaged. ``severity`` picks one level of a sweep (protocols that
+    see no shift have no level). Columns of protocols the run did not use are NaN.
+    """
+    m = metrics[metrics["metric"] == metric]
+    if severity is not None and "severity" in m.columns:
+        m = m[(m["severity"] == severity) | m["severity"].isna()]
+    wide = m.pivot_table(
+        index=["category", "model", "seed"], columns="protocol", values="value", aggfunc="mean"
+    )
+    for p in PROTOCOLS:
+        if p not in wide.columns:
+            wide[p] = np.nan
+    for name, a, b in DELTAS:
+        wide[name] = wide[a] - wide[b]
+    g = wide[list(COLUMNS)].groupby(level=["category", "model"])
+    mean, sd = g.mean(), g.std(ddof=1)
+    out = mean.join(sd.add_suffix("_sd")).reset_index()
+    out["_mean_last"] = out["category"] == "mean"
+    out = out.sort_values(["_mean_last", "category", "model"]).drop(columns="_mean_last")
+    return out.reset_index(drop=True)
+
+
+def render_pixel(table: pd.DataFrame, metric: str) -> _Grid:
+    """Lay out a :func:`pixel_table` like the image tables (values in %, best in bold)."""
+    caption = (
+        f"{PIXEL_METRICS[metric]} (\\%) on the test images, mean over seeds; $\\pm$ standard "
+        "deviation over seeds where there are several. Pixel metrics are computed on whole "
+        "anomaly maps, so no per-image bootstrap interval or test is given. Best model per "
+        "category and column in bold."
+    )
+    header = [("Category", "Category"), ("Model", "Model")] + [HEADERS[c] for c in COLUMNS]
+    grid = _Grid(caption=caption, label=f"tab:{metric}", header=header, n_text=2)
+    for cat in table["category"].drop_duplicates():
+        block = []
+        for _, r in table[table["category"] == cat].iterrows():
+            cells = [_Cell(r[c], r[f"{c}_sd"], signed=c.startswith("d_")) for c in COLUMNS]
+            block.append([cat, r["model"], *cells])
+        for j in range(len(COLUMNS)):
+            _bold_best([row[2 + j] for row in block])
+        grid.blocks.append(block)
+    return grid
 
 
 # --------------------------------------------------------------------------------------

@@ -53,7 +53,9 @@ def run(
     suite: str | None = typer.Option(
         None, help="Shift suite name or YAML file. [default: mvtec-shift]"
     ),
-    severity: int | None = typer.Option(None, help="Shift severity 0-5. [default: 3]"),
+    severity: str | None = typer.Option(
+        None, help="Shift severity 0-5, or a comma list (1,3,5) to sweep levels. [default: 3]"
+    ),
     image_size: int | None = typer.Option(None, help="Square image side in px. [default: 128]"),
     global_model: bool | None = typer.Option(
         None, "--global-model/--per-category", help="Pool all categories into one model."

@@ -64,7 +64,7 @@ class StudyConfig:
     weights: str = "imagenet"
     seeds: list[int] = field(default_factory=lambda: [0])
     suite: str = "mvtec-shift"
-    severity: int = 3
+    severity: int | list[int] = 3  # one level, or several for a severity sweep
     image_size: int = 128
     global_model: bool = False
     train_subsample: float | None = None
@@ -81,6 +81,11 @@ class StudyConfig:
     def protocols(self) -> list[Protocol]:
         return resolve_protocols(self.protocol)
 
+    @property
+    def severities(self) -> list[int]:
+        """The shift levels of the study: one, or several for a severity sweep."""
+        return list(self.severity) if isinstance(self.severity, list) else [self.severity]
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -93,7 +98,7 @@ class StudyConfig:
 
     def default_name(self) -> str:
         models = "+".join(self.models)[:40]
-        return f"{self.dataset}_{self.protocol}_{models}_{Path(self.suite).stem}-sev{self.severity}_{self.hash}"
+        return f"{self.dataset}_{self.protocol}_{models}_{Path(self.suite).stem}-sev{'-'.join(map(str, self.severities))}_{self.hash}"
 
 
 def _listify(value: Any, kind=str) -> list | None:
@@ -105,6 +110,18 @@ def _listify(value: Any, kind=str) -> list | None:
         return [kind(v.strip() if isinstance(v, str) else v) for v in value]
     except ValueError:
         raise ShiftbenchError(f"cannot read {value!r} as a list of {kind.__name__}") from None
+
+
+def _severity(value: Any) -> int | list[int]:
+    """``3``, ``"3"`` -> 3; ``"1,3,5"`` or ``[5, 1, 3]`` -> [1, 3, 5] (a sweep)."""
+    levels = _listify(value if isinstance(value, (list, tuple, str)) else [value], int)
+    levels = sorted(set(levels or []))
+    if not levels:
+        raise ShiftbenchError("--severity: give a level 0-5, or a comma list such as 1,3,5")
+    bad = [v for v in levels if not 0 <= v <= 5]
+    if bad:
+        raise ShiftbenchError(f"--severity {bad[0]}: levels run from 0 (identity) to 5")
+    return levels[0] if len(levels) == 1 else levels
 
 
 def load_config(
@@ -139,6 +156,7 @@ def load_config(
     values["categories"] = _listify(values.get("categories"))
     values["models"] = _listify(values.get("models"))
     values["seeds"] = _listify(values.get("seeds"), int)
+    values["severity"] = _severity(values.get("severity"))
     if not values["models"]:
         raise ShiftbenchError("--models: give at least one model name")
     if not values["seeds"]:

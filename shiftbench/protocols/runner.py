@@ -2,7 +2,8 @@
 
 A study is a grid of *units* (fit group, model, seed, fit domain). The fit group is one
 category, or every chosen category pooled (``global_model``). One fit on Train-clean
-serves both ``clean`` and ``shift-noadapt``; ``shift-adapt`` fits on Train-shift. Each
+serves both ``clean`` and ``shift-noadapt`` (at every severity of a sweep);
+``shift-adapt`` fits on Train-shift, once per severity. Each
 finished unit is written atomically, so an interrupted study resumes with only the
 missing units. Thresholds come from the protocol's validation split only and are then
 frozen; test scores never touch them.
@@ -32,24 +33,51 @@ from shiftbench.protocols.config import Protocol, StudyConfig, resolve_protocols
 from shiftbench.results.rundir import RunDir, atomic_write_npz, atomic_write_table
 
 DOMAINS = ("clean", "shift")
+METRIC_COLUMNS = ["category", "model", "seed", "protocol", "severity", "metric", "value"]
 PARALLEL_SHIFT_PIXELS = 50_000_000
 EVAL_SPLITS = ("val", "test")
 
 
+def domain_tag(domain: str, severity: int | None) -> str:
+    """Name of one image domain: ``clean``, or ``shift@<level>`` for a shift severity."""
+    return "clean" if domain == "clean" else f"shift@{severity}"
+
+
 @dataclass(frozen=True)
 class Unit:
-    """One fit: a model fitted on one group's training split in one domain, for one seed."""
+    """One fit: a model fitted on one group's training split in one domain, for one seed.
+
+    ``conditions`` are the (protocol, severity) pairs this fit serves; severity is None
+    for a protocol that never sees shifted images (``clean``).
+    """
 
     group: str  # a category, or "global"
     categories: tuple[str, ...]
     model: str
     seed: int
     domain: str  # "clean" or "shift"
-    protocols: tuple[Protocol, ...]
+    severity: int | None  # the shift level a "shift" unit fits on
+    conditions: tuple[tuple[Protocol, int | None], ...]
 
     @property
     def key(self) -> str:
-        return f"{self.group}__{self.model}__seed{self.seed}__{self.domain}"
+        domain = self.domain if self.severity is None else f"shift-sev{self.severity}"
+        return f"{self.group}__{self.model}__seed{self.seed}__{domain}"
+
+    @property
+    def protocols(self) -> tuple[Protocol, ...]:
+        return tuple(dict.fromkeys(p for p, _ in self.conditions))
+
+    @property
+    def fit_tag(self) -> str:
+        return domain_tag(self.domain, self.severity)
+
+    def tags(self) -> set[str]:
+        """Every image domain this unit fits on, thresholds on or scores."""
+        out = {self.fit_tag}
+        for p, sev in self.conditions:
+            out |= {domain_tag(p.threshold_from, sev), domain_tag(p.evaluate_on, sev)}
+        return out
 
 
 @dataclass
@@ -80,20 +108,35 @@ def with_clean_reference(protocols: list[Protocol]) -> list[Protocol]:
     return protocols
 
 
+def _touches_shift(p: Protocol) -> bool:
+    return "shift" in (p.fit_on, p.threshold_from, p.evaluate_on)
+
+
 def plan_units(config: StudyConfig, categories: list[str]) -> list[Unit]:
-    """The grid of fits the study needs, in execution order."""
+    """The grid of fits the study needs, in execution order.
+
+    One clean fit per (group, model, seed) serves every protocol fitted on Train-clean, at
+    every severity; a protocol fitted on Train-shift needs one fit per severity.
+    """
     protocols = with_clean_reference(config.protocols)
-    domains = [d for d in DOMAINS if any(p.fit_on == d for p in protocols)]
     groups = (
         [("global", tuple(categories))] if config.global_model else [(c, (c,)) for c in categories]
     )
+    sevs = config.severities
     units = []
     for seed in config.seeds:
         for group, cats in groups:
             for model in config.models:
-                for domain in domains:
-                    served = tuple(p for p in protocols if p.fit_on == domain)
-                    units.append(Unit(group, cats, model, seed, domain, served))
+                clean = [p for p in protocols if p.fit_on == "clean"]
+                if clean:
+                    conditions = tuple(
+                        (p, s) for p in clean for s in (sevs if _touches_shift(p) else [None])
+                    )
+                    units.append(Unit(group, cats, model, seed, "clean", None, conditions))
+                shifted = [p for p in protocols if p.fit_on == "shift"]
+                for s in sevs if shifted else []:
+                    conditions = tuple((p, s) for p in shifted)
+                    units.append(Unit(group, cats, model, seed, "shift", s, conditions))
     return units
 
 
@@ -167,11 +210,11 @@ class StudyRunner:
         cfg = self.config
         self.samples = load_dataset(cfg.dataset, cfg.root, cfg.categories)
         self.categories = sorted(self.samples["category"].unique())
-        self.suite = None
-        if any("shift" in (p.fit_on, p.evaluate_on, p.threshold_from) for p in self.protocols):
+        self.suites = {}
+        if any(_touches_shift(p) for p in self.protocols):
             from shiftbench.transforms import load_suite
 
-            self.suite = load_suite(cfg.suite, cfg.severity)
+            self.suites = {s: load_suite(cfg.suite, s) for s in cfg.severities}
         self.splits = pd.concat(
             [
                 make_splits(
@@ -217,10 +260,11 @@ class StudyRunner:
     def describe(self) -> str:
         lines = [
             f"{len(self.units)} fits: {len(self.config.seeds)} seed(s) x {len({u.group for u in self.units})} group(s) "
-            f"x {len(self.config.models)} model(s) x {len({u.domain for u in self.units})} domain(s)"
+            f"x {len(self.config.models)} model(s) x {len({u.fit_tag for u in self.units})} domain(s)"
         ]
         for u in self.units:
-            lines.append(f"  {u.key:60s} -> {', '.join(p.name for p in u.protocols)}")
+            served = [p.name if s is None else f"{p.name}@sev{s}" for p, s in u.conditions]
+            lines.append(f"  {u.key:60s} -> {', '.join(served)}")
         return "\n".join(lines)
 
     # -- run directory -------------------------------------------------------------------
@@ -261,8 +305,13 @@ class StudyRunner:
                     str(s): split_hash(self.splits[self.splits["seed"] == s]) for s in cfg.seeds
                 },
                 "suite": None
-                if self.suite is None
-                else {"name": self.suite.name, "hash": self.suite.hash, "severity": cfg.severity},
+                if not self.suites
+                else {
+                    "name": next(iter(self.suites.values())).name,
+                    "hash": next(iter(self.suites.values())).hash,
+                    "severity": cfg.severity,
+                    "hashes": {str(s): suite.hash for s, suite in self.suites.items()},
+                },
                 "units": [u.key for u in self.units],
                 "status": "running",
             }
@@ -282,9 +331,9 @@ class StudyRunner:
         return run
 
     # -- images and shifted twins ----------------------------------------------------------
-    def _load_category(
-        self, run: RunDir, category: str, seed: int, domains: set[str]
-    ) -> SplitImages:
+    def _load_category(self, run: RunDir, category: str, seed: int, tags: set[str]) -> SplitImages:
+        """Clean images of one category and seed, plus the shifted twins ``tags`` asks for
+        (``shift@<level>``), split by split."""
         size = self.config.image_size
         table = self.splits[(self.splits["seed"] == seed) & (self.splits["category"] == category)]
         table = (
@@ -295,19 +344,26 @@ class StudyRunner:
         data = SplitImages(table)
         images = np.stack([read_image(p, size) for p in table["image_path"]])
         masks = np.stack([read_mask(p, size) for p in table["mask_path"]])
-        if "shift" in domains:
-            shifted, shifted_masks = self._shifted(run, category, seed, table, images, masks)
+        domains = {"clean": (images, masks)}
+        for tag in sorted(tags - {"clean"}):
+            severity = int(tag.split("@")[1])
+            domains[tag] = self._shifted(run, category, seed, severity, table, images, masks)
         for split in ("train", *EVAL_SPLITS):
             idx = np.flatnonzero(table["split"].to_numpy() == split)
-            data.images["clean", split], data.masks["clean", split] = images[idx], masks[idx]
-            if "shift" in domains:
-                data.images["shift", split], data.masks["shift", split] = (
-                    shifted[idx],
-                    shifted_masks[idx],
-                )
+            for tag, (im, ma) in domains.items():
+                data.images[tag, split], data.masks[tag, split] = im[idx], ma[idx]
         return data
 
-    def _shifted(self, run: RunDir, category: str, seed: int, table: pd.DataFrame, images, masks):
+    def _shifted(
+        self,
+        run: RunDir,
+        category: str,
+        seed: int,
+        severity: int,
+        table: pd.DataFrame,
+        images,
+        masks,
+    ):
         """Shifted twins of one category's images, made once per run and seed and shared by
         every model. They are not cached on disk: shifting is deterministic and cheaper than
         reading them back, so a resumed run regenerates identical bytes. Their parameters
@@ -319,8 +375,9 @@ class StudyRunner:
         # starting worker processes costs seconds (each imports albumentations and torch);
         # below ~50 Mpx one process finishes first (the result is identical either way)
         workers = self.config.workers if images[..., 0].size > PARALLEL_SHIFT_PIXELS else 1
+        suite = self.suites[severity]
         out_images, out_masks, params = shift_batch(
-            self.suite, images, masks, list(ids), seed, workers=workers
+            suite, images, masks, list(ids), seed, workers=workers
         )
         self.timing["shift_seconds"] += time.perf_counter() - t0
         rows = pd.DataFrame(
@@ -329,13 +386,16 @@ class StudyRunner:
                 "sample_id": ids,
                 "category": category,
                 "split": table["split"].to_numpy(),
-                "suite": self.suite.name,
-                "suite_hash": self.suite.hash,
-                "severity": self.config.severity,
+                "suite": suite.name,
+                "suite_hash": suite.hash,
+                "severity": severity,
                 "params": [json.dumps(p, sort_keys=True) for p in params],
             }
         )
-        atomic_write_table(run.path / "shift_params" / f"seed{seed}" / f"{category}.parquet", rows)
+        atomic_write_table(
+            run.path / "shift_params" / f"seed{seed}" / f"sev{severity}" / f"{category}.parquet",
+            rows,
+        )
         return out_images, out_masks
 
     # -- one unit ----------------------------------------------------------------------------
@@ -355,7 +415,7 @@ class StudyRunner:
         from shiftbench.models.efficiency import track
 
         model = create_model(unit.model, **self._model_kwargs(unit.model, unit.seed))
-        train = np.concatenate([data[c].images[unit.domain, "train"] for c in unit.categories])
+        train = np.concatenate([data[c].images[unit.fit_tag, "train"] for c in unit.categories])
         with track() as fit_track:
             model.fit(train)
         self.timing["fit_seconds"] += fit_track.seconds
@@ -381,17 +441,21 @@ class StudyRunner:
                     cache[domain, split] = score(d.images[domain, split])
                 return cache[domain, split]
 
-            for p in unit.protocols:
+            for p, sev in unit.conditions:
+                thr_tag, eval_tag = (
+                    domain_tag(p.threshold_from, sev),
+                    domain_tag(p.evaluate_on, sev),
+                )
                 val_rows, test_rows = d.rows("val"), d.rows("test")
-                val_scores, val_maps = scored(p.threshold_from, "val")
-                val_masks = d.masks[p.threshold_from, "val"]
+                val_scores, val_maps = scored(thr_tag, "val")
+                val_masks = d.masks[thr_tag, "val"]
                 threshold, _ = f1_optimal_threshold(val_rows["label"].to_numpy(), val_scores)
                 has_pixels = bool((val_masks > 0).any()) and d.table["mask_path"].notna().any()
                 pixel_threshold = (
                     pixel_f1_optimal_threshold(val_maps, val_masks)[0] if has_pixels else np.nan
                 )
-                test_scores, test_maps = scored(p.evaluate_on, "test")
-                test_masks = d.masks[p.evaluate_on, "test"]
+                test_scores, test_maps = scored(eval_tag, "test")
+                test_masks = d.masks[eval_tag, "test"]
                 labels = test_rows["label"].to_numpy()
                 for split, rows, s in (
                     ("val", val_rows, val_scores),
@@ -404,6 +468,7 @@ class StudyRunner:
                                 "model": unit.model,
                                 "seed": unit.seed,
                                 "protocol": p.name,
+                                "severity": np.nan if sev is None else float(sev),
                                 "split": split,
                                 "sample_id": rows["sample_id"].to_numpy(),
                                 "label": rows["label"].to_numpy(),
@@ -431,11 +496,15 @@ class StudyRunner:
                     values["pixel_auroc"] = pixel_auroc(test_maps, test_masks)
                     values["pixel_aupro"] = aupro(test_maps, test_masks)
                     values["pixel_f1"] = pixel_f1(test_maps, test_masks, pixel_threshold)
+                sev_value = np.nan if sev is None else float(sev)
                 metric_rows += [
-                    (cat, unit.model, unit.seed, p.name, k, float(v)) for k, v in values.items()
+                    (cat, unit.model, unit.seed, p.name, sev_value, k, float(v))
+                    for k, v in values.items()
                 ]
                 if self.config.save_maps:
-                    maps_out[cat, p.name] = (
+                    sweep = len(self.config.severities) > 1 and sev is not None
+                    name = f"{p.name}-sev{sev}" if sweep else p.name
+                    maps_out[cat, name] = (
                         test_rows["sample_id"].to_numpy().astype(str),
                         test_maps.astype(np.float16),
                     )
@@ -454,9 +523,18 @@ class StudyRunner:
             "peak_memory_mb": peak_mb,
         }
         for cat in unit.categories:
-            for p in unit.protocols:
+            for p, sev in unit.conditions:
                 metric_rows += [
-                    (cat, unit.model, unit.seed, p.name, k, float(v)) for k, v in efficiency.items()
+                    (
+                        cat,
+                        unit.model,
+                        unit.seed,
+                        p.name,
+                        np.nan if sev is None else float(sev),
+                        k,
+                        float(v),
+                    )
+                    for k, v in efficiency.items()
                 ]
         for (cat, proto), (ids, maps) in maps_out.items():
             atomic_write_npz(
@@ -464,9 +542,7 @@ class StudyRunner:
                 sample_id=ids,
                 maps=maps,
             )
-        metrics = pd.DataFrame(
-            metric_rows, columns=["category", "model", "seed", "protocol", "metric", "value"]
-        )
+        metrics = pd.DataFrame(metric_rows, columns=METRIC_COLUMNS)
         run.write_unit(unit.key, pd.concat(score_rows, ignore_index=True), metrics)
 
     # -- the whole study ---------------------------------------------------------------------
@@ -487,10 +563,8 @@ class StudyRunner:
             groups = dict.fromkeys(u.categories for u in seed_units)
             for cats in groups:
                 group_units = [u for u in seed_units if u.categories == cats]
-                domains = {u.domain for u in group_units} | {
-                    p.evaluate_on for u in group_units for p in u.protocols
-                }
-                data = {c: self._load_category(run, c, seed, domains) for c in cats}
+                tags = set().union(*(u.tags() for u in group_units))
+                data = {c: self._load_category(run, c, seed, tags) for c in cats}
                 for unit in group_units:
                     bar.set_postfix_str(unit.key)
                     self._run_unit(run, unit, data)
@@ -511,10 +585,10 @@ class StudyRunner:
         """Gather unit files into the tidy tables; add macro averages as category ``mean``."""
         scores = run.read_units("scores.parquet")
         metrics = run.read_units("metrics.parquet")
-        keys = ["model", "seed", "protocol", "metric"]
+        keys = ["model", "seed", "protocol", "severity", "metric"]
         if metrics["category"].nunique() > 1:
             mean = (
-                metrics.groupby(keys, sort=False)["value"]
+                metrics.groupby(keys, sort=False, dropna=False)["value"]
                 .mean()
                 .reset_index()
                 .assign(category="mean")
@@ -522,13 +596,13 @@ class StudyRunner:
             metrics = pd.concat([metrics, mean[metrics.columns]], ignore_index=True)
         order = {p.name: i for i, p in enumerate(self.protocols)}
         metrics = metrics.sort_values(
-            ["category", "model", "seed", "protocol", "metric"],
+            ["category", "model", "seed", "protocol", "severity", "metric"],
             key=lambda c: c.map(order) if c.name == "protocol" else c,
         ).reset_index(drop=True)
         atomic_write_table(run.path / "scores.parquet", scores)
         atomic_write_table(run.path / "metrics.parquet", metrics)
         atomic_write_table(run.path / "metrics.csv", metrics)
-        params = sorted((run.path / "shift_params").glob("seed*/*.parquet"))
+        params = sorted((run.path / "shift_params").glob("seed*/sev*/*.parquet"))
         if params:
             atomic_write_table(
                 run.path / "shift_params.parquet",
@@ -538,12 +612,27 @@ class StudyRunner:
 
 
 def summary_table(metrics: pd.DataFrame, metric: str = "image_auroc") -> pd.DataFrame:
-    """Category x model rows, one column per protocol (mean over seeds), plus deltas."""
-    sub = metrics[metrics["metric"] == metric]
+    """Category x model rows, one column per protocol (mean over seeds), plus deltas.
+
+    In a severity sweep each shifted protocol gets one column per level
+    (``shift-noadapt@5``) and no deltas."""
+    sub = metrics[metrics["metric"] == metric].copy()
+    levels = sorted(sub["severity"].dropna().unique()) if "severity" in sub else []
+    protocols = [c for c in ("clean", "shift-noadapt", "shift-adapt") if c in set(sub["protocol"])]
+    if len(levels) > 1:
+        sev = sub["severity"]
+        sub["protocol"] = sub["protocol"].where(
+            sev.isna(), sub["protocol"] + "@" + sev.fillna(0).astype(int).astype(str)
+        )
+        protocols = [
+            c
+            for p in protocols
+            for c in ([p] if p == "clean" else [f"{p}@{int(s)}" for s in levels])
+        ]
     wide = sub.pivot_table(
         index=["category", "model"], columns="protocol", values="value", aggfunc="mean"
     )
-    cols = [c for c in ("clean", "shift-noadapt", "shift-adapt") if c in wide.columns]
+    cols = [c for c in protocols if c in wide.columns]
     wide = wide[cols]
     if {"clean", "shift-noadapt"} <= set(cols):
         wide["d(noadapt-clean)"] = wide["shift-noadapt"] - wide["clean"]
