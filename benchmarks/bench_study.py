@@ -4,7 +4,7 @@ Runs the demo study (or the options given) in-process and reads the timing the r
 records in the manifest. Target: everything other than fit/score (I/O, shifting, metrics,
 bookkeeping) under 15% of the total.
 
-    python benchmarks/bench_study.py [--protocol all] [--models patchcore] [--out DIR]
+    python benchmarks/bench_study.py [--protocol all] [--models patchcore] [--image-size 256]
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ def main() -> None:
     ap.add_argument("--protocol", default="shift-noadapt")
     ap.add_argument("--models", default=None)
     ap.add_argument("--weights", default=None)
+    ap.add_argument("--image-size", type=int, default=None)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     from shiftbench.data.synthetic import default_synthetic_root
@@ -39,7 +40,13 @@ def main() -> None:
 
     t_import = time.perf_counter() - t_import
     cfg = load_config(
-        None, {"protocol": args.protocol, "models": args.models, "weights": args.weights}
+        None,
+        {
+            "protocol": args.protocol,
+            "models": args.models,
+            "weights": args.weights,
+            "image_size": args.image_size,
+        },
     )
     out = args.out or Path(tempfile.mkdtemp()) / "bench-study"
     t0 = time.perf_counter()

@@ -287,6 +287,13 @@ def build_report(
     fdir.mkdir(exist_ok=True)
     scores = _table_scores(run)
     test = scores[scores["split"] == "test"]
+    sweep_note = ""
+    if "severity" in run.scores.columns and run.scores["severity"].dropna().nunique() > 1:
+        levels = ", ".join(f"{v:g}" for v in sorted(run.scores["severity"].dropna().unique()))
+        sweep_note = (
+            f" Shifted columns at severity {_table_level(run):g} of the sweep ({levels}); "
+            "the severity curves show every level."
+        )
     html_parts: list[tuple[str, str]] = []  # (section title, html)
 
     # Protocol comparison tables.
@@ -299,6 +306,7 @@ def build_report(
         comp.table.to_csv(tdir / f"{metric}.csv", index=False)
         out.tables.append(tdir / f"{metric}.csv")
         grid = tables.render_comparison(comp)
+        grid.caption += sweep_note
         _write_grid(grid, tdir / metric, fmts, out)
         html_parts.append((comp.label, grid.html()))
 
@@ -311,6 +319,7 @@ def build_report(
             table.to_csv(tdir / f"{metric}.csv", index=False)
             out.tables.append(tdir / f"{metric}.csv")
             grid = tables.render_pixel(table, metric)
+            grid.caption += sweep_note
             _write_grid(grid, tdir / metric, fmts, out)
             html_parts.append((tables.PIXEL_METRICS[metric], grid.html()))
 
@@ -320,6 +329,7 @@ def build_report(
     out.tables.append(tdir / "threshold_transfer.csv")
     if len(tt):
         grid = tables.render_transfer(tt)
+        grid.caption += sweep_note
         _write_grid(grid, tdir / "threshold_transfer", fmts, out)
         html_parts.append(("Threshold transfer", grid.html()))
 

@@ -108,6 +108,10 @@ def _contiguous_buffers(module: nn.Module) -> None:
 def _quiet_anomalib() -> None:
     # anomalib's import chatter (deprecations, optional-dependency notes) is noise for us
     warnings.filterwarnings("ignore", module=r"anomalib(\..*)?")
+    # anomalib still imports timm.models.layers, which timm reports as deprecated
+    warnings.filterwarnings(
+        "ignore", message="Importing from timm.models.layers", category=FutureWarning
+    )
     logging.getLogger("anomalib").setLevel(logging.ERROR)
 
 

