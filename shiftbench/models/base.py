@@ -189,6 +189,9 @@ class AnomalyModel(ABC):
         self.validate()
         with _seeded_global_rngs(self.seed):
             self._build(pretrained=True)
+            # what building drew (more on a cold cache than a warm one) must not move the
+            # fit's draws: seed again, so the fit depends on (seed, images) only
+            _seed_global_rngs(self.seed)
             self._fit(self._prepare(images))
         self.n_fit_images_ = int(images.shape[0])
         return self
@@ -292,14 +295,18 @@ def _seeded_global_rngs(seed: int) -> Iterator[None]:
     """
     np_state, py_state = np.random.get_state(), random.getstate()
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        np.random.seed(seed % 2**32)
-        random.seed(seed)
+        _seed_global_rngs(seed)
         try:
             yield
         finally:
             np.random.set_state(np_state)
             random.setstate(py_state)
+
+
+def _seed_global_rngs(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
 
 
 def _check_images(images: Any, caller: str) -> np.ndarray:

@@ -93,33 +93,36 @@ def atomic_write_json(path: str | Path, obj) -> Path:
     return path
 
 
-def _acquire_lock(folder: Path) -> int:
-    """Take the run's exclusive lock without waiting; refuse if another process holds it."""
-    lock = folder / LOCK_NAME
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+def _try_lock(fd: int) -> bool:
+    """Take an exclusive lock on ``fd`` without waiting; False if another process has it."""
     try:
         import fcntl
-
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except ImportError:  # pragma: no cover - Windows
         import msvcrt
 
         try:
             msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
         except OSError:
-            holder = lock.read_text().strip() or "?"
-            os.close(fd)
-            raise ShiftbenchError(
-                f"{folder}: another shiftbench run is writing to this folder (pid {holder}); "
-                "wait for it to finish or choose another --out"
-            ) from None
+            return False
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
+        return False
+    return True
+
+
+def _acquire_lock(folder: Path) -> int:
+    """Take the run's writer lock; refuse (one line) if another process holds it."""
+    lock = folder / LOCK_NAME
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    if not _try_lock(fd):
         holder = lock.read_text().strip() or "?"
         os.close(fd)
         raise ShiftbenchError(
             f"{folder}: another shiftbench run is writing to this folder (pid {holder}); "
             "wait for it to finish or choose another --out"
-        ) from None
+        )
     os.ftruncate(fd, 0)
     os.write(fd, str(os.getpid()).encode())
     return fd
