@@ -3,6 +3,8 @@ efficiency tracking, and the adapter contract (``check_model``) with random weig
 
 from __future__ import annotations
 
+import mmap
+
 import numpy as np
 import pytest
 import torch
@@ -241,7 +243,7 @@ def test_density_reweighting_follows_the_paper_formula():
     model = PatchCore(num_neighbors=3)
     bank = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0], [5.0, 5.0]])
     model.memory_bank_ = bank
-    model.bank_sq_ = (bank * bank).sum(1)
+    model._index_bank()
     flat = torch.tensor([[[0.1, 0.1], [0.2, -0.5]]])  # one image, two patches
     patch, nn_idx = nearest_neighbours(flat[0], bank)
     score = model._reweight(patch[:, 0][None], nn_idx[:, 0][None], flat)
@@ -342,8 +344,12 @@ def test_track_measures_time_and_peak_memory():
     with track() as idle:
         pass
     with track() as busy:
-        block = np.ones(200 * 2**20 // 8)  # 200 MiB, touched
+        # fresh anonymous pages: freed malloc memory could be reused without any RSS growth
+        buf = mmap.mmap(-1, 200 * 2**20)
+        block = np.frombuffer(buf, dtype=np.uint8)
+        block[::4096] = 1  # touch every page: 200 MiB resident
         del block
+        buf.close()
     assert busy.seconds >= 0 and idle.seconds < 1.0
     assert busy.peak_memory_mb - busy.start_memory_mb > 150
     assert idle.peak_memory_mb - idle.start_memory_mb < 50

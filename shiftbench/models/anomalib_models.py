@@ -128,7 +128,7 @@ class AnomalibPatchCore(_AnomalibModel):
         weights: str = "imagenet",
         image_size: int = 256,
         seed: int = 0,
-        batch_size: int = 16,
+        batch_size: int | None = None,  # no training: auto (cache-sized) batches
         layers: list[str] | None = None,
         coreset_ratio: float = 0.1,
         num_neighbors: int = 9,
@@ -190,7 +190,7 @@ class AnomalibPadim(_AnomalibModel):
         weights: str = "imagenet",
         image_size: int = 256,
         seed: int = 0,
-        batch_size: int = 16,
+        batch_size: int | None = None,  # no training: auto (cache-sized) batches
         layers: list[str] | None = None,
         n_features: int | None = None,
     ) -> None:
@@ -339,7 +339,7 @@ class AnomalibFastflow(_AnomalibModel):
             opt.step()
             finite_or_raise(loss.detach(), "fastflow training loss")
 
-        self._epochs_loop(x, self.epochs, self.batch_size, step)
+        self._epochs_loop(x, self.epochs, self.resolved_batch_size, step)
         self.model_.eval()
 
 
@@ -423,7 +423,7 @@ class AnomalibStfpm(_AnomalibModel):
             opt.step()
             finite_or_raise(loss.detach(), "stfpm training loss")
 
-        self._epochs_loop(x, self.epochs, self.batch_size, step)
+        self._epochs_loop(x, self.epochs, self.resolved_batch_size, step)
         self.model_.eval()
 
 
@@ -579,7 +579,9 @@ class AnomalibEfficientAd(_AnomalibModel):
         model.teacher.eval()
         c = model.teacher_out_channels
         for _ in range(self.max_steps):
-            batch = x[torch.randint(len(x), (min(self.batch_size, len(x)),), generator=gen)]
+            batch = x[
+                torch.randint(len(x), (min(self.resolved_batch_size, len(x)),), generator=gen)
+            ]
             # the losses of EfficientAdModel.compute_losses, with the penalty optional
             _, distance_st = model.compute_student_teacher_distance(batch)
             distance_st = reduce_tensor_elems(distance_st)
@@ -699,5 +701,5 @@ class AnomalibDraem(_AnomalibModel):
             opt.step()
             finite_or_raise(loss.detach(), "draem training loss")
 
-        self._epochs_loop(x, self.epochs, self.batch_size, step)
+        self._epochs_loop(x, self.epochs, self.resolved_batch_size, step)
         self.model_.eval()

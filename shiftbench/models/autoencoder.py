@@ -120,7 +120,7 @@ class Autoencoder(AnomalyModel):
         gen = set_torch_seed(self.seed)
         opt = torch.optim.Adam(self.net_.parameters(), lr=self.lr)
         self.net_.train()
-        bs = min(self.batch_size, len(x))
+        bs = min(self.resolved_batch_size, len(x))
         for _ in range(self.epochs):
             order = torch.randperm(len(x), generator=gen)
             # drop a last batch of one: BatchNorm cannot train on a single image

@@ -31,6 +31,9 @@ from shiftbench.errors import ShiftbenchError
 
 FORMAT = "shiftbench-model"
 FORMAT_VERSION = 1
+# batch_size=None: input pixels per batch. On CPU a backbone runs ~1.5x faster per image
+# when its activations fit in cache (measured: efficientnet_lite0, 128-256 px)
+AUTO_BATCH_PIXELS = 2**18
 
 
 class NotFittedError(ShiftbenchError):
@@ -47,7 +50,9 @@ class AnomalyModel(ABC):
     - ``weights``: ``"imagenet"``, ``"random"`` or a path to a state dict.
     - ``image_size``: square side (px) images are resized to before the network.
     - ``seed``: seeds every random choice (initialisation, sampling, augmentation).
-    - ``batch_size``: images per forward pass (memory, not results).
+    - ``batch_size``: images per forward pass (memory and speed, not results); ``None``
+      sizes batches to ~2^18 input pixels (16 images at 128 px, 4 at 256 px), which keeps
+      a backbone's activations in cache on CPU (inference-only models default to it).
     """
 
     #: registry name, set by :func:`shiftbench.models.registry.register_model`
@@ -62,7 +67,7 @@ class AnomalyModel(ABC):
         weights: str = "imagenet",
         image_size: int = 256,
         seed: int = 0,
-        batch_size: int = 16,
+        batch_size: int | None = 16,
     ) -> None:
         self.backbone = backbone
         self.weights = weights
@@ -106,8 +111,19 @@ class AnomalyModel(ABC):
             backbones.check_weights(self.weights)
         if not isinstance(self.image_size, int) or self.image_size < 16:
             raise ShiftbenchError(f"image_size={self.image_size!r}: must be an integer >= 16 (px)")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ShiftbenchError(f"batch_size={self.batch_size!r}: must be a positive integer")
+        if self.batch_size is not None and (
+            not isinstance(self.batch_size, int) or self.batch_size < 1
+        ):
+            raise ShiftbenchError(
+                f"batch_size={self.batch_size!r}: must be a positive integer, or None (auto)"
+            )
+
+    @property
+    def resolved_batch_size(self) -> int:
+        """``batch_size``, or for ``None`` about 2^18 input pixels per batch (1 to 32)."""
+        if self.batch_size is not None:
+            return self.batch_size
+        return max(1, min(32, round(AUTO_BATCH_PIXELS / self.image_size**2)))
 
     @property
     def resolved_backbone(self) -> str | None:
@@ -209,8 +225,9 @@ class AnomalyModel(ABC):
         maps = np.empty((n, h, w), np.float32)
         with torch.random.fork_rng(devices=[]), torch.inference_mode():
             torch.manual_seed(self.seed)
-            for start in range(0, n, self.batch_size):
-                x = self._prepare(images[start : start + self.batch_size])
+            bs = self.resolved_batch_size
+            for start in range(0, n, bs):
+                x = self._prepare(images[start : start + bs])
                 s, m = self._score_batch(x)
                 if m.shape[-2:] != (h, w):
                     m = F.interpolate(
@@ -266,8 +283,9 @@ class AnomalyModel(ABC):
         return (x - mean_t) / std_t
 
     def _batches(self, x: torch.Tensor):
-        for start in range(0, len(x), self.batch_size):
-            yield x[start : start + self.batch_size]
+        bs = self.resolved_batch_size
+        for start in range(0, len(x), bs):
+            yield x[start : start + bs]
 
     # ------------------------------------------------------------------ subclass hooks
     @abstractmethod

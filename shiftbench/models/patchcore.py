@@ -33,7 +33,7 @@ from shiftbench.models.registry import register_model
 
 # query rows per distance block: a block of chunk x bank floats that stays in cache makes
 # the min/top-k pass over it ~2x cheaper than streaming a large block from memory
-_NN_CHUNK = 128
+_NN_CHUNK = 96
 
 
 def greedy_coreset(
@@ -96,14 +96,22 @@ def greedy_coreset(
 
 
 def nearest_neighbours(
-    queries: torch.Tensor, bank: torch.Tensor, bank_sq: torch.Tensor | None = None, k: int = 1
+    queries: torch.Tensor,
+    bank: torch.Tensor,
+    bank_sq: torch.Tensor | None = None,
+    k: int = 1,
+    bank_t: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Euclidean ``k`` nearest bank rows of each query: ``(distances [Q,k], indices [Q,k])``."""
+    """Euclidean ``k`` nearest bank rows of each query: ``(distances [Q,k], indices [Q,k])``.
+
+    ``bank_sq`` (squared row norms) and ``bank_t`` (``bank.T`` made contiguous, ~8% faster
+    products) may be passed precomputed."""
     if bank_sq is None:
         bank_sq = (bank * bank).sum(1)
+    if bank_t is None:
+        bank_t = bank.T
     k = min(k, bank.shape[0])
     dists, idxs = [], []
-    bank_t = bank.T
     for start in range(0, queries.shape[0], _NN_CHUNK):
         q = queries[start : start + _NN_CHUNK]
         # |b|^2 - 2 q.b ranks the bank like |q - b|^2; |q|^2 is added to the k winners only
@@ -129,7 +137,9 @@ class PatchCore(AnomalyModel):
     (random projection for the coreset search when features are wider, default 256 — about
     anomalib's Johnson-Lindenstrauss size; 0 = none), ``num_neighbors``
     (support set of the density re-weighting, default 9; 1 = plain max), ``sigma`` (map
-    smoothing in px at model input size, default 4).
+    smoothing in px at model input size, default 4). ``batch_size`` defaults to None: batches
+    of ~2^18 pixels whose activations stay in cache, which on CPU embeds ~1.5x faster per
+    image than 16 images at 256 px (scores do not depend on it).
     """
 
     default_backbone = "efficientnet_lite0"
@@ -141,7 +151,7 @@ class PatchCore(AnomalyModel):
         weights: str = "imagenet",
         image_size: int = 256,
         seed: int = 0,
-        batch_size: int = 16,
+        batch_size: int | None = None,
         layers: list[str] | None = None,
         coreset_ratio: float = 0.1,
         projection_dim: int = 256,
@@ -205,7 +215,7 @@ class PatchCore(AnomalyModel):
             idx = greedy_coreset(emb, n_keep, projection_dim=self.projection_dim, generator=gen)
             emb = emb[idx]
         self.memory_bank_ = emb.contiguous().clone()
-        self.bank_sq_ = (self.memory_bank_ * self.memory_bank_).sum(1)
+        self._index_bank()
 
     @staticmethod
     def _flat(emb: torch.Tensor) -> torch.Tensor:
@@ -215,7 +225,9 @@ class PatchCore(AnomalyModel):
         emb = self.embed(x)
         b, d, h, w = emb.shape
         flat = self._flat(emb)
-        dist, nn_idx = nearest_neighbours(flat, self.memory_bank_, self.bank_sq_)
+        dist, nn_idx = nearest_neighbours(
+            flat, self.memory_bank_, self.bank_sq_, bank_t=self.bank_t_
+        )
         patch = dist[:, 0].view(b, h * w)
         nn_idx = nn_idx[:, 0].view(b, h * w)
         scores = self._reweight(patch, nn_idx, flat.view(b, h * w, d))
@@ -240,7 +252,7 @@ class PatchCore(AnomalyModel):
         m_test = flat[rows, worst]  # [B, D]
         m_star = self.memory_bank_[nn_idx[rows, worst]]  # [B, D]
         _, support = nearest_neighbours(
-            m_star, self.memory_bank_, self.bank_sq_, k=self.num_neighbors
+            m_star, self.memory_bank_, self.bank_sq_, k=self.num_neighbors, bank_t=self.bank_t_
         )
         d = torch.linalg.vector_norm(
             m_test[:, None, :] - self.memory_bank_[support], dim=2
@@ -254,4 +266,9 @@ class PatchCore(AnomalyModel):
     def _load_state(self, state: dict[str, Any]) -> None:
         self.extractor_.load_state_dict(state["extractor"])
         self.memory_bank_ = state["memory_bank"].float().contiguous()
+        self._index_bank()
+
+    def _index_bank(self) -> None:
+        """Search helpers derived from the memory bank (not saved: recomputed on load)."""
         self.bank_sq_ = (self.memory_bank_ * self.memory_bank_).sum(1)
+        self.bank_t_ = self.memory_bank_.T.contiguous()
