@@ -175,7 +175,13 @@ def roc_pr_curves(test: pd.DataFrame, category: str, seed: int, stem: Path) -> l
             ax_roc.plot([0, 1], [0, 1], color="0.7", linewidth=0.5, linestyle="-")
             prevalence = sub[sub["protocol"] == p]["label"].mean()
             ax_pr.axhline(prevalence, color="0.7", linewidth=0.5)
-            ax_roc.set_title(f"{category}, {PROTOCOL_STYLE[p]['label']} (seed {seed})")
+            levels = (
+                sub.loc[sub["protocol"] == p, "severity"].dropna().unique()
+                if "severity" in sub.columns
+                else []
+            )
+            level = f", sev. {levels[0]:g}" if len(levels) == 1 else ""
+            ax_roc.set_title(f"{category}, {PROTOCOL_STYLE[p]['label']}{level} (seed {seed})")
             ax_roc.set_xlabel("false-positive rate")
             ax_pr.set_xlabel("recall")
             ax_roc.legend(loc="lower right", fontsize=6, title="model (AUROC)", title_fontsize=6)
