@@ -138,11 +138,11 @@ def _table_level(run: Run) -> float | None:
     return levels[len(levels) // 2]
 
 
-def _table_scores(run: Run) -> pd.DataFrame:
-    """Scores at one severity level: a severity sweep puts several levels in one file."""
+def _table_scores(run: Run, level: float | None) -> pd.DataFrame:
+    """Scores at one severity ``level`` (:func:`_table_level`): a severity sweep puts
+    several levels in one file."""
     s = run.scores
     if "severity" in s.columns and s["severity"].dropna().nunique() > 1:
-        level = _table_level(run)
         s = s[(s["severity"] == level) | s["severity"].isna()]
         s = s.drop_duplicates(["category", "model", "seed", "protocol", "split", "sample_id"])
     return s
@@ -158,16 +158,22 @@ def _write_grid(grid, stem: Path, formats: tuple[str, ...], out: Report) -> None
 
 
 def _qualitative_rows(
-    run: Run, category: str, model: str, seed: int, maps_dir: Path
+    run: Run,
+    scores: pd.DataFrame,
+    level: float | None,
+    category: str,
+    model: str,
+    seed: int,
+    maps_dir: Path,
 ) -> tuple[list[dict], str] | None:
-    """Rows for the qualitative grid of one (category, model, seed), or None."""
+    """Rows for the qualitative grid of one (category, model, seed), or None; ``scores``
+    are the tables' scores at severity ``level``."""
     from shiftbench.data.io import read_image, read_mask
 
     if run.splits is None:
         return None
     suite = None
     cfg = run.manifest.get("config", {})
-    level = _table_level(run)
     shift_file = maps_dir / "shift-noadapt.npz"
     if not shift_file.is_file() and level is not None:
         shift_file = maps_dir / f"shift-noadapt-sev{int(level)}.npz"  # a sweep: one per level
@@ -192,7 +198,7 @@ def _qualitative_rows(
         protocol = re.sub(r"-sev\d+$", "", maps_file.stem)
     with np.load(maps_file, allow_pickle=False) as z:
         ids, maps = [str(i) for i in z["sample_id"]], z["maps"].astype(np.float32)
-    sc = _table_scores(run)  # one severity level of a sweep
+    sc = scores
     rows_sc = sc[
         (sc["category"] == category)
         & (sc["model"] == model)
@@ -285,13 +291,14 @@ def build_report(
     tdir, fdir = run.path / "tables", run.path / "figures"
     tdir.mkdir(exist_ok=True)
     fdir.mkdir(exist_ok=True)
-    scores = _table_scores(run)
+    level = _table_level(run)
+    scores = _table_scores(run, level)
     test = scores[scores["split"] == "test"]
     sweep_note = ""
     if "severity" in run.scores.columns and run.scores["severity"].dropna().nunique() > 1:
         levels = ", ".join(f"{v:g}" for v in sorted(run.scores["severity"].dropna().unique()))
         sweep_note = (
-            f" Shifted columns at severity {_table_level(run):g} of the sweep ({levels}); "
+            f" Shifted columns at severity {level:g} of the sweep ({levels}); "
             "the severity curves show every level."
         )
     html_parts: list[tuple[str, str]] = []  # (section title, html)
@@ -315,7 +322,7 @@ def build_report(
         for metric in tables.PIXEL_METRICS:
             if metric not in set(run.metrics["metric"]):
                 continue
-            table = tables.pixel_table(run.metrics, metric, _table_level(run))
+            table = tables.pixel_table(run.metrics, metric, level)
             table.to_csv(tdir / f"{metric}.csv", index=False)
             out.tables.append(tdir / f"{metric}.csv")
             grid = tables.render_pixel(table, metric)
@@ -434,7 +441,7 @@ def build_report(
                     mdir = maps_root / str(cat) / str(model) / f"seed{s}"
                     if not mdir.is_dir():
                         continue
-                    got = _qualitative_rows(run, cat, model, s, mdir)
+                    got = _qualitative_rows(run, scores, level, cat, model, s, mdir)
                     if got:
                         rows, protocol = got
                         add(

@@ -194,9 +194,9 @@ class PatchCore(AnomalyModel):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Locally aware patch features ``[B, D, h, w]`` of normalised images ``x``."""
-        # channels-last runs this backbone's convolutions ~1.3x faster on CPU
-        # channels-last throughout: pooling, resizing and concatenation keep that layout,
-        # so flattening to patches [N*h*w, D] afterwards needs no copy
+        # channels-last runs this backbone's convolutions ~1.3x faster on CPU; pooling,
+        # resizing and concatenation keep that layout, so flattening to patches afterwards
+        # [N*h*w, D] needs no copy
         feats = self.extractor_(x.contiguous(memory_format=torch.channels_last))
         feats = [f.contiguous(memory_format=torch.channels_last) for f in feats]
         feats = [F.avg_pool2d(f, 3, stride=1, padding=1) for f in feats]

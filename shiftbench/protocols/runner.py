@@ -33,7 +33,6 @@ from shiftbench.errors import ShiftbenchError
 from shiftbench.protocols.config import Protocol, StudyConfig, resolve_protocols
 from shiftbench.results.rundir import RunDir, atomic_write_npz, atomic_write_table
 
-DOMAINS = ("clean", "shift")
 METRIC_COLUMNS = ["category", "model", "seed", "protocol", "severity", "metric", "value"]
 PARALLEL_SHIFT_PIXELS = 50_000_000
 EVAL_SPLITS = ("val", "test")
@@ -43,6 +42,11 @@ READ_THREADS = 4
 def domain_tag(domain: str, severity: int | None) -> str:
     """Name of one image domain: ``clean``, or ``shift@<level>`` for a shift severity."""
     return "clean" if domain == "clean" else f"shift@{severity}"
+
+
+def severity_value(severity: int | None) -> float:
+    """The ``severity`` column of scores and metrics: the level, NaN for ``clean``."""
+    return np.nan if severity is None else float(severity)
 
 
 @dataclass(frozen=True)
@@ -65,10 +69,6 @@ class Unit:
     def key(self) -> str:
         domain = self.domain if self.severity is None else f"shift-sev{self.severity}"
         return f"{self.group}__{self.model}__seed{self.seed}__{domain}"
-
-    @property
-    def protocols(self) -> tuple[Protocol, ...]:
-        return tuple(dict.fromkeys(p for p, _ in self.conditions))
 
     @property
     def fit_tag(self) -> str:
@@ -485,7 +485,7 @@ class StudyRunner:
                                 "model": unit.model,
                                 "seed": unit.seed,
                                 "protocol": p.name,
-                                "severity": np.nan if sev is None else float(sev),
+                                "severity": severity_value(sev),
                                 "split": split,
                                 "sample_id": rows["sample_id"].to_numpy(),
                                 "label": rows["label"].to_numpy(),
@@ -513,9 +513,8 @@ class StudyRunner:
                     values["pixel_auroc"] = pixel_auroc(test_maps, test_masks)
                     values["pixel_aupro"] = aupro(test_maps, test_masks)
                     values["pixel_f1"] = pixel_f1(test_maps, test_masks, pixel_threshold)
-                sev_value = np.nan if sev is None else float(sev)
                 metric_rows += [
-                    (cat, unit.model, unit.seed, p.name, sev_value, k, float(v))
+                    (cat, unit.model, unit.seed, p.name, severity_value(sev), k, float(v))
                     for k, v in values.items()
                 ]
                 if self.config.save_maps:
@@ -542,15 +541,7 @@ class StudyRunner:
         for cat in unit.categories:
             for p, sev in unit.conditions:
                 metric_rows += [
-                    (
-                        cat,
-                        unit.model,
-                        unit.seed,
-                        p.name,
-                        np.nan if sev is None else float(sev),
-                        k,
-                        float(v),
-                    )
+                    (cat, unit.model, unit.seed, p.name, severity_value(sev), k, float(v))
                     for k, v in efficiency.items()
                 ]
         for (cat, proto), (ids, maps) in maps_out.items():
@@ -575,20 +566,18 @@ class StudyRunner:
                 f"resuming {run.path}: {len(self.units) - len(todo)} of {len(self.units)} fits already done"
             )
         bar = tqdm(total=len(todo), desc="fits", unit="fit", disable=not self.progress)
-        batches = []  # (seed, categories, units): the units that share one set of images
         for seed in self.config.seeds:
             seed_units = [u for u in todo if u.seed == seed]
             for cats in dict.fromkeys(u.categories for u in seed_units):
-                batches.append((seed, cats, [u for u in seed_units if u.categories == cats]))
-
-        for seed, cats, units in batches:
-            needs = set().union(*(u.needs() for u in units))
-            data = {c: self._load_category(run, c, seed, needs) for c in cats}
-            for unit in units:
-                bar.set_postfix_str(unit.key)
-                self._run_unit(run, unit, data)
-                bar.update(1)
-            del data
+                # the units that share one set of images: load (and shift) them once
+                group_units = [u for u in seed_units if u.categories == cats]
+                needs = set().union(*(u.needs() for u in group_units))
+                data = {c: self._load_category(run, c, seed, needs) for c in cats}
+                for unit in group_units:
+                    bar.set_postfix_str(unit.key)
+                    self._run_unit(run, unit, data)
+                    bar.update(1)
+                del data  # free this group's images before the next group's are read
         bar.close()
         self._assemble(run)
         manifest = run.read_manifest()

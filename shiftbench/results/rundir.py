@@ -20,6 +20,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -33,15 +35,16 @@ UNITS = "units"
 UNIT_TABLES = ("scores.parquet", "metrics.parquet")
 
 
-def _tmp_path(path: Path) -> Path:
+@contextmanager
+def _atomic(path: Path) -> Iterator[Path]:
+    """Yield a temporary name beside ``path``; on success move it onto ``path`` in one
+    step, on any failure remove it. Readers see the old file or the new one, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
-    return Path(tmp)
-
-
-def _replace(tmp: Path, path: Path) -> None:
+    tmp = Path(name)
     try:
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -51,45 +54,29 @@ def _replace(tmp: Path, path: Path) -> None:
 def atomic_write_table(path: str | Path, table: pd.DataFrame) -> Path:
     """Write ``table`` to ``path`` (``.csv`` or ``.parquet``, no index) atomically."""
     path = Path(path)
-    tmp = _tmp_path(path)
-    try:
+    if path.suffix not in (".csv", ".parquet"):
+        raise ValueError(f"atomic_write_table: {path}: expected a .csv or .parquet name")
+    with _atomic(path) as tmp:
         if path.suffix == ".csv":
             table.to_csv(tmp, index=False)
-        elif path.suffix == ".parquet":
-            table.to_parquet(tmp, index=False)
         else:
-            raise ValueError(f"atomic_write_table: {path}: expected a .csv or .parquet name")
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _replace(tmp, path)
+            table.to_parquet(tmp, index=False)
     return path
 
 
 def atomic_write_npz(path: str | Path, **arrays: np.ndarray) -> Path:
     """Write ``arrays`` to a compressed ``.npz`` at ``path`` atomically."""
     path = Path(path)
-    tmp = _tmp_path(path)
-    try:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _replace(tmp, path)
+    with _atomic(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)
     return path
 
 
 def atomic_write_json(path: str | Path, obj) -> Path:
     """Write ``obj`` as indented JSON at ``path`` atomically."""
     path = Path(path)
-    tmp = _tmp_path(path)
-    try:
+    with _atomic(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _replace(tmp, path)
     return path
 
 
