@@ -264,6 +264,7 @@ def test_second_writer_is_refused(tiny_synthetic, tmp_path):
         (["--suite", "nosuite"], "nosuite"),
         (["--protocol", "sideways"], "--protocol sideways: unknown"),
         (["--weights", "/no/such/weights.pth"], "/no/such/weights.pth"),
+        (["--severity", "2,7"], "--severity 7: levels run from 0"),
     ],
 )
 def test_bad_input_fails_fast_with_one_line(tiny_synthetic, tmp_path, extra, message):
