@@ -67,6 +67,11 @@ def run(
         None, help="MODEL.KEY=VALUE model option (repeatable)."
     ),
     workers: int | None = typer.Option(None, help="Processes for shifting images. [default: 2]"),
+    image_cache: bool | None = typer.Option(
+        None,
+        "--image-cache/--no-image-cache",
+        help="Reuse decoded, resized images from the cache ($SHIFTBENCH_CACHE). [default: on]",
+    ),
     out: Path | None = typer.Option(None, help="Run folder. [default: results/<name from config>]"),
     resume: bool = typer.Option(False, help="Continue an interrupted run: only missing fits run."),
     save_maps: bool | None = typer.Option(
@@ -99,6 +104,7 @@ def run(
             train_subsample=train_subsample,
             model_options=_model_options(model_option),
             workers=workers,
+            image_cache=image_cache,
             save_maps=save_maps,
         ),
     )

@@ -8,6 +8,7 @@ divided into train and test; :func:`shiftbench.data.splits.make_splits` handles 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -44,12 +45,12 @@ def _images(folder: Path) -> list[Path]:
 def _row(category, split, label, defect, image: Path, mask: Path | None) -> dict:
     return {
         "sample_id": f"{category}/{split}/{defect}/{image.stem}",
-        "image_path": str(image.resolve()),
+        "image_path": os.path.abspath(image),
         "category": category,
         "orig_split": split,
         "label": int(label),
         "defect_type": defect,
-        "mask_path": None if mask is None else str(mask.resolve()),
+        "mask_path": None if mask is None else os.path.abspath(mask),
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +32,28 @@ def _open(path: str | Path) -> Image.Image:
     return img
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_size(path: Path) -> tuple[int, int] | None:
+    """(height, width) from a PNG's IHDR chunk (the first 24 bytes), or None if the file is
+    not a well-formed PNG start (then PIL reads it, and reports what is wrong)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(24)
+    except OSError:
+        return None
+    if len(head) < 24 or head[:8] != _PNG_SIGNATURE or head[12:16] != b"IHDR":
+        return None
+    w, h = struct.unpack(">II", head[16:24])
+    return (h, w) if w and h else None
+
+
 def image_size(path: str | Path) -> tuple[int, int]:
     """(height, width) of an image file, read from its header only."""
     path = Path(path)
+    if path.suffix.lower() == ".png" and (size := _png_size(path)) is not None:
+        return size  # ~10x faster than PIL's open, which matters for 5000-image datasets
     try:
         with Image.open(path) as img:
             w, h = img.size

@@ -31,7 +31,7 @@ def _count(frac: float, n: int) -> int:
     return int(math.floor(frac * n + 0.5))
 
 
-def _choose(ids: pd.Series, k: int, purpose: str, seed: int) -> set[str]:
+def _choose(ids, k: int, purpose: str, seed: int) -> set[str]:
     keys = sorted((stable_key(purpose, seed, sid), sid) for sid in ids)
     return {sid for _, sid in keys[:k]}
 
@@ -67,37 +67,45 @@ def make_splits(
     if train_subsample is not None:
         _check_fraction("train_subsample", train_subsample, low_open=True)
     out = samples.copy()
-    split = pd.Series("test", index=out.index, dtype=object)
-    for cat, group in out.groupby("category", sort=True):
-        normal = group[group["label"] == 0]
-        pool = normal[normal["orig_split"].isin(["train", "validation"])]["sample_id"]
-        unsplit = normal[normal["orig_split"] == "unsplit"]["sample_id"]
-        if len(unsplit):
+    ids = out["sample_id"].astype(str).to_numpy()
+    labels = out["label"].to_numpy()
+    orig = out["orig_split"].astype(str).to_numpy()
+    defects = out["defect_type"].astype(str).to_numpy()
+    split = np.full(len(out), "test", dtype=object)
+    cats = out["category"].to_numpy()
+    for cat in sorted(set(cats)):
+        rows = np.flatnonzero(cats == cat)
+        normal = rows[labels[rows] == 0]
+        pool = [ids[i] for i in normal if orig[i] in ("train", "validation")]
+        unsplit = [ids[i] for i in normal if orig[i] == "unsplit"]
+        if unsplit:
             to_test = _choose(unsplit, _count(test_normal_frac, len(unsplit)), "test-normal", seed)
-            pool = pd.concat([pool, unsplit[~unsplit.isin(to_test)]])
+            pool += [sid for sid in unsplit if sid not in to_test]
         val_normal = _choose(pool, _count(val_normal_frac, len(pool)), "val-normal", seed)
-        train_ids = pool[~pool.isin(val_normal)]
+        train_ids = [sid for sid in pool if sid not in val_normal]
         keep = set(train_ids)
         if train_subsample is not None:
             keep = _choose(
                 train_ids, max(1, _count(train_subsample, len(train_ids))), "subsample", seed
             )
-        by_id = pd.Series(group.index, index=group["sample_id"])
-        split[by_id[list(val_normal)]] = "val"
-        split[by_id[train_ids[train_ids.isin(keep)].tolist()]] = "train"
-        split[by_id[train_ids[~train_ids.isin(keep)].tolist()]] = "unused"
-        anomalous = group[group["label"] == 1]
-        for _, defect in anomalous.groupby("defect_type", sort=True):
-            chosen = _choose(
-                defect["sample_id"], _count(val_anomalous_frac, len(defect)), "val-anomalous", seed
-            )
-            split[by_id[list(chosen)]] = "val"
-        _check_nonempty(cat, out.loc[group.index].assign(split=split[group.index]))
+        row_of = {ids[i]: i for i in rows}
+        for sid in val_normal:
+            split[row_of[sid]] = "val"
+        for sid in train_ids:
+            split[row_of[sid]] = "train" if sid in keep else "unused"
+        anomalous = rows[labels[rows] == 1]
+        for defect in sorted(set(defects[anomalous])):
+            members = [ids[i] for i in anomalous if defects[i] == defect]
+            for sid in _choose(
+                members, _count(val_anomalous_frac, len(members)), "val-anomalous", seed
+            ):
+                split[row_of[sid]] = "val"
+        _check_nonempty(cat, split[rows], labels[rows])
     out["split"] = split.astype(str)
     return out
 
 
-def _check_nonempty(category: str, group: pd.DataFrame) -> None:
+def _check_nonempty(category: str, splits: np.ndarray, labels: np.ndarray) -> None:
     need = {
         ("train", 0): "Train-clean has no normal image",
         ("val", 0): "Val-clean has no normal image",
@@ -105,7 +113,7 @@ def _check_nonempty(category: str, group: pd.DataFrame) -> None:
         ("test", 0): "Test-clean has no normal image",
         ("test", 1): "Test-clean has no anomalous image",
     }
-    present = set(zip(group["split"], group["label"], strict=True))
+    present = set(zip(splits.tolist(), labels.tolist(), strict=True))
     for key, problem in need.items():
         if key not in present:
             raise ShiftbenchError(

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -24,6 +23,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from shiftbench.data.cache import cache_dir
 from shiftbench.data.io import write_image
 
 TEXTURES = {"brick": (1.00, 0.78, 0.66), "grass": (0.80, 1.00, 0.70), "gravel": (0.92, 0.90, 0.86)}
@@ -227,11 +227,6 @@ def make_synthetic(
                     mask.astype(np.uint8) * 255,
                 )
     return out_dir
-
-
-def cache_dir() -> Path:
-    """Where shiftbench caches generated data (``$SHIFTBENCH_CACHE`` or ~/.cache/shiftbench)."""
-    return Path(os.environ.get("SHIFTBENCH_CACHE", Path.home() / ".cache" / "shiftbench"))
 
 
 def default_synthetic_root(seed: int = 0, size: int = 128) -> Path:

@@ -72,10 +72,11 @@ class StudyConfig:
     val_anomalous_frac: float = 0.3
     save_maps: bool = False
     workers: int = 2
+    image_cache: bool = True  # keep decoded, resized images in the cache (shiftbench.data.cache)
     model_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     # options that change where/how results are written, not what they are
-    _NOT_HASHED = ("save_maps", "workers")
+    _NOT_HASHED = ("save_maps", "workers", "image_cache")
 
     @property
     def protocols(self) -> list[Protocol]:

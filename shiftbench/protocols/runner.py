@@ -11,16 +11,15 @@ frozen; test scores never touch them.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata as md
 import json
 import platform
 import shlex
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,7 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from shiftbench.data import load_dataset, make_splits, read_image, read_mask, split_hash
+from shiftbench.data import load_dataset, make_splits, split_hash
+from shiftbench.data.cache import batch_key, cached, digest, read_batch
 from shiftbench.errors import ShiftbenchError
 from shiftbench.protocols.config import Protocol, StudyConfig, resolve_protocols
 from shiftbench.results.rundir import RunDir, atomic_write_npz, atomic_write_table
@@ -36,7 +36,6 @@ from shiftbench.results.rundir import RunDir, atomic_write_npz, atomic_write_tab
 METRIC_COLUMNS = ["category", "model", "seed", "protocol", "severity", "metric", "value"]
 PARALLEL_SHIFT_PIXELS = 50_000_000
 EVAL_SPLITS = ("val", "test")
-READ_THREADS = 4
 
 
 def domain_tag(domain: str, severity: int | None) -> str:
@@ -145,6 +144,7 @@ def plan_units(config: StudyConfig, categories: list[str]) -> list[Unit]:
     return units
 
 
+@functools.lru_cache(maxsize=1)
 def _versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for pkg in (
@@ -168,6 +168,11 @@ def _versions() -> dict[str, str]:
         except md.PackageNotFoundError:
             pass
     return out
+
+
+def _shift_versions() -> list[str]:
+    """Versions of the libraries whose numerics make the shifted pixels."""
+    return [_versions().get(k, "") for k in ("numpy", "opencv-python-headless", "albumentations")]
 
 
 def _git_commit() -> str | None:
@@ -304,7 +309,7 @@ class StudyRunner:
                 "command": shlex.join(self.command),
                 "seeds": cfg.seeds,
                 "protocols": [p.__dict__ for p in self.protocols],
-                "versions": _versions(),
+                "versions": dict(_versions()),
                 "git_commit": _git_commit(),
                 "split_hashes": {
                     str(s): split_hash(self.splits[self.splits["seed"] == s]) for s in cfg.seeds
@@ -350,10 +355,9 @@ class StudyRunner:
             .reset_index(drop=True)
         )
         data = SplitImages(table)
-        # decoding releases the GIL: a few threads read a category ~2x faster
-        with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
-            images = np.stack(list(pool.map(lambda p: read_image(p, size), table["image_path"])))
-            masks = np.stack(list(pool.map(lambda p: read_mask(p, size), table["mask_path"])))
+        cache = self.config.image_cache
+        images = read_batch(table["image_path"], size, kind="image", cache=cache)
+        masks = read_batch(table["mask_path"], size, kind="mask", cache=cache)
         split_of = table["split"].to_numpy()
         for split in ("train", *EVAL_SPLITS):
             idx = np.flatnonzero(split_of == split)
@@ -380,22 +384,48 @@ class StudyRunner:
         images,
         masks,
     ):
-        """Shifted twins of one category's images, made once per run and seed and shared by
-        every model. They are not cached on disk: shifting is deterministic and cheaper than
-        reading them back, so a resumed run regenerates identical bytes. Their parameters
-        are written (``shift_params.parquet``)."""
+        """Shifted twins of one category's images, made once per (suite, severity, seed)
+        and shared by every model. With the image cache on they are kept there too, so a
+        resumed run or a later study on the same images reads them back (byte-identical:
+        shifting is deterministic); their parameters are written to the run
+        (``shift_params.parquet``)."""
         from shiftbench.transforms.twins import shift_batch
 
         ids = table["sample_id"].to_numpy().astype(str)
-        t0 = time.perf_counter()
-        # starting worker processes costs seconds (each imports albumentations and torch);
-        # below ~50 Mpx one process finishes first (the result is identical either way)
-        workers = self.config.workers if images[..., 0].size > PARALLEL_SHIFT_PIXELS else 1
         suite = self.suites[severity]
-        out_images, out_masks, params = shift_batch(
-            suite, images, masks, list(ids), seed, workers=workers
-        )
+        t0 = time.perf_counter()
+
+        def shift() -> dict[str, np.ndarray]:
+            # starting worker processes costs seconds (each imports albumentations and
+            # torch); below ~50 Mpx threads in this process finish first (same bytes)
+            big = images[..., 0].size > PARALLEL_SHIFT_PIXELS
+            out_images, out_masks, params = shift_batch(
+                suite,
+                images,
+                masks,
+                list(ids),
+                seed,
+                workers=self.config.workers if big else 1,
+                threads=1 if big else self.config.workers,
+            )
+            return {
+                "images": out_images,
+                "masks": out_masks,
+                "params": np.array([json.dumps(p, sort_keys=True) for p in params]),
+            }
+
+        key = None
+        if self.config.image_cache:
+            size = self.config.image_size
+            inputs = [
+                batch_key(table["image_path"], size, "image"),
+                batch_key(table["mask_path"], size, "mask"),
+            ]
+            if None not in inputs:
+                key = digest(["twins", _shift_versions(), suite.hash, seed, inputs, list(ids)])
+        twins = cached(f"twins-{suite.name}-sev{severity}-seed{seed}", key, shift)
         self.timing["shift_seconds"] += time.perf_counter() - t0
+        out_images, out_masks, params = twins["images"], twins["masks"], twins["params"]
         rows = pd.DataFrame(
             {
                 "seed": seed,
@@ -405,7 +435,7 @@ class StudyRunner:
                 "suite": suite.name,
                 "suite_hash": suite.hash,
                 "severity": severity,
-                "params": [json.dumps(p, sort_keys=True) for p in params],
+                "params": params.astype(object),
             }
         )
         path = run.path / "shift_params" / f"seed{seed}" / f"sev{severity}" / f"{category}.parquet"
@@ -429,7 +459,7 @@ class StudyRunner:
             threshold_metrics,
         )
         from shiftbench.models import create_model
-        from shiftbench.models.efficiency import track
+        from shiftbench.models.efficiency import model_size_mb, track
 
         model = create_model(unit.model, **self._model_kwargs(unit.model, unit.seed))
         train = np.concatenate([data[c].images[unit.fit_tag, "train"] for c in unit.categories])
@@ -526,9 +556,7 @@ class StudyRunner:
                     )
 
         self.timing["score_seconds"] += score_seconds
-        with tempfile.TemporaryDirectory() as tmp:
-            model.save(Path(tmp) / "model")
-            size_mb = sum(f.stat().st_size for f in Path(tmp).rglob("*") if f.is_file()) / 2**20
+        size_mb = model_size_mb(model)
         ms = 1000.0 * score_seconds / max(n_scored, 1)
         efficiency = {
             "fit_seconds": fit_track.seconds,

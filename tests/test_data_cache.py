@@ -1,0 +1,148 @@
+"""The decoded-image cache: same pixels as the readers, never stale, never half-written."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from shiftbench.data import cache, load_dataset, read_image, read_mask, write_image
+from shiftbench.errors import ShiftbenchError
+
+
+@pytest.fixture
+def own_cache(tmp_path, monkeypatch):
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("SHIFTBENCH_CACHE", str(folder))
+    return folder
+
+
+@pytest.fixture
+def files(tmp_path):
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(5):
+        p = tmp_path / "imgs" / f"{i}.png"
+        write_image(p, rng.integers(0, 256, (40, 30, 3), dtype=np.uint8))
+        paths.append(str(p))
+    mask = tmp_path / "imgs" / "m.png"
+    write_image(mask, (rng.random((40, 30)) > 0.7).astype(np.uint8) * 255)
+    return paths, str(mask)
+
+
+def _entries(folder):
+    return sorted((folder / "arrays").glob("*.npz"))
+
+
+def _no_decoding(*args, **kwargs):
+    raise AssertionError("decoded although the cache holds the batch")
+
+
+def test_batch_equals_the_readers_and_second_read_decodes_nothing(files, own_cache, monkeypatch):
+    paths, mask = files
+    first = cache.read_batch(paths, 24, kind="image")
+    np.testing.assert_array_equal(first, np.stack([read_image(p, 24) for p in paths]))
+    masks = cache.read_batch([None, mask, None], 24, kind="mask")
+    np.testing.assert_array_equal(masks, np.stack([read_mask(p, 24) for p in [None, mask, None]]))
+    assert len(_entries(own_cache)) == 2
+    monkeypatch.setattr(cache, "_decode", _no_decoding)
+    again = cache.read_batch(paths, 24, kind="image")
+    np.testing.assert_array_equal(again, first)
+    assert again.dtype == np.uint8 and again.shape == (5, 24, 24, 3)
+    # another size, order or subset is another batch
+    with pytest.raises(AssertionError, match="decoded"):
+        cache.read_batch(paths[::-1], 24, kind="image")
+
+
+def test_an_edited_file_is_read_again(files, own_cache):
+    paths, _ = files
+    before = cache.read_batch(paths, 16)
+    write_image(paths[2], np.full((40, 30, 3), 7, np.uint8))
+    st = os.stat(paths[2])
+    os.utime(paths[2], ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    after = cache.read_batch(paths, 16)
+    assert (after[2] == 7).all() and not (before[2] == 7).all()
+    np.testing.assert_array_equal(after[[0, 1, 3, 4]], before[[0, 1, 3, 4]])
+
+
+def test_a_damaged_entry_is_rebuilt(files, own_cache):
+    paths, _ = files
+    good = cache.read_batch(paths, 16)
+    (entry,) = _entries(own_cache)
+    entry.write_bytes(entry.read_bytes()[:100])  # a truncated file, as a full disk leaves
+    np.testing.assert_array_equal(cache.read_batch(paths, 16), good)
+    np.testing.assert_array_equal(cache.read_batch(paths, 16), good)  # and it was replaced
+    assert not list((own_cache / "arrays").glob("*.tmp"))
+
+
+def test_cache_off_writes_nothing(files, own_cache):
+    paths, _ = files
+    out = cache.read_batch(paths, 16, cache=False)
+    assert out.shape == (5, 16, 16, 3) and not own_cache.exists()
+
+
+def test_bad_file_names_the_file_with_the_cache_on(files, own_cache, tmp_path):
+    paths, _ = files
+    bad = tmp_path / "imgs" / "bad.png"
+    bad.write_bytes(b"not an image at all")
+    with pytest.raises(ShiftbenchError, match="bad.png: unreadable image"):
+        cache.read_batch([*paths, str(bad)], 16)
+    with pytest.raises(ShiftbenchError, match="missing.png: file not found"):
+        cache.read_batch([*paths, str(tmp_path / "missing.png")], 16)
+    assert not _entries(own_cache)
+
+
+def test_least_recently_used_entries_go_first(files, own_cache, monkeypatch):
+    paths, _ = files
+    monkeypatch.setenv("SHIFTBENCH_CACHE_GB", str(2.5 * 5 * 16 * 16 * 3 / 2**30))  # ~2 entries
+    cache.read_batch(paths, 16)
+    oldest = _entries(own_cache)[0]
+    os.utime(oldest, (1, 1))
+    cache.read_batch(paths[:4], 16)
+    cache.read_batch(paths[:3], 16)
+    left = _entries(own_cache)
+    assert len(left) == 2 and oldest not in left
+
+
+def test_study_with_and_without_cache_gives_the_same_bytes(tiny_synthetic, tmp_path, own_cache):
+    """Cached twins are the twins: scores and shift params equal a cache-free run's, and a
+    second cached run shifts no image."""
+    from shiftbench.protocols import load_config
+    from shiftbench.protocols.runner import StudyRunner
+    from shiftbench.transforms import twins
+
+    def run(name, **over):
+        cfg = load_config(
+            None,
+            dict(
+                dataset="mvtec",
+                root=str(tiny_synthetic),
+                categories="brick",
+                weights="random",
+                image_size=64,
+                protocol="all",
+                workers=1,
+                **over,
+            ),
+        )
+        runner = StudyRunner(cfg, tmp_path / name, progress=False, echo=lambda s: None)
+        runner.prepare()
+        return runner.run()
+
+    fresh = run("fresh", image_cache=False)
+    assert not own_cache.exists()
+    cached = run("cached")
+    assert _entries(own_cache)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(twins, "shift_batch", _no_decoding)
+        mp.setattr(cache, "_decode", _no_decoding)
+        again = run("again")
+    for name in ("scores.parquet", "shift_params.parquet"):
+        a, b, c = (pd.read_parquet(p / name) for p in (fresh, cached, again))
+        pd.testing.assert_frame_equal(a, b)
+        pd.testing.assert_frame_equal(a, c)
+    assert len(load_dataset("mvtec", tiny_synthetic, ["brick"])) == len(
+        pd.read_parquet(fresh / "shift_params.parquet")
+    ) + int((pd.read_csv(fresh / "splits.csv")["split"] == "unused").sum())
