@@ -186,10 +186,14 @@ def test_default_feature_layers_exist_and_have_strides_4_8_16():
     import timm
 
     for name, spec in backbones.BACKBONES.items():
-        model = timm.create_model(spec.timm_name)
+        with torch.device("meta"):
+            model = timm.create_model(spec.timm_name)
         strides = {info["module"]: info["reduction"] for info in model.feature_info}
         assert [strides[layer] for layer in spec.feature_layers] == [4, 8, 16], name
         assert backbones.PATCHCORE_LAYERS[name] == spec.feature_layers[1:]
+        # layers are validated against this static list, without building the network
+        assert spec.feature_modules == backbones.timm_feature_modules(spec.timm_name), name
+        assert spec.feature_modules == tuple(strides), name
 
 
 # ----------------------------------------------------------------------------- PatchCore internals

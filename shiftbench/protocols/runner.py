@@ -96,8 +96,12 @@ class SplitImages:
         default_factory=dict
     )  # (domain, split) -> [N,H,W]
 
+    _rows: dict[str, pd.DataFrame] = field(default_factory=dict)
+
     def rows(self, split: str) -> pd.DataFrame:
-        return self.table[self.table["split"] == split]
+        if split not in self._rows:  # asked for once per protocol and unit: filter once
+            self._rows[split] = self.table[self.table["split"] == split]
+        return self._rows[split]
 
 
 def with_clean_reference(protocols: list[Protocol]) -> list[Protocol]:

@@ -12,6 +12,7 @@ Images are ``uint8 [H, W, 3]`` RGB, masks ``uint8 [H, W]`` in {0, 255}.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -30,6 +31,7 @@ DEFAULT_SEVERITY = 3
 FAMILIES: tuple[str, ...] = ("geometric", "photometric", "illumination", "sensor", "other")
 
 
+@functools.lru_cache(maxsize=65536)
 def stable_hash(value: str | int) -> int:
     """A 64-bit unsigned digest of ``value`` that is the same in every process and on every
     machine (Python's ``hash`` is salted per process, so it cannot seed anything)."""
