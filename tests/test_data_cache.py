@@ -146,3 +146,37 @@ def test_study_with_and_without_cache_gives_the_same_bytes(tiny_synthetic, tmp_p
     assert len(load_dataset("mvtec", tiny_synthetic, ["brick"])) == len(
         pd.read_parquet(fresh / "shift_params.parquet")
     ) + int((pd.read_csv(fresh / "splits.csv")["split"] == "unused").sum())
+
+
+def test_an_edited_reader_misses_the_cache(files, own_cache, monkeypatch):
+    paths, _ = files
+    cache.read_batch(paths, 16)
+    monkeypatch.setattr(cache, "_reader_digest", lambda: "another reader")
+    monkeypatch.setattr(cache, "_decode", _no_decoding)
+    with pytest.raises(AssertionError, match="decoded"):
+        cache.read_batch(paths, 16)
+
+
+def test_source_digest_follows_the_bytes(tmp_path):
+    src = tmp_path / "plugin.py"
+    src.write_text("x = 1\n")
+    before = cache.source_digest((str(src),))
+    src.write_text("x = 2\n")
+    cache.source_digest.cache_clear()
+    assert cache.source_digest((str(src),)) != before
+
+
+def test_cache_cli_info_and_clear(files, own_cache):
+    from typer.testing import CliRunner
+
+    from shiftbench.cli.main import app
+
+    paths, mask = files
+    cache.read_batch(paths, 16)
+    cache.read_batch([mask], 16, kind="mask")
+    runner = CliRunner()
+    out = runner.invoke(app, ["cache", "info"])
+    assert out.exit_code == 0 and "2 entries" in out.output and str(own_cache) in out.output
+    out = runner.invoke(app, ["cache", "clear"])
+    assert out.exit_code == 0 and "removed 2 entries" in out.output
+    assert not _entries(own_cache) and cache.cache_info()["entries"] == 0

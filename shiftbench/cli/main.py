@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from shiftbench.cli import data_cmd, list_cmd, report_cmd, run_cmd, shift_cmd
+from shiftbench.cli import cache_cmd, data_cmd, list_cmd, report_cmd, run_cmd, shift_cmd
 from shiftbench.errors import ShiftbenchError
 
 app = typer.Typer(
@@ -17,7 +17,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for _module in (data_cmd, shift_cmd, list_cmd, run_cmd, report_cmd):
+for _module in (data_cmd, shift_cmd, list_cmd, run_cmd, report_cmd, cache_cmd):
     _module.register(app)
 
 

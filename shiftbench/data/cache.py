@@ -8,7 +8,8 @@ and keeps the stacked result. The study runner keeps the shifted twins of a batc
 way (:func:`cached`), so a resumed run, or a second study with another model, reuses them.
 
 Keys are digests of everything that determines the arrays. For a decoded batch: the
-reader version, the kind (image or mask), the target size and, for every file, its
+reader version (and a digest of its source), the kind (image or mask), the target size
+and, for every file, its
 absolute path, byte size and modification time (ns), so a file that is replaced or edited
 gets a new key and a stale array is never returned. Entries are written atomically
 (temporary file, then rename), so a crash or two racing processes never leave a
@@ -20,7 +21,9 @@ half-written one; an unreadable entry is computed again and replaced. The cache 
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import json
 import os
 import tempfile
@@ -55,6 +58,26 @@ def digest(parts: object) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
+@functools.lru_cache(maxsize=64)
+def source_digest(files: tuple[str, ...]) -> str:
+    """A digest of the bytes of ``files`` (source code whose output a key must follow):
+    an edited reader or perturbation gets new keys even if nobody bumped a version."""
+    h = hashlib.sha256()
+    for name in sorted(set(files)):
+        h.update(name.encode())
+        try:
+            h.update(Path(name).read_bytes())
+        except OSError:
+            h.update(b"<unreadable>")
+    return h.hexdigest()[:16]
+
+
+def _reader_digest() -> str:
+    import PIL
+
+    return f"{PIL.__version__}-{source_digest((inspect.getfile(read_image),))}"
+
+
 def batch_key(paths: Sequence[str | Path | None], size: int, kind: str) -> str | None:
     """The key of one decoded batch, or None when a file cannot be stat'ed (reading it
     will then raise the error that names it)."""
@@ -68,7 +91,7 @@ def batch_key(paths: Sequence[str | Path | None], size: int, kind: str) -> str |
         except OSError:
             return None
         files.append([os.path.abspath(p), st.st_size, st.st_mtime_ns])
-    return digest([READER_VERSION, kind, int(size), files])
+    return digest([READER_VERSION, _reader_digest(), kind, int(size), files])
 
 
 def _load(path: Path) -> dict[str, np.ndarray] | None:
@@ -169,3 +192,32 @@ def read_batch(
     if len(out) != len(files):  # a digest collision or a damaged entry: decode afresh
         out = _decode(files, size, kind)
     return out
+
+
+def cache_info() -> dict[str, float | int | str]:
+    """Where the array cache is, how many entries it holds and their size (MiB), and its
+    budget (MiB)."""
+    entries = list(arrays_dir().glob("*.npz")) if arrays_dir().is_dir() else []
+    size = 0
+    for e in entries:
+        try:
+            size += e.stat().st_size
+        except OSError:  # evicted by another process meanwhile
+            pass
+    return {
+        "path": str(arrays_dir()),
+        "entries": len(entries),
+        "size_mb": size / 2**20,
+        "budget_mb": _budget_bytes() / 2**20,
+    }
+
+
+def clear_cache() -> int:
+    """Delete every array-cache entry (never the synthetic dataset); returns how many."""
+    n = 0
+    if arrays_dir().is_dir():
+        for entry in arrays_dir().iterdir():
+            if entry.suffix in (".npz", ".tmp") and entry.is_file():
+                entry.unlink(missing_ok=True)
+                n += entry.suffix == ".npz"
+    return n

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from shiftbench.data import load_dataset, make_splits, split_hash
-from shiftbench.data.cache import batch_key, cached, digest, read_batch
+from shiftbench.data.cache import batch_key, cached, digest, read_batch, source_digest
 from shiftbench.errors import ShiftbenchError
 from shiftbench.protocols.config import Protocol, StudyConfig, resolve_protocols
 from shiftbench.results.rundir import RunDir, atomic_write_npz, atomic_write_table
@@ -174,9 +174,18 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _shift_versions() -> list[str]:
-    """Versions of the libraries whose numerics make the shifted pixels."""
-    return [_versions().get(k, "") for k in ("numpy", "opencv-python-headless", "albumentations")]
+def _shift_code(suite) -> list[str]:
+    """What makes a suite's pixels besides its definition: the versions of the libraries
+    whose numerics it uses and the source of the shift engine and of every member's class
+    (a plugin edited without a version bump still gets fresh twins)."""
+    import inspect
+
+    import shiftbench.transforms as transforms
+
+    files = [str(p) for p in Path(transforms.__file__).parent.glob("*.py")]
+    files += [inspect.getfile(type(m.perturbation)) for m in suite.members]
+    libs = [_versions().get(k, "") for k in ("numpy", "opencv-python-headless", "albumentations")]
+    return [*libs, source_digest(tuple(sorted(files)))]
 
 
 def _git_commit() -> str | None:
@@ -426,7 +435,7 @@ class StudyRunner:
                 batch_key(table["mask_path"], size, "mask"),
             ]
             if None not in inputs:
-                key = digest(["twins", _shift_versions(), suite.hash, seed, inputs, list(ids)])
+                key = digest(["twins", _shift_code(suite), suite.hash, seed, inputs, list(ids)])
         twins = cached(f"twins-{suite.name}-sev{severity}-seed{seed}", key, shift)
         self.timing["shift_seconds"] += time.perf_counter() - t0
         out_images, out_masks, params = twins["images"], twins["masks"], twins["params"]

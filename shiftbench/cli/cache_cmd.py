@@ -1,0 +1,33 @@
+"""``shiftbench cache info|clear``: the cache of decoded images and shifted twins."""
+
+from __future__ import annotations
+
+import typer
+
+cache_app = typer.Typer(
+    help="The cache of decoded images and shifted twins ($SHIFTBENCH_CACHE/arrays).",
+    no_args_is_help=True,
+)
+
+
+@cache_app.command("info")
+def info() -> None:
+    """Where the cache is, its entries, size and budget ($SHIFTBENCH_CACHE_GB)."""
+    from shiftbench.data.cache import cache_info
+
+    i = cache_info()
+    typer.echo(
+        f"{i['path']}: {i['entries']} entries, {i['size_mb']:.1f} MiB of {i['budget_mb']:.0f} MiB"
+    )
+
+
+@cache_app.command("clear")
+def clear() -> None:
+    """Delete every cached array (the synthetic dataset stays)."""
+    from shiftbench.data.cache import arrays_dir, clear_cache
+
+    typer.echo(f"removed {clear_cache()} entries from {arrays_dir()}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(cache_app, name="cache")
