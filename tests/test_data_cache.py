@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -139,6 +140,13 @@ def test_study_with_and_without_cache_gives_the_same_bytes(tiny_synthetic, tmp_p
         mp.setattr(twins, "shift_batch", _no_decoding)
         mp.setattr(cache, "_decode", _no_decoding)
         again = run("again")
+    stats = [
+        json.loads((p / "manifest.json").read_text())["image_cache"] for p in (fresh, cached, again)
+    ]
+    assert [s["enabled"] for s in stats] == [False, True, True]
+    assert stats[0]["hits"] == stats[0]["misses"] == 0
+    assert stats[1]["hits"] == 0 and stats[1]["misses"] == 3  # images, masks, twins of brick
+    assert stats[2]["hits"] == 3 and stats[2]["misses"] == 0
     for name in ("scores.parquet", "shift_params.parquet"):
         a, b, c = (pd.read_parquet(p / name) for p in (fresh, cached, again))
         pd.testing.assert_frame_equal(a, b)

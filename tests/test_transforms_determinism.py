@@ -72,14 +72,16 @@ def test_same_bytes_in_two_fresh_processes_and_here():
     assert runs[0] == runs[1] == here
 
 
-def test_one_and_two_workers_give_identical_bytes():
+@pytest.mark.parametrize("parallel", [{"workers": 2}, {"threads": 2}, {"threads": 3}])
+def test_processes_and_threads_give_identical_bytes(parallel):
     images, masks, ids = _batch()
     suite = load_suite("mvtec-shift")
     one = shift_batch(suite, images, masks, ids, seed=3, workers=1)
-    two = shift_batch(suite, images, masks, ids, seed=3, workers=2)
+    done = []
+    two = shift_batch(suite, images, masks, ids, seed=3, progress=done.append, **parallel)
     np.testing.assert_array_equal(one[0], two[0])
     np.testing.assert_array_equal(one[1], two[1])
-    assert one[2] == two[2]
+    assert one[2] == two[2] and sum(done) == len(ids)
     assert isinstance(two[0], np.ndarray) and two[0].shape == images.shape
 
 

@@ -147,16 +147,23 @@ def _store(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def cached(
-    name: str, key: str | None, compute: Callable[[], dict[str, np.ndarray]]
+    name: str,
+    key: str | None,
+    compute: Callable[[], dict[str, np.ndarray]],
+    stats: dict[str, int] | None = None,
 ) -> dict[str, np.ndarray]:
     """``compute()`` once per ``key``: later calls read the arrays back from the cache.
 
     ``name`` prefixes the entry's file (for people looking at the folder); ``key=None``
-    means "do not cache" and just computes. Arrays must not be object arrays."""
+    means "do not cache" and just computes. Arrays must not be object arrays. ``stats``,
+    if given, counts ``hits`` and ``misses``."""
     if key is None:
         return compute()
     path = arrays_dir() / f"{name}-{key}.npz"
     arrays = _load(path) if path.is_file() else None
+    if stats is not None:
+        outcome = "misses" if arrays is None else "hits"
+        stats[outcome] = stats.get(outcome, 0) + 1
     if arrays is None:
         arrays = compute()
         _store(path, arrays)
@@ -175,12 +182,17 @@ def _decode(paths: Sequence[str | None], size: int, kind: str) -> np.ndarray:
 
 
 def read_batch(
-    paths: Sequence[str | Path | None], size: int, *, kind: str = "image", cache: bool = True
+    paths: Sequence[str | Path | None],
+    size: int,
+    *,
+    kind: str = "image",
+    cache: bool = True,
+    stats: dict[str, int] | None = None,
 ) -> np.ndarray:
     """Images ``uint8 [N, size, size, 3]`` (``kind="image"``) or masks ``uint8 [N, size,
     size]`` in {0, 255} (``kind="mask"``, a None path is an empty mask), read with
     :func:`~shiftbench.data.io.read_image` / :func:`~shiftbench.data.io.read_mask` or,
-    with ``cache``, from the cache. Bad files raise the same one-line
+    with ``cache``, from the cache (``stats`` as in :func:`cached`). Bad files raise the same one-line
     :class:`~shiftbench.errors.ShiftbenchError` as the readers do."""
     if kind not in ("image", "mask"):
         raise ValueError(f"read_batch: kind must be 'image' or 'mask', not {kind!r}")
@@ -188,7 +200,7 @@ def read_batch(
     if kind == "mask" and all(p is None for p in files):
         return np.zeros((len(files), size, size), np.uint8)  # nothing to decode
     key = batch_key(files, size, kind) if cache and files else None
-    out = cached(f"{kind}-{size}px", key, lambda: {"a": _decode(files, size, kind)})["a"]
+    out = cached(f"{kind}-{size}px", key, lambda: {"a": _decode(files, size, kind)}, stats)["a"]
     if len(out) != len(files):  # a digest collision or a damaged entry: decode afresh
         out = _decode(files, size, kind)
     return out

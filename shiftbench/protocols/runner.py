@@ -28,7 +28,14 @@ import numpy as np
 import pandas as pd
 
 from shiftbench.data import load_dataset, make_splits, split_hash
-from shiftbench.data.cache import batch_key, cached, digest, read_batch, source_digest
+from shiftbench.data.cache import (
+    arrays_dir,
+    batch_key,
+    cached,
+    digest,
+    read_batch,
+    source_digest,
+)
 from shiftbench.errors import ShiftbenchError
 from shiftbench.protocols.config import Protocol, StudyConfig, resolve_protocols
 from shiftbench.results.rundir import RunDir, atomic_write_npz, atomic_write_table
@@ -227,6 +234,7 @@ class StudyRunner:
         self.echo = echo
         self.out = Path(out) if out is not None else None
         self.timing = {"fit_seconds": 0.0, "score_seconds": 0.0, "shift_seconds": 0.0}
+        self.cache_stats = {"hits": 0, "misses": 0}  # image cache, in this process
 
     # -- preparation: everything that can fail on bad input happens here ---------------
     def prepare(self) -> None:
@@ -369,8 +377,9 @@ class StudyRunner:
         )
         data = SplitImages(table)
         cache = self.config.image_cache
-        images = read_batch(table["image_path"], size, kind="image", cache=cache)
-        masks = read_batch(table["mask_path"], size, kind="mask", cache=cache)
+        stats = self.cache_stats
+        images = read_batch(table["image_path"], size, kind="image", cache=cache, stats=stats)
+        masks = read_batch(table["mask_path"], size, kind="mask", cache=cache, stats=stats)
         split_of = table["split"].to_numpy()
         for split in ("train", *EVAL_SPLITS):
             idx = np.flatnonzero(split_of == split)
@@ -436,7 +445,7 @@ class StudyRunner:
             ]
             if None not in inputs:
                 key = digest(["twins", _shift_code(suite), suite.hash, seed, inputs, list(ids)])
-        twins = cached(f"twins-{suite.name}-sev{severity}-seed{seed}", key, shift)
+        twins = cached(f"twins-{suite.name}-sev{severity}-seed{seed}", key, shift, self.cache_stats)
         self.timing["shift_seconds"] += time.perf_counter() - t0
         out_images, out_masks, params = twins["images"], twins["masks"], twins["params"]
         rows = pd.DataFrame(
@@ -626,6 +635,11 @@ class StudyRunner:
             status="complete",
             finished_at=_now(),
             timing={**self.timing, "wall_seconds": time.perf_counter() - t_start},
+            image_cache={
+                "enabled": self.config.image_cache,
+                "path": str(arrays_dir()),
+                **self.cache_stats,
+            },
         )
         run.write_manifest(manifest)
         run.unlock()

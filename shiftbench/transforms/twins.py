@@ -87,6 +87,12 @@ def _run_in_pool(workers: int, fn: Callable, chunks: list[tuple]) -> Iterator[An
             fut.cancel()
 
 
+def _run_in_threads(threads: int, fn: Callable, chunks: list[tuple]) -> Iterator[Any]:
+    """``fn(*chunk)`` for every chunk on a few threads; results in submission order."""
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        yield from pool.map(lambda chunk: fn(*chunk), chunks)
+
+
 @atexit.register
 def _shutdown_pools() -> None:
     for pool in _POOLS.values():
@@ -145,31 +151,12 @@ def shift_batch(
     img_list = list(images)
     mask_list: list[np.ndarray | None] = [None] * n if masks is None else list(masks)
     results: list[tuple[np.ndarray, np.ndarray | None, dict]] = []
-    if workers <= 1 and threads > 1 and n > 1:
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            parts = [
-                pool.submit(
-                    _shift_chunk,
-                    suite,
-                    img_list[c.start : c.stop],
-                    mask_list[c.start : c.stop],
-                    ids[c.start : c.stop],
-                    seed,
-                )
-                for c in _chunks(n, threads)
-            ]
-            for fut in parts:  # in order: aligned with inputs
-                part = fut.result()
-                results.extend(part)
-                if progress:
-                    progress(len(part))
-    elif workers <= 1 or n <= 1:
-        for k in range(n):
-            results.extend(
-                _shift_chunk(suite, img_list[k : k + 1], mask_list[k : k + 1], ids[k : k + 1], seed)
-            )
-            if progress:
-                progress(1)
+    parallel = workers if workers > 1 else threads
+    if n <= 1 or parallel <= 1:
+        parts: Iterable[list] = (
+            _shift_chunk(suite, img_list[k : k + 1], mask_list[k : k + 1], ids[k : k + 1], seed)
+            for k in range(n)
+        )
     else:
         chunks = [
             (
@@ -179,12 +166,14 @@ def shift_batch(
                 ids[c.start : c.stop],
                 seed,
             )
-            for c in _chunks(n, workers)
+            for c in _chunks(n, parallel)
         ]
-        for part in _run_in_pool(workers, _shift_chunk, chunks):  # in order: aligned with inputs
-            results.extend(part)
-            if progress:
-                progress(len(part))
+        run = _run_in_pool if workers > 1 else _run_in_threads
+        parts = run(parallel, _shift_chunk, chunks)
+    for part in parts:  # in order: aligned with inputs
+        results.extend(part)
+        if progress:
+            progress(len(part))
     out_images: np.ndarray | list[np.ndarray] = [r[0] for r in results]
     out_masks: np.ndarray | list[np.ndarray | None] | None = (
         None if masks is None else [r[1] for r in results]
