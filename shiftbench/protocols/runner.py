@@ -510,19 +510,31 @@ class StudyRunner:
                     cache[domain, split] = score(d.images[domain, split])
                 return cache[domain, split]
 
+            thresholds: dict[str, tuple[float, float, bool]] = {}
+
+            def calibrated(domain, d=d, thresholds=thresholds):
+                # image and pixel thresholds of one validation domain, calibrated once even
+                # when several protocols (or every level of a sweep) share it
+                if domain not in thresholds:
+                    val_scores, val_maps = scored(domain, "val")
+                    val_masks = d.masks[domain, "val"]
+                    labels = d.rows("val")["label"].to_numpy()
+                    threshold, _ = f1_optimal_threshold(labels, val_scores)
+                    has_pixels = bool((val_masks > 0).any()) and d.table["mask_path"].notna().any()
+                    pixel_threshold = (
+                        pixel_f1_optimal_threshold(val_maps, val_masks)[0] if has_pixels else np.nan
+                    )
+                    thresholds[domain] = threshold, pixel_threshold, has_pixels
+                return thresholds[domain]
+
             for p, sev in unit.conditions:
                 thr_tag, eval_tag = (
                     domain_tag(p.threshold_from, sev),
                     domain_tag(p.evaluate_on, sev),
                 )
                 val_rows, test_rows = d.rows("val"), d.rows("test")
-                val_scores, val_maps = scored(thr_tag, "val")
-                val_masks = d.masks[thr_tag, "val"]
-                threshold, _ = f1_optimal_threshold(val_rows["label"].to_numpy(), val_scores)
-                has_pixels = bool((val_masks > 0).any()) and d.table["mask_path"].notna().any()
-                pixel_threshold = (
-                    pixel_f1_optimal_threshold(val_maps, val_masks)[0] if has_pixels else np.nan
-                )
+                val_scores, _ = scored(thr_tag, "val")
+                threshold, pixel_threshold, has_pixels = calibrated(thr_tag)
                 test_scores, test_maps = scored(eval_tag, "test")
                 test_masks = d.masks[eval_tag, "test"]
                 labels = test_rows["label"].to_numpy()
