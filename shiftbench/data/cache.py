@@ -9,9 +9,8 @@ way (:func:`cached`), so a resumed run, or a second study with another model, re
 
 Keys are digests of everything that determines the arrays. For a decoded batch: the
 reader version (and a digest of its source), the kind (image or mask), the target size
-and, for every file, its
-absolute path, byte size and modification time (ns), so a file that is replaced or edited
-gets a new key and a stale array is never returned. Entries are written atomically
+and, for every file, its absolute path, byte size and modification time (ns), so a file
+that is replaced or edited gets a new key and a stale array is never returned. Entries are written atomically
 (temporary file, then rename), so a crash or two racing processes never leave a
 half-written one; an unreadable entry is computed again and replaced. The cache lives in
 ``<cache_dir()>/arrays/``, is safe to delete at any time, and is kept under
