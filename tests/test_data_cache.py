@@ -97,12 +97,13 @@ def test_bad_file_names_the_file_with_the_cache_on(files, own_cache, tmp_path):
 
 def test_least_recently_used_entries_go_first(files, own_cache, monkeypatch):
     paths, _ = files
-    monkeypatch.setenv("SHIFTBENCH_CACHE_GB", str(2.5 * 5 * 16 * 16 * 3 / 2**30))  # ~2 entries
     cache.read_batch(paths, 16)
-    oldest = _entries(own_cache)[0]
-    os.utime(oldest, (1, 1))
+    (oldest,) = _entries(own_cache)
     cache.read_batch(paths[:4], 16)
-    cache.read_batch(paths[:3], 16)
+    kept = sum(e.stat().st_size for e in _entries(own_cache))
+    monkeypatch.setenv("SHIFTBENCH_CACHE_GB", str((kept + 1) / 2**30))  # room for these two
+    os.utime(oldest, (1, 1))
+    cache.read_batch(paths[:3], 16)  # a third entry: the least recently used one goes
     left = _entries(own_cache)
     assert len(left) == 2 and oldest not in left
 
