@@ -66,11 +66,14 @@ def run(
     model_option: list[str] | None = typer.Option(
         None, help="MODEL.KEY=VALUE model option (repeatable)."
     ),
-    workers: int | None = typer.Option(None, help="Processes for shifting images. [default: 2]"),
+    workers: int | None = typer.Option(
+        None,
+        help="Parallel shifting: processes for large batches, threads for small ones. [default: 2]",
+    ),
     image_cache: bool | None = typer.Option(
         None,
         "--image-cache/--no-image-cache",
-        help="Reuse decoded, resized images from the cache ($SHIFTBENCH_CACHE). [default: on]",
+        help="Reuse decoded images and shifted twins from $SHIFTBENCH_CACHE/arrays. [default: on]",
     ),
     out: Path | None = typer.Option(None, help="Run folder. [default: results/<name from config>]"),
     resume: bool = typer.Option(False, help="Continue an interrupted run: only missing fits run."),
