@@ -19,6 +19,7 @@ import shlex
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -499,24 +500,35 @@ class StudyRunner:
             peak_mb = max(peak_mb, t.peak_memory_mb)
             return np.asarray(s, np.float64), np.asarray(m, np.float32)
 
-        score_rows, metric_rows, maps_out = [], [], {}
+        score_rows, metric_rows = [], []
         for cat in unit.categories:
             d = data[cat]
-            cache: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+            scores: dict[tuple[str, str], np.ndarray] = {}
+            # anomaly maps (float32, larger than the images) are kept only until their last
+            # use: in a sweep, one level's maps at a time
+            maps: dict[tuple[str, str], np.ndarray] = {}
+            uses = Counter((domain_tag(p.evaluate_on, sev), "test") for p, sev in unit.conditions)
 
-            def scored(domain, split, d=d, cache=cache):
+            def scored(domain, split, d=d, scores=scores, maps=maps):
                 # each (domain, split) is scored once even when two protocols use it
-                if (domain, split) not in cache:
-                    cache[domain, split] = score(d.images[domain, split])
-                return cache[domain, split]
+                if (domain, split) not in scores:
+                    scores[domain, split], maps[domain, split] = score(d.images[domain, split])
+                return scores[domain, split]
+
+            def test_maps_of(domain, maps=maps, uses=uses):
+                uses[domain, "test"] -= 1
+                if uses[domain, "test"]:
+                    return maps[domain, "test"]
+                return maps.pop((domain, "test"))
 
             thresholds: dict[str, tuple[float, float, bool]] = {}
 
-            def calibrated(domain, d=d, thresholds=thresholds):
+            def calibrated(domain, d=d, thresholds=thresholds, maps=maps):
                 # image and pixel thresholds of one validation domain, calibrated once even
                 # when several protocols (or every level of a sweep) share it
                 if domain not in thresholds:
-                    val_scores, val_maps = scored(domain, "val")
+                    val_scores = scored(domain, "val")
+                    val_maps = maps.pop((domain, "val"))  # needed for this only
                     val_masks = d.masks[domain, "val"]
                     labels = d.rows("val")["label"].to_numpy()
                     threshold, _ = f1_optimal_threshold(labels, val_scores)
@@ -533,9 +545,10 @@ class StudyRunner:
                     domain_tag(p.evaluate_on, sev),
                 )
                 val_rows, test_rows = d.rows("val"), d.rows("test")
-                val_scores, _ = scored(thr_tag, "val")
                 threshold, pixel_threshold, has_pixels = calibrated(thr_tag)
-                test_scores, test_maps = scored(eval_tag, "test")
+                val_scores = scored(thr_tag, "val")
+                test_scores = scored(eval_tag, "test")
+                test_maps = test_maps_of(eval_tag)
                 test_masks = d.masks[eval_tag, "test"]
                 labels = test_rows["label"].to_numpy()
                 for split, rows, s in (
@@ -581,13 +594,15 @@ class StudyRunner:
                     (cat, unit.model, unit.seed, p.name, severity_value(sev), k, float(v))
                     for k, v in values.items()
                 ]
-                if self.config.save_maps:
+                if self.config.save_maps:  # rewritten identically if the unit is re-run
                     sweep = len(self.config.severities) > 1 and sev is not None
                     name = f"{p.name}-sev{sev}" if sweep else p.name
-                    maps_out[cat, name] = (
-                        test_rows["sample_id"].to_numpy().astype(str),
-                        test_maps.astype(np.float16),
+                    atomic_write_npz(
+                        run.path / "maps" / cat / unit.model / f"seed{unit.seed}" / f"{name}.npz",
+                        sample_id=test_rows["sample_id"].to_numpy().astype(str),
+                        maps=test_maps.astype(np.float16),
                     )
+                del test_maps
 
         self.timing["score_seconds"] += score_seconds
         size_mb = model_size_mb(model)
@@ -606,12 +621,6 @@ class StudyRunner:
                     (cat, unit.model, unit.seed, p.name, severity_value(sev), k, float(v))
                     for k, v in efficiency.items()
                 ]
-        for (cat, proto), (ids, maps) in maps_out.items():
-            atomic_write_npz(
-                run.path / "maps" / cat / unit.model / f"seed{unit.seed}" / f"{proto}.npz",
-                sample_id=ids,
-                maps=maps,
-            )
         metrics = pd.DataFrame(metric_rows, columns=METRIC_COLUMNS)
         run.write_unit(unit.key, pd.concat(score_rows, ignore_index=True), metrics)
 
