@@ -146,8 +146,10 @@ def test_study_with_and_without_cache_gives_the_same_bytes(tiny_synthetic, tmp_p
     ]
     assert [s["enabled"] for s in stats] == [False, True, True]
     assert stats[0]["hits"] == stats[0]["misses"] == 0
-    assert stats[1]["hits"] == 0 and stats[1]["misses"] == 3  # images, masks, twins of brick
-    assert stats[2]["hits"] == 3 and stats[2]["misses"] == 0
+    # images, masks and twins of brick are made once; the clean fit's unit drops the twins
+    # after scoring Test-shift and the Train-shift fit's unit reads them back: one hit
+    assert stats[1]["misses"] == 3 and stats[1]["hits"] == 1
+    assert stats[2]["misses"] == 0 and stats[2]["hits"] == 4
     for name in ("scores.parquet", "shift_params.parquet"):
         a, b, c = (pd.read_parquet(p / name) for p in (fresh, cached, again))
         pd.testing.assert_frame_equal(a, b)
@@ -189,3 +191,49 @@ def test_cache_cli_info_and_clear(files, own_cache):
     out = runner.invoke(app, ["cache", "clear"])
     assert out.exit_code == 0 and "removed 2 entries" in out.output
     assert not _entries(own_cache) and cache.cache_info()["entries"] == 0
+
+
+def test_a_sweep_holds_one_shifted_level_at_a_time(tiny_synthetic, tmp_path, own_cache):
+    """With twins in the cache, each level is loaded when first used and dropped when its
+    unit is done with it; results equal a cache-free run's, which keeps every level."""
+    from shiftbench.protocols import load_config
+    from shiftbench.protocols.runner import StudyRunner
+
+    resident = []
+    original = StudyRunner._load_twins
+
+    def watching(self, run, category, seed, data, tag, splits):
+        resident.append(sorted({d for d, _ in data.images} - {"clean"}))
+        return original(self, run, category, seed, data, tag, splits)
+
+    def run(name, **over):
+        cfg = load_config(
+            None,
+            dict(
+                dataset="mvtec",
+                root=str(tiny_synthetic),
+                categories="washer",
+                weights="random",
+                image_size=64,
+                protocol="all",
+                severity="1,3",
+                workers=1,
+                **over,
+            ),
+        )
+        runner = StudyRunner(cfg, tmp_path / name, progress=False, echo=lambda s: None)
+        runner.prepare()
+        return runner.run()
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(StudyRunner, "_load_twins", watching)
+        streamed = run("streamed")
+    # clean fit: level 1 then level 3; then the Train-shift fit of each level reloads it
+    assert len(resident) == 4 and all(r == [] for r in resident)
+    kept = run("kept", image_cache=False)
+    for name in ("scores.parquet", "metrics.parquet"):
+        a, b = pd.read_parquet(streamed / name), pd.read_parquet(kept / name)
+        if name == "metrics.parquet":
+            eff = {"fit_seconds", "ms_per_image", "images_per_second", "peak_memory_mb"}
+            a, b = (t[~t["metric"].isin(eff)].reset_index(drop=True) for t in (a, b))
+        pd.testing.assert_frame_equal(a, b)

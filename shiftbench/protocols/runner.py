@@ -104,7 +104,22 @@ class SplitImages:
         default_factory=dict
     )  # (domain, split) -> [N,H,W]
 
+    #: shifted domain -> fills its images and masks (set when twins are kept in the image
+    #: cache: a domain can then be dropped after use and loaded again when needed)
+    loaders: dict[str, Callable[[], None]] = field(default_factory=dict)
     _rows: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    def pixels(self, domain: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """Images ``[N,H,W,3]`` and masks ``[N,H,W]`` of one (domain, split)."""
+        if (domain, split) not in self.images and domain in self.loaders:
+            self.loaders[domain]()
+        return self.images[domain, split], self.masks[domain, split]
+
+    def drop(self, domain: str) -> None:
+        """Free a shifted domain's arrays if it can be loaded again (from the cache)."""
+        if domain in self.loaders:
+            for key in [k for k in self.images if k[0] == domain]:
+                del self.images[key], self.masks[key]
 
     def rows(self, split: str) -> pd.DataFrame:
         if split not in self._rows:  # asked for once per protocol and unit: filter once
@@ -387,15 +402,30 @@ class StudyRunner:
             data.images["clean", split], data.masks["clean", split] = images[idx], masks[idx]
         for tag in sorted({t for t, _ in needs} - {"clean"}):
             splits = sorted({sp for t, sp in needs if t == tag})
-            rows = np.flatnonzero(np.isin(split_of, splits))
-            severity = int(tag.split("@")[1])
-            im, ma = self._shifted(
-                run, category, seed, severity, table.iloc[rows], images[rows], masks[rows]
-            )
-            for split in splits:
-                idx = np.flatnonzero(split_of[rows] == split)
-                data.images[tag, split], data.masks[tag, split] = im[idx], ma[idx]
+            load = functools.partial(self._load_twins, run, category, seed, data, tag, splits)
+            if self.config.image_cache:
+                data.loaders[tag] = load  # on first use; dropped and reloaded level by level
+            else:
+                load()  # no cache to reload from: made once, kept for every unit
         return data
+
+    def _load_twins(
+        self, run: RunDir, category: str, seed: int, data: SplitImages, tag: str, splits: list
+    ) -> None:
+        """Shift the clean images of ``splits`` into domain ``tag`` (``shift@<level>``)."""
+        split_of = data.table["split"].to_numpy()
+        rows = np.flatnonzero(np.isin(split_of, splits))  # table order, as the cache keys it
+        first = data.images["clean", splits[0]]
+        images = np.empty((len(rows), *first.shape[1:]), first.dtype)
+        masks = np.empty((len(rows), *data.masks["clean", splits[0]].shape[1:]), np.uint8)
+        for split in splits:
+            at = np.searchsorted(rows, np.flatnonzero(split_of == split))
+            images[at], masks[at] = data.images["clean", split], data.masks["clean", split]
+        severity = int(tag.split("@")[1])
+        im, ma = self._shifted(run, category, seed, severity, data.table.iloc[rows], images, masks)
+        for split in splits:
+            idx = np.flatnonzero(split_of[rows] == split)
+            data.images[tag, split], data.masks[tag, split] = im[idx], ma[idx]
 
     def _shifted(
         self,
@@ -485,7 +515,7 @@ class StudyRunner:
         from shiftbench.models.efficiency import model_size_mb, track
 
         model = create_model(unit.model, **self._model_kwargs(unit.model, unit.seed))
-        train = np.concatenate([data[c].images[unit.fit_tag, "train"] for c in unit.categories])
+        train = np.concatenate([data[c].pixels(unit.fit_tag, "train")[0] for c in unit.categories])
         with track() as fit_track:
             model.fit(train)
         self.timing["fit_seconds"] += fit_track.seconds
@@ -512,7 +542,7 @@ class StudyRunner:
             def scored(domain, split, d=d, scores=scores, maps=maps):
                 # each (domain, split) is scored once even when two protocols use it
                 if (domain, split) not in scores:
-                    scores[domain, split], maps[domain, split] = score(d.images[domain, split])
+                    scores[domain, split], maps[domain, split] = score(d.pixels(domain, split)[0])
                 return scores[domain, split]
 
             def test_maps_of(domain, maps=maps, uses=uses):
@@ -529,7 +559,7 @@ class StudyRunner:
                 if domain not in thresholds:
                     val_scores = scored(domain, "val")
                     val_maps = maps.pop((domain, "val"))  # needed for this only
-                    val_masks = d.masks[domain, "val"]
+                    val_masks = d.pixels(domain, "val")[1]
                     labels = d.rows("val")["label"].to_numpy()
                     threshold, _ = f1_optimal_threshold(labels, val_scores)
                     has_pixels = bool((val_masks > 0).any()) and d.table["mask_path"].notna().any()
@@ -539,7 +569,11 @@ class StudyRunner:
                     thresholds[domain] = threshold, pixel_threshold, has_pixels
                 return thresholds[domain]
 
-            for p, sev in unit.conditions:
+            tags = [
+                {domain_tag(p.threshold_from, sev), domain_tag(p.evaluate_on, sev)}
+                for p, sev in unit.conditions
+            ]
+            for i, (p, sev) in enumerate(unit.conditions):
                 thr_tag, eval_tag = (
                     domain_tag(p.threshold_from, sev),
                     domain_tag(p.evaluate_on, sev),
@@ -549,7 +583,7 @@ class StudyRunner:
                 val_scores = scored(thr_tag, "val")
                 test_scores = scored(eval_tag, "test")
                 test_maps = test_maps_of(eval_tag)
-                test_masks = d.masks[eval_tag, "test"]
+                test_masks = d.pixels(eval_tag, "test")[1]
                 labels = test_rows["label"].to_numpy()
                 for split, rows, s in (
                     ("val", val_rows, val_scores),
@@ -603,6 +637,8 @@ class StudyRunner:
                         maps=test_maps.astype(np.float16),
                     )
                 del test_maps
+                for tag in tags[i] - set().union(*tags[i + 1 :]) - {"clean"}:
+                    d.drop(tag)  # this unit is done with it (reloaded from the cache if needed)
 
         self.timing["score_seconds"] += score_seconds
         size_mb = model_size_mb(model)
