@@ -451,16 +451,23 @@ class StudyRunner:
         def shift() -> dict[str, np.ndarray]:
             # starting worker processes costs seconds (each imports albumentations and
             # torch); below ~50 Mpx threads in this process finish first (same bytes)
+            from tqdm.auto import tqdm
+
             big = images[..., 0].size > PARALLEL_SHIFT_PIXELS
-            out_images, out_masks, params = shift_batch(
-                suite,
-                images,
-                masks,
-                list(ids),
-                seed,
-                workers=self.config.workers if big else 1,
-                threads=1 if big else self.config.workers,
-            )
+            desc = f"shifting {category} (severity {severity})"
+            with tqdm(
+                total=len(ids), desc=desc, unit="img", leave=False, disable=not self.progress
+            ) as bar:
+                out_images, out_masks, params = shift_batch(
+                    suite,
+                    images,
+                    masks,
+                    list(ids),
+                    seed,
+                    workers=self.config.workers if big else 1,
+                    threads=1 if big else self.config.workers,
+                    progress=bar.update,
+                )
             return {
                 "images": out_images,
                 "masks": out_masks,
@@ -679,7 +686,10 @@ class StudyRunner:
                 # the units that share one set of images: load (and shift) them once
                 group_units = [u for u in seed_units if u.categories == cats]
                 needs = set().union(*(u.needs() for u in group_units))
-                data = {c: self._load_category(run, c, seed, needs) for c in cats}
+                data = {}
+                for c in cats:
+                    bar.set_postfix_str(f"reading {c} (seed {seed})")
+                    data[c] = self._load_category(run, c, seed, needs)
                 for unit in group_units:
                     bar.set_postfix_str(unit.key)
                     self._run_unit(run, unit, data)
