@@ -108,30 +108,29 @@ def test_least_recently_used_entries_go_first(files, own_cache, monkeypatch):
     assert len(left) == 2 and oldest not in left
 
 
+def _run_study(root, out, **over):
+    """One in-process study on the tiny synthetic set (random weights, 64 px)."""
+    from shiftbench.protocols import load_config
+    from shiftbench.protocols.runner import StudyRunner
+
+    options = dict(dataset="mvtec", root=str(root), weights="random", image_size=64, protocol="all")
+    runner = StudyRunner(
+        load_config(None, {**options, "workers": 1, **over}),
+        out,
+        progress=False,
+        echo=lambda s: None,
+    )
+    runner.prepare()
+    return runner.run()
+
+
 def test_study_with_and_without_cache_gives_the_same_bytes(tiny_synthetic, tmp_path, own_cache):
     """Cached twins are the twins: scores and shift params equal a cache-free run's, and a
     second cached run shifts no image."""
-    from shiftbench.protocols import load_config
-    from shiftbench.protocols.runner import StudyRunner
     from shiftbench.transforms import twins
 
     def run(name, **over):
-        cfg = load_config(
-            None,
-            dict(
-                dataset="mvtec",
-                root=str(tiny_synthetic),
-                categories="brick",
-                weights="random",
-                image_size=64,
-                protocol="all",
-                workers=1,
-                **over,
-            ),
-        )
-        runner = StudyRunner(cfg, tmp_path / name, progress=False, echo=lambda s: None)
-        runner.prepare()
-        return runner.run()
+        return _run_study(tiny_synthetic, tmp_path / name, categories="brick", **over)
 
     fresh = run("fresh", image_cache=False)
     assert not own_cache.exists()
@@ -196,7 +195,6 @@ def test_cache_cli_info_and_clear(files, own_cache):
 def test_a_sweep_holds_one_shifted_level_at_a_time(tiny_synthetic, tmp_path, own_cache):
     """With twins in the cache, each level is loaded when first used and dropped when its
     unit is done with it; results equal a cache-free run's, which keeps every level."""
-    from shiftbench.protocols import load_config
     from shiftbench.protocols.runner import StudyRunner
 
     resident = []
@@ -207,23 +205,9 @@ def test_a_sweep_holds_one_shifted_level_at_a_time(tiny_synthetic, tmp_path, own
         return original(self, run, category, seed, data, tag, splits)
 
     def run(name, **over):
-        cfg = load_config(
-            None,
-            dict(
-                dataset="mvtec",
-                root=str(tiny_synthetic),
-                categories="washer",
-                weights="random",
-                image_size=64,
-                protocol="all",
-                severity="1,3",
-                workers=1,
-                **over,
-            ),
+        return _run_study(
+            tiny_synthetic, tmp_path / name, categories="washer", severity="1,3", **over
         )
-        runner = StudyRunner(cfg, tmp_path / name, progress=False, echo=lambda s: None)
-        runner.prepare()
-        return runner.run()
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(StudyRunner, "_load_twins", watching)
