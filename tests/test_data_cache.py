@@ -221,3 +221,23 @@ def test_a_sweep_holds_one_shifted_level_at_a_time(tiny_synthetic, tmp_path, own
             eff = {"fit_seconds", "ms_per_image", "images_per_second", "peak_memory_mb"}
             a, b = (t[~t["metric"].isin(eff)].reset_index(drop=True) for t in (a, b))
         pd.testing.assert_frame_equal(a, b)
+
+
+def test_an_unwritable_cache_never_shifts_twice(tiny_synthetic, tmp_path, own_cache):
+    """If the cache cannot keep the twins, each level stays in memory instead of being
+    dropped and shifted again."""
+    from shiftbench.transforms import twins
+
+    calls = []
+    original = twins.shift_batch
+
+    def counting(suite, images, *args, **kwargs):
+        calls.append(suite.severity)
+        return original(suite, images, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cache, "_store", lambda path, arrays: None)  # a read-only cache folder
+        mp.setattr(twins, "shift_batch", counting)
+        out = _run_study(tiny_synthetic, tmp_path / "ro", categories="washer", severity="1,3")
+    assert sorted(calls) == [1, 3] and not _entries(own_cache)
+    assert (out / "metrics.parquet").is_file()

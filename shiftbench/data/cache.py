@@ -145,6 +145,11 @@ def _store(path: Path, arrays: dict[str, np.ndarray]) -> None:
     _evict(path.parent, keep=path)
 
 
+def entry_path(name: str, key: str) -> Path:
+    """The file of one cache entry (it may not exist: not computed yet, or evicted)."""
+    return arrays_dir() / f"{name}-{key}.npz"
+
+
 def cached(
     name: str,
     key: str | None,
@@ -158,7 +163,7 @@ def cached(
     if given, counts ``hits`` and ``misses``."""
     if key is None:
         return compute()
-    path = arrays_dir() / f"{name}-{key}.npz"
+    path = entry_path(name, key)
     arrays = _load(path) if path.is_file() else None
     if stats is not None:
         outcome = "misses" if arrays is None else "hits"

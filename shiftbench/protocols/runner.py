@@ -34,6 +34,7 @@ from shiftbench.data.cache import (
     batch_key,
     cached,
     digest,
+    entry_path,
     read_batch,
     source_digest,
 )
@@ -422,7 +423,11 @@ class StudyRunner:
             at = np.searchsorted(rows, np.flatnonzero(split_of == split))
             images[at], masks[at] = data.images["clean", split], data.masks["clean", split]
         severity = int(tag.split("@")[1])
-        im, ma = self._shifted(run, category, seed, severity, data.table.iloc[rows], images, masks)
+        im, ma, kept = self._shifted(
+            run, category, seed, severity, data.table.iloc[rows], images, masks
+        )
+        if not kept:  # the cache could not keep them (unwritable, full): keep them in memory
+            data.loaders.pop(tag, None)
         for split in splits:
             idx = np.flatnonzero(split_of[rows] == split)
             data.images[tag, split], data.masks[tag, split] = im[idx], ma[idx]
@@ -441,7 +446,7 @@ class StudyRunner:
         and shared by every model. With the image cache on they are kept there too, so a
         resumed run or a later study on the same images reads them back (byte-identical:
         shifting is deterministic); their parameters are written to the run
-        (``shift_params.parquet``)."""
+        (``shift_params.parquet``). Returns the twins and whether the cache holds them."""
         from shiftbench.transforms.twins import shift_batch
 
         ids = table["sample_id"].to_numpy().astype(str)
@@ -483,7 +488,9 @@ class StudyRunner:
             ]
             if None not in inputs:
                 key = digest(["twins", _shift_code(suite), suite.hash, seed, inputs, list(ids)])
-        twins = cached(f"twins-{suite.name}-sev{severity}-seed{seed}", key, shift, self.cache_stats)
+        name = f"twins-{suite.name}-sev{severity}-seed{seed}"
+        twins = cached(name, key, shift, self.cache_stats)
+        kept = key is not None and entry_path(name, key).is_file()
         self.timing["shift_seconds"] += time.perf_counter() - t0
         out_images, out_masks, params = twins["images"], twins["masks"], twins["params"]
         rows = pd.DataFrame(
@@ -503,7 +510,7 @@ class StudyRunner:
             rows = pd.concat([pd.read_parquet(path), rows], ignore_index=True)
             rows = rows.drop_duplicates("sample_id", keep="last").sort_values("sample_id")
         atomic_write_table(path, rows.reset_index(drop=True))
-        return out_images, out_masks
+        return out_images, out_masks, kept
 
     # -- one unit ----------------------------------------------------------------------------
     def _run_unit(self, run: RunDir, unit: Unit, data: dict[str, SplitImages]) -> None:
