@@ -384,7 +384,8 @@ class StudyRunner:
     ) -> SplitImages:
         """Clean images of one category and seed, plus the shifted twins of the splits that
         ``needs`` names (``(shift@<level>, split)``): a ``shift-noadapt`` study shifts its
-        test images only, never training images no model will see."""
+        test images only, never training images no model will see. Twins are made now, or,
+        with the image cache on, when first used (:meth:`SplitImages.pixels`)."""
         size = self.config.image_size
         table = self.splits[(self.splits["seed"] == seed) & (self.splits["category"] == category)]
         table = (
