@@ -241,3 +241,17 @@ def test_an_unwritable_cache_never_shifts_twice(tiny_synthetic, tmp_path, own_ca
         out = _run_study(tiny_synthetic, tmp_path / "ro", categories="washer", severity="1,3")
     assert sorted(calls) == [1, 3] and not _entries(own_cache)
     assert (out / "metrics.parquet").is_file()
+
+
+@pytest.mark.parametrize("value", ["lots", "-1", "nan"])
+def test_a_bad_budget_is_one_line_before_any_work(value, own_cache, monkeypatch, capsys):
+    from shiftbench.cli.main import main
+
+    monkeypatch.setenv("SHIFTBENCH_CACHE_GB", value)
+    for argv in (["cache", "info"], ["run", "--categories", "brick", "--no-progress"]):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        err = capsys.readouterr().err.strip()
+        assert exit_.value.code == 2 and len(err.splitlines()) == 1
+        assert err.startswith(f"error: SHIFTBENCH_CACHE_GB={value!r}") and "unset it" in err
+    assert not own_cache.exists()  # failed before reading or generating anything

@@ -24,6 +24,7 @@ import functools
 import hashlib
 import inspect
 import json
+import math
 import os
 import tempfile
 import zipfile
@@ -34,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from shiftbench.data.io import as_path, read_image, read_mask
+from shiftbench.errors import ShiftbenchError
 
 #: Bump when read_image/read_mask change the pixels they return for the same file.
 READER_VERSION = 1
@@ -106,11 +108,25 @@ def _load(path: Path) -> dict[str, np.ndarray] | None:
     return arrays
 
 
-def _budget_bytes() -> float:
+def budget_gb() -> float:
+    """The cache budget in GiB: ``$SHIFTBENCH_CACHE_GB``, or 20; a value that is not a
+    number >= 0 is a one-line :class:`ShiftbenchError` (the runner asks before any work)."""
+    value = os.environ.get("SHIFTBENCH_CACHE_GB")
+    if value is None:
+        return DEFAULT_BUDGET_GB
     try:
-        return float(os.environ.get("SHIFTBENCH_CACHE_GB", DEFAULT_BUDGET_GB)) * 2**30
+        gb = float(value)
     except ValueError:
-        return DEFAULT_BUDGET_GB * 2**30
+        gb = math.nan
+    if not gb >= 0 or math.isinf(gb):
+        raise ShiftbenchError(
+            f"SHIFTBENCH_CACHE_GB={value!r}: not a size in GiB; set a number such as 20, or unset it"
+        )
+    return gb
+
+
+def _budget_bytes() -> float:
+    return budget_gb() * 2**30
 
 
 def _evict(folder: Path, keep: Path) -> None:

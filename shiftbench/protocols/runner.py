@@ -32,6 +32,7 @@ from shiftbench.data import load_dataset, make_splits, split_hash
 from shiftbench.data.cache import (
     arrays_dir,
     batch_key,
+    budget_gb,
     cached,
     digest,
     entry_path,
@@ -256,6 +257,8 @@ class StudyRunner:
     # -- preparation: everything that can fail on bad input happens here ---------------
     def prepare(self) -> None:
         cfg = self.config
+        if cfg.image_cache:
+            budget_gb()  # a bad $SHIFTBENCH_CACHE_GB fails now, not after the first fit
         self.samples = load_dataset(cfg.dataset, cfg.root, cfg.categories)
         self.categories = sorted(self.samples["category"].unique())
         self.suites = {}
