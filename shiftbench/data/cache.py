@@ -10,9 +10,9 @@ way (:func:`cached`), so a resumed run, or a second study with another model, re
 Keys are digests of everything that determines the arrays. For a decoded batch: the
 reader version (and a digest of its source), the kind (image or mask), the target size
 and, for every file, its absolute path, byte size and modification time (ns), so a file
-that is replaced or edited gets a new key and a stale array is never returned. Entries are written atomically
-(temporary file, then rename), so a crash or two racing processes never leave a
-half-written one; an unreadable entry is computed again and replaced. The cache lives in
+that is replaced or edited gets a new key and a stale array is never returned. Entries are
+written atomically (temporary file, then rename), so a crash or two racing processes never
+leave a half-written one; an unreadable entry is computed again and replaced. The cache lives in
 ``<cache_dir()>/arrays/``, is safe to delete at any time, and is kept under
 ``$SHIFTBENCH_CACHE_GB`` GiB (default 20) by dropping the least recently used entries.
 ``image_cache: false`` in a study (or ``--no-image-cache``) turns it off.
@@ -129,12 +129,21 @@ def _budget_bytes() -> float:
     return budget_gb() * 2**30
 
 
+def _entries(folder: Path) -> list[tuple[float, int, Path]]:
+    """``(last use, bytes, path)`` of every entry; one evicted meanwhile is left out."""
+    out = []
+    for entry in folder.glob("*.npz") if folder.is_dir() else []:
+        try:
+            st = entry.stat()
+        except OSError:
+            continue
+        out.append((st.st_mtime, st.st_size, entry))
+    return out
+
+
 def _evict(folder: Path, keep: Path) -> None:
     """Drop the least recently used entries until the folder fits the budget."""
-    try:
-        entries = [(e.stat().st_mtime, e.stat().st_size, e) for e in folder.glob("*.npz")]
-    except OSError:
-        return
+    entries = _entries(folder)
     total, budget = sum(s for _, s, _ in entries), _budget_bytes()
     for _, size, entry in sorted(entries, key=lambda e: e[0]):
         if total <= budget:
@@ -212,8 +221,8 @@ def read_batch(
     """Images ``uint8 [N, size, size, 3]`` (``kind="image"``) or masks ``uint8 [N, size,
     size]`` in {0, 255} (``kind="mask"``, a None path is an empty mask), read with
     :func:`~shiftbench.data.io.read_image` / :func:`~shiftbench.data.io.read_mask` or,
-    with ``cache``, from the cache (``stats`` as in :func:`cached`). Bad files raise the same one-line
-    :class:`~shiftbench.errors.ShiftbenchError` as the readers do."""
+    with ``cache``, from the cache (``stats`` as in :func:`cached`). Bad files raise the
+    same one-line :class:`~shiftbench.errors.ShiftbenchError` as the readers do."""
     if kind not in ("image", "mask"):
         raise ValueError(f"read_batch: kind must be 'image' or 'mask', not {kind!r}")
     files = [as_path(p) for p in paths]
@@ -229,17 +238,11 @@ def read_batch(
 def cache_info() -> dict[str, float | int | str]:
     """Where the array cache is, how many entries it holds and their size (MiB), and its
     budget (MiB)."""
-    entries = list(arrays_dir().glob("*.npz")) if arrays_dir().is_dir() else []
-    size = 0
-    for e in entries:
-        try:
-            size += e.stat().st_size
-        except OSError:  # evicted by another process meanwhile
-            pass
+    entries = _entries(arrays_dir())
     return {
         "path": str(arrays_dir()),
         "entries": len(entries),
-        "size_mb": size / 2**20,
+        "size_mb": sum(s for _, s, _ in entries) / 2**20,
         "budget_mb": _budget_bytes() / 2**20,
     }
 

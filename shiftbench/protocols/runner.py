@@ -19,7 +19,6 @@ import shlex
 import subprocess
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -552,22 +551,15 @@ class StudyRunner:
         for cat in unit.categories:
             d = data[cat]
             scores: dict[tuple[str, str], np.ndarray] = {}
-            # anomaly maps (float32, larger than the images) are kept only until their last
-            # use: in a sweep, one level's maps at a time
+            # anomaly maps (float32, larger than the images) are kept only until the unit is
+            # done with their domain: in a sweep, one level's maps at a time
             maps: dict[tuple[str, str], np.ndarray] = {}
-            uses = Counter((domain_tag(p.evaluate_on, sev), "test") for p, sev in unit.conditions)
 
             def scored(domain, split, d=d, scores=scores, maps=maps):
                 # each (domain, split) is scored once even when two protocols use it
                 if (domain, split) not in scores:
                     scores[domain, split], maps[domain, split] = score(d.pixels(domain, split)[0])
                 return scores[domain, split]
-
-            def test_maps_of(domain, maps=maps, uses=uses):
-                uses[domain, "test"] -= 1
-                if uses[domain, "test"]:
-                    return maps[domain, "test"]
-                return maps.pop((domain, "test"))
 
             thresholds: dict[str, tuple[float, float, bool]] = {}
 
@@ -587,20 +579,16 @@ class StudyRunner:
                     thresholds[domain] = threshold, pixel_threshold, has_pixels
                 return thresholds[domain]
 
-            tags = [
-                {domain_tag(p.threshold_from, sev), domain_tag(p.evaluate_on, sev)}
-                for p, sev in unit.conditions
-            ]
+            def tags_of(p, sev):  # (threshold domain, evaluation domain)
+                return domain_tag(p.threshold_from, sev), domain_tag(p.evaluate_on, sev)
+
             for i, (p, sev) in enumerate(unit.conditions):
-                thr_tag, eval_tag = (
-                    domain_tag(p.threshold_from, sev),
-                    domain_tag(p.evaluate_on, sev),
-                )
+                thr_tag, eval_tag = tags_of(p, sev)
                 val_rows, test_rows = d.rows("val"), d.rows("test")
                 threshold, pixel_threshold, has_pixels = calibrated(thr_tag)
                 val_scores = scored(thr_tag, "val")
                 test_scores = scored(eval_tag, "test")
-                test_maps = test_maps_of(eval_tag)
+                test_maps = maps[eval_tag, "test"]
                 test_masks = d.pixels(eval_tag, "test")[1]
                 labels = test_rows["label"].to_numpy()
                 for split, rows, s in (
@@ -655,7 +643,10 @@ class StudyRunner:
                         maps=test_maps.astype(np.float16),
                     )
                 del test_maps
-                for tag in tags[i] - set().union(*tags[i + 1 :]) - {"clean"}:
+                later = [tags_of(p_, s_) for p_, s_ in unit.conditions[i + 1 :]]
+                if eval_tag not in {e for _, e in later}:  # no later condition evaluates on it
+                    del maps[eval_tag, "test"]
+                for tag in {thr_tag, eval_tag} - {t for pair in later for t in pair} - {"clean"}:
                     d.drop(tag)  # this unit is done with it (reloaded from the cache if needed)
 
         self.timing["score_seconds"] += score_seconds
