@@ -8,6 +8,14 @@ resized crop (scale 0.9-1, ratio 0.9-1.1), translation ±5%, colour jitter 0.3, 
 map on half of the images.
 
     python benchmarks/bench_shift.py [--n256 64] [--n1024 12] [--repeats 3] [--json out.json]
+
+``--catalogue`` instead times each ImageNet-C corruption (``cc_*``, level 3) and
+acquisition shift (``acq_*``) per image at 256 px and 1024 px, next to imagecorruptions
+1.1.2's ``corrupt`` where it is installed (loaded with the small compatibility shim of
+:func:`load_imagecorruptions`). Note that the reference keeps its 224-px constants at every
+size, so at 1024 px its blur kernels are ~4.6x narrower than ours (which scale).
+
+    python benchmarks/bench_shift.py --catalogue [--budget 1.0] [--json out.json]
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from torchvision.transforms import v2  # noqa: E402
 from torchvision.transforms.v2 import functional as F  # noqa: E402
 
 from shiftbench.transforms import load_suite  # noqa: E402
+from shiftbench.transforms.registry import create, known_names  # noqa: E402
 
 
 class RandomGaussianNoise(v2.Transform):
@@ -160,6 +169,99 @@ def bench(n: int, size: int, repeats: int) -> dict:
     }
 
 
+def load_imagecorruptions():
+    """imagecorruptions 1.1.2 made importable on numpy 2 / scikit-image >= 0.19 / no
+    setuptools (a ``pkg_resources`` stand-in, ``np.float_``, ``multichannel=``); ``None``
+    if it is not installed. Same shim as tests/test_corruptions.py."""
+    import importlib.util
+    import sys
+    import types
+
+    if importlib.util.find_spec("imagecorruptions") is None:
+        return None
+    added = False
+    if importlib.util.find_spec("pkg_resources") is None:
+        stub = types.ModuleType("pkg_resources")
+        stub.resource_filename = lambda pkg, name: os.path.join(
+            os.path.dirname(importlib.util.find_spec(pkg).origin), name
+        )
+        sys.modules["pkg_resources"] = stub
+        added = True
+    try:
+        import imagecorruptions
+        from imagecorruptions import corruptions as ref
+    finally:
+        if added:
+            sys.modules.pop("pkg_resources", None)
+
+    class _Numpy:
+        def __getattr__(self, name):
+            return np.float64 if name == "float_" else getattr(np, name)
+
+    ref.np = _Numpy()
+    gaussian = ref.gaussian
+
+    def compatible_gaussian(x, sigma=1, multichannel=None, **kw):
+        if multichannel:
+            kw["channel_axis"] = -1
+        return gaussian(x, sigma=sigma, **kw)
+
+    ref.gaussian = compatible_gaussian
+    return imagecorruptions
+
+
+def _per_image(fn, images, budget: float, warm: bool = True) -> float:
+    """Seconds per image: at least one image, more until ``budget`` seconds (max 50)."""
+    if warm:
+        fn(images[0])  # warm-up (lookup tables, caches)
+    done, start = 0, time.perf_counter()
+    while True:
+        fn(images[done % len(images)])
+        done += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= budget or done >= 50:
+            return elapsed / done
+
+
+def bench_catalogue(budget: float, severity: int = 3) -> list[dict]:
+    """Per-image milliseconds of every ``cc_*`` and ``acq_*`` perturbation (and of the
+    reference for the ``cc_*``) at 256 and 1024 px."""
+    ref = load_imagecorruptions()
+    rows = []
+    names = [n for n in known_names() if n.startswith(("cc_", "acq_"))]
+    for size in (256, 1024):
+        images, _ = make_data(4, size)
+        for name in names:
+            pert = create(name, severity=severity)
+
+            def ours(image, pert=pert, name=name):
+                rng = np.random.default_rng(0)
+                return pert.apply(image, **pert.sample_params(rng, image.shape))
+
+            row = {"name": name, "size": size, "ours_ms": 1e3 * _per_image(ours, images, budget)}
+            if ref is not None and name.startswith("cc_"):
+                cname = name[3:]
+                np.random.seed(0)
+                row["reference_ms"] = 1e3 * _per_image(
+                    lambda im, c=cname: ref.corrupt(im, severity=severity, corruption_name=c),
+                    images,
+                    budget,
+                    warm=cname != "glass_blur",  # its Python loop takes tens of seconds
+                )
+                row["speedup"] = row["reference_ms"] / row["ours_ms"]
+            rows.append(row)
+            print(
+                f"{size:>5} {name:26s} {row['ours_ms']:9.2f} ms"
+                + (
+                    f" {row['reference_ms']:10.2f} ms {row['speedup']:7.1f}x"
+                    if "reference_ms" in row
+                    else ""
+                ),
+                flush=True,
+            )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -168,11 +270,29 @@ def main() -> None:
     parser.add_argument("--n1024", type=int, default=12, help="images at 1024 px")
     parser.add_argument("--repeats", type=int, default=3, help="best of this many timed passes")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument(
+        "--catalogue",
+        action="store_true",
+        help="time each cc_*/acq_* perturbation (level 3) vs imagecorruptions instead",
+    )
+    parser.add_argument(
+        "--budget", type=float, default=1.0, help="--catalogue: seconds per timing cell"
+    )
     args = parser.parse_args()
 
     # one core per side; studies parallelise across worker processes, for both alike
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
+    if args.catalogue:
+        print(
+            f"per-image cost, level 3, 1 thread ({platform.processor() or platform.machine()}); "
+            "size, name, shiftbench, imagecorruptions 1.1.2, speed-up"
+        )
+        rows = bench_catalogue(args.budget)
+        if args.json:
+            with open(args.json, "w") as fh:
+                json.dump(rows, fh, indent=2)
+        return
     rows = [bench(args.n256, 256, args.repeats), bench(args.n1024, 1024, args.repeats)]
     print(
         f"mvtec-shift, image + mask, 1 thread ({platform.processor() or platform.machine()}, "

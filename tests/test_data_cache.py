@@ -120,8 +120,7 @@ def _run_study(root, out, **over):
         progress=False,
         echo=lambda s: None,
     )
-    runner.prepare()
-    return runner.run()
+    return runner.run().path
 
 
 def test_study_with_and_without_cache_gives_the_same_bytes(tiny_synthetic, tmp_path, own_cache):

@@ -1,12 +1,15 @@
 """`shiftbench report`: tables, figures and report.html from a (fake) run directory.
 
-The fake run directory follows docs/architecture.md ("run directory") exactly: synthetic
+The fake run directory is written by the run writer (``RunDir`` via
+``shiftbench.testing.fake_run.write_run``), so it has the runner's format: synthetic
 scores for 2 categories x 3 models x 2 seeds x 3 protocols, val and test rows, a tidy
-metrics table, splits.csv with real (tiny) image files and anomaly maps for one model.
+metrics table, splits.csv with real (tiny) image files, the suite's shift parameters and
+anomaly maps for one model.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -29,6 +32,15 @@ SIZE = 32
 SEPARATION = {"patchcore": 2.5, "padim": 1.6, "auto_encoder": 0.8}
 SHIFT_LOSS = {"patchcore": 0.5, "padim": 1.0, "auto_encoder": 0.4}
 NORMAL_DRIFT = {"patchcore": 0.8, "padim": 1.5, "auto_encoder": 6.0}
+EFFICIENCY = {
+    "fit_seconds": {"patchcore": 3.0, "padim": 1.5, "auto_encoder": 20.0},
+    "ms_per_image": {"patchcore": 12.0, "padim": 5.0, "auto_encoder": 2.0},
+    "images_per_second": {"patchcore": 83.3, "padim": 200.0, "auto_encoder": 500.0},
+    "model_size_mb": {"patchcore": 40.0, "padim": 120.0, "auto_encoder": 8.0},
+    "peak_memory_mb": {"patchcore": 900.0, "padim": 1500.0, "auto_encoder": 400.0},
+    "n_parameters": {"patchcore": 3.6e6, "padim": 3.6e6, "auto_encoder": 1.2e6},
+}
+SUITE = "mvtec-shift"
 
 
 def _f1_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -38,14 +50,28 @@ def _f1_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
 
 
 def make_fake_run(
-    root: Path, *, with_maps: bool = True, n_normal: int = 24, n_anom: int = 20
+    root: Path,
+    *,
+    with_maps: bool = True,
+    n_normal: int = 24,
+    n_anom: int = 20,
+    severities: tuple[int, ...] = (3,),
 ) -> Path:
-    """Write a run directory with synthetic scores; returns its path."""
+    """Write a run directory with synthetic scores through the run writer
+    (:func:`shiftbench.testing.fake_run.write_run`); returns its path.
+
+    With several ``severities`` (a sweep) the shifted scores of normal images move by
+    ``0.3 (level - 3)``; shift parameters are the suite's real draws for every val and test
+    image, so the qualitative grid replays real twins."""
+    from shiftbench.results import schema, shift_params_frame
+    from shiftbench.testing.fake_run import write_run
+    from shiftbench.transforms import load_suite
+
+    suites = {sev: load_suite(SUITE, sev) for sev in severities}
+    sweep = len(severities) > 1
     rng = np.random.default_rng(7)
-    run = root / "results" / "fake"
     data = root / "data"
-    run.mkdir(parents=True)
-    split_rows, score_rows, metric_rows = [], [], []
+    split_rows, units, shift_params, maps_files = [], {}, [], []
     for cat in CATEGORIES:
         # Image files: normals and anomalies (a bright square) with masks.
         ids = []
@@ -97,6 +123,18 @@ def make_fake_run(
                             "mask_path": mpath,
                         }
                     )
+            shifted_items = sorted(val + test)
+            for sev, suite in suites.items():
+                params = [
+                    suite.sample(seed=seed, image_id=x[0], shape=(SIZE, SIZE, 3))
+                    for x in shifted_items
+                ]
+                split_of = ["val" if x in val else "test" for x in shifted_items]
+                rows = shift_params_frame(
+                    seed, cat, [x[0] for x in shifted_items], split_of, suite.name, suite.hash,
+                    sev, params,
+                )  # fmt: skip
+                shift_params.append((seed, sev, cat, rows))
             for model in MODELS:
                 sep, loss, drift = SEPARATION[model], SHIFT_LOSS[model], NORMAL_DRIFT[model]
                 per_split = {}
@@ -113,110 +151,99 @@ def make_fake_run(
                     )
                 thr_clean = _f1_threshold(per_split["val"][1], per_split["val"][2]["clean"])
                 thr_adapt = _f1_threshold(per_split["val"][1], per_split["val"][2]["shift-adapt"])
+                score_rows, metric_rows = [], []
                 for protocol in PROTOCOLS:
                     thr = thr_adapt if protocol == "shift-adapt" else thr_clean
-                    for split in ("val", "test"):
-                        items, y, sc = per_split[split]
-                        # shift-noadapt val rows are the clean validation scores (architecture.md)
-                        s = (
-                            sc["clean"]
-                            if (split == "val" and protocol == "shift-noadapt")
-                            else sc[protocol]
-                        )
-                        for (sid, _, _, label, defect), v in zip(items, s, strict=False):
-                            score_rows.append(
-                                {
-                                    "category": cat,
-                                    "model": model,
-                                    "seed": seed,
-                                    "protocol": protocol,
-                                    "split": split,
-                                    "sample_id": sid,
-                                    "label": label,
-                                    "defect_type": defect,
-                                    "score": float(v),
-                                    "threshold": thr,
-                                    "decision": int(v >= thr),
-                                    "pixel_threshold": 0.5,
-                                }
+                    for sev in [None] if protocol == "clean" else severities:
+                        severity = np.nan if sev is None else float(sev)
+
+                        def moved(v, y, sev=sev, protocol=protocol):
+                            if protocol == "clean" or not sweep:
+                                return v
+                            return v + (sev - 3) * 0.3 * (1 - y)
+
+                        for split in ("val", "test"):
+                            items, y, sc = per_split[split]
+                            # shift-noadapt val rows are the clean validation scores
+                            clean_val = split == "val" and protocol == "shift-noadapt"
+                            s = sc["clean"] if clean_val else moved(sc[protocol], y)
+                            for (sid, _, _, label, defect), v in zip(items, s, strict=True):
+                                score_rows.append(
+                                    {
+                                        "category": cat,
+                                        "model": model,
+                                        "seed": seed,
+                                        "protocol": protocol,
+                                        "severity": severity,
+                                        "split": split,
+                                        "sample_id": sid,
+                                        "label": label,
+                                        "defect_type": defect,
+                                        "score": float(v),
+                                        "threshold": thr,
+                                        "decision": int(v >= thr),
+                                        "pixel_threshold": 0.5,
+                                    }
+                                )
+                        _, y, sc = per_split["test"]
+                        s = moved(sc[protocol], y)
+                        dec = (s >= thr).astype(int)
+                        for name, value in (
+                            ("image_auroc", roc_auc_score(y, s)),
+                            ("image_auprc", average_precision_score(y, s)),
+                            ("image_f1", f1_score(y, dec)),
+                            ("image_threshold", thr),
+                            *((k, v[model]) for k, v in EFFICIENCY.items()),
+                        ):
+                            metric_rows.append(
+                                (cat, model, seed, protocol, severity, name, float(value))
                             )
-                    _, y, sc = per_split["test"]
-                    dec = (sc[protocol] >= thr).astype(int)
-                    for name, value in (
-                        ("image_auroc", roc_auc_score(y, sc[protocol])),
-                        ("image_auprc", average_precision_score(y, sc[protocol])),
-                        ("image_f1", f1_score(y, dec)),
-                        ("image_threshold", thr),
-                        (
-                            "fit_seconds",
-                            {"patchcore": 3.0, "padim": 1.5, "auto_encoder": 20.0}[model],
-                        ),
-                        (
-                            "ms_per_image",
-                            {"patchcore": 12.0, "padim": 5.0, "auto_encoder": 2.0}[model],
-                        ),
-                        (
-                            "images_per_second",
-                            {"patchcore": 83.3, "padim": 200.0, "auto_encoder": 500.0}[model],
-                        ),
-                        (
-                            "model_size_mb",
-                            {"patchcore": 40.0, "padim": 120.0, "auto_encoder": 8.0}[model],
-                        ),
-                        (
-                            "peak_memory_mb",
-                            {"patchcore": 900.0, "padim": 1500.0, "auto_encoder": 400.0}[model],
-                        ),
-                        (
-                            "n_parameters",
-                            {"patchcore": 3.6e6, "padim": 3.6e6, "auto_encoder": 1.2e6}[model],
-                        ),
-                    ):
-                        metric_rows.append(
-                            {
-                                "category": cat,
-                                "model": model,
-                                "seed": seed,
-                                "protocol": protocol,
-                                "metric": name,
-                                "value": float(value),
-                            }
-                        )
+                units[f"{cat}__{model}__seed{seed}__clean"] = (
+                    pd.DataFrame(score_rows, columns=list(schema.SCORE_COLUMNS)),
+                    pd.DataFrame(metric_rows, columns=list(schema.METRIC_COLUMNS)),
+                )
                 if with_maps and model == "patchcore" and seed == 0:
                     items, y, _ = per_split["test"]
-                    mdir = run / "maps" / cat / model / f"seed{seed}"
-                    mdir.mkdir(parents=True)
                     yy, xx = np.mgrid[:SIZE, :SIZE]
                     blob = np.exp(-((yy - 12) ** 2 + (xx - 15) ** 2) / 30.0)
                     maps = np.stack(
                         [0.2 * rng.random((SIZE, SIZE)) + label * blob for *_, label, _ in items]
                     )
                     sids = np.array([x[0] for x in items])
-                    for protocol in ("clean", "shift-noadapt"):
-                        np.savez_compressed(
-                            mdir / f"{protocol}.npz", sample_id=sids, maps=maps.astype(np.float16)
-                        )
-    scores = pd.DataFrame(score_rows)
-    scores.to_parquet(run / "scores.parquet", index=False)
-    metrics = pd.DataFrame(metric_rows)
-    mean = metrics.groupby(["model", "seed", "protocol", "metric"], as_index=False)["value"].mean()
-    metrics = pd.concat([metrics, mean.assign(category="mean")], ignore_index=True)
-    metrics.to_parquet(run / "metrics.parquet", index=False)
-    metrics.to_csv(run / "metrics.csv", index=False)
-    pd.DataFrame(split_rows).to_csv(run / "splits.csv", index=False)
+                    for name in (
+                        "clean",
+                        *(
+                            schema.map_name("shift-noadapt", s if sweep else None)
+                            for s in severities
+                        ),
+                    ):
+                        maps_files.append((cat, model, seed, name, sids, maps))
+    level = severities[len(severities) // 2]
     manifest = {
         "command": "shiftbench run --protocol all",
-        "created": "2025-01-01T00:00:00",
         "config": {
-            "suite": "mvtec-shift",
-            "severity": 3,
+            "suite": SUITE,
+            "severity": list(severities) if sweep else severities[0],
             "seeds": list(SEEDS),
             "models": list(MODELS),
             "categories": list(CATEGORIES),
         },
+        "seeds": list(SEEDS),
+        "suite": {
+            "name": suites[level].name,
+            "hash": suites[level].hash,
+            "severity": list(severities) if sweep else severities[0],
+            "hashes": {str(s): suite.hash for s, suite in suites.items()},
+        },
     }
-    (run / "manifest.json").write_text(json.dumps(manifest))
-    return run
+    return write_run(
+        root / "results" / "fake",
+        units,
+        splits=pd.DataFrame(split_rows),
+        manifest=manifest,
+        shift_params=shift_params,
+        maps=maps_files,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -436,6 +463,20 @@ def test_report_html_is_self_contained(fake_run, built):
     assert "<table>" in text and "Image AUROC" in text
 
 
+def test_report_html_shows_manifest_keys_the_runner_writes(fake_run, built):
+    """The Run section holds exactly the schema's report keys, all of which the runner
+    writes (the fake run is written by the same writer)."""
+    from shiftbench.results import schema
+
+    text = built.html.read_text()
+    shown = json.loads(html.unescape(re.search(r"<h2>Run</h2><pre>(.*?)</pre>", text, re.S)[1]))
+    assert list(shown) == list(schema.REPORT_MANIFEST_KEYS)
+    assert set(schema.REPORT_MANIFEST_KEYS) <= set(schema.MANIFEST_KEYS)
+    manifest = json.loads((fake_run / "manifest.json").read_text())
+    assert manifest["format_version"] == schema.FORMAT_VERSION
+    assert set(manifest) <= set(schema.MANIFEST_KEYS)
+
+
 def test_cli_report_and_errors(fake_run, tmp_path):
     from typer.testing import CliRunner
 
@@ -465,38 +506,32 @@ def test_severity_sweep_draws_curves(tmp_path):
     """A `severity` column with several levels gives severity curves; tables use one level."""
     from shiftbench.analysis.report import build_report
 
-    run = make_fake_run(tmp_path, with_maps=False, n_normal=10, n_anom=8)
+    run = make_fake_run(tmp_path, with_maps=False, n_normal=10, n_anom=8, severities=(1, 3, 5))
     s = pd.read_parquet(run / "scores.parquet")
-    levels = []
-    for sev in (1, 3, 5):
-        t = s.copy()
-        shifted = t["protocol"] != "clean"
-        t.loc[shifted, "score"] = t.loc[shifted, "score"] + (sev - 3) * 0.3 * (
-            1 - t.loc[shifted, "label"]
-        )
-        levels.append(t.assign(severity=sev))
-    pd.concat(levels).to_parquet(run / "scores.parquet", index=False)
+    assert sorted(s["severity"].dropna().unique()) == [1, 3, 5]
+    assert s.loc[s["protocol"] == "clean", "severity"].isna().all()
     out = build_report(run, "markdown", n_resamples=200, figures=("severity", "qualitative"))
     assert (run / "figures" / "severity_image_auroc.png").is_file()
     table = pd.read_csv(run / "tables" / "image_auroc.csv")
-    ref = s[
-        (s["split"] == "test")
-        & (s["category"] == "brick")
-        & (s["model"] == "padim")
-        & (s["protocol"] == "clean")
-    ]
-    want = np.mean([roc_auc_score(g["label"], g["score"]) for _, g in ref.groupby("seed")])
-    assert table[(table["category"] == "brick") & (table["model"] == "padim")]["clean"].iloc[
-        0
-    ] == pytest.approx(want)
+    row = table[(table["category"] == "brick") & (table["model"] == "padim")].iloc[0]
+    test = s[(s["split"] == "test") & (s["category"] == "brick") & (s["model"] == "padim")]
+    for protocol, level in (("clean", None), ("shift-noadapt", 3)):
+        ref = test[test["protocol"] == protocol]
+        if level is not None:
+            ref = ref[ref["severity"] == level]  # the tables show the middle level
+        want = np.mean([roc_auc_score(g["label"], g["score"]) for _, g in ref.groupby("seed")])
+        assert row[protocol] == pytest.approx(want)
     assert not any("severity" in x for x in out.skipped)
     assert "qualitative grids: the run saved no maps/" in out.skipped  # said, not crashed
+    md = (run / "tables" / "image_auroc.md").read_text()
+    assert "severity 3 of the sweep (1, 3, 5)" in md
 
 
 def test_pixel_table_from_metrics_hand_worked():
     """Pixel tables come from metrics.parquet: mean and SD over seeds, seed-wise deltas,
     one severity of a sweep (clean rows have none)."""
-    from shiftbench.analysis.tables import pixel_table, render_pixel
+    from shiftbench.analysis.render import render_pixel
+    from shiftbench.analysis.tables import pixel_table
 
     rows = []
     values = {  # (category, seed, protocol, severity) -> pixel_aupro
@@ -534,3 +569,59 @@ def test_pixel_table_from_metrics_hand_worked():
     md = render_pixel(t.reset_index(), "pixel_aupro").markdown()
     assert "| brick | patchcore | 85.0 ± 7.1 | 50.0 ± 14.1 | – | −35.0 ± 7.1 | – |" in md
     assert "\\toprule" in render_pixel(t.reset_index(), "pixel_aupro").latex()
+
+
+# ---------------------------------------------------------------------------- qualitative
+
+
+def test_qualitative_grid_replays_the_twins_the_runner_made(fake_run):
+    """The shifted column is the runner's twin (``shift_batch``, as the runner shifts),
+    rebuilt from the stored parameters, not shifted anew."""
+    from shiftbench.analysis.qualitative import qualitative_rows, replay_suite, replay_twin
+    from shiftbench.data.io import read_image, read_mask
+    from shiftbench.results import load_run
+    from shiftbench.transforms import load_suite
+    from shiftbench.transforms.twins import shift_batch
+
+    run = load_run(fake_run)
+    suite = replay_suite(run, 3.0)
+    sp = run.splits
+    sid = sp[(sp["seed"] == 0) & (sp["category"] == "brick") & (sp["split"] == "test")]
+    sid = sid[sid["label"] == 1].iloc[0]
+    image = read_image(sid["image_path"], size=SIZE)
+    mask = read_mask(sid["mask_path"], size=SIZE)
+    made, made_masks, _ = shift_batch(
+        load_suite(SUITE, 3), image[None], mask[None], [sid["sample_id"]], 0
+    )
+    twin, twin_mask = replay_twin(
+        run, suite, category="brick", seed=0, sample_id=sid["sample_id"], severity=3.0,
+        image=image, mask=mask,
+    )  # fmt: skip
+    assert np.array_equal(twin, made[0]) and np.array_equal(twin_mask, made_masks[0])
+    assert not np.array_equal(twin, image)  # the suite did shift it
+    rows, protocol = qualitative_rows(run, run.scores, 3.0, "brick", "patchcore", 0)
+    assert protocol == "shift-noadapt"
+    first = rows[0]
+    ids = sorted(sp[(sp["seed"] == 0) & (sp["split"] == "test") & (sp["category"] == "brick")
+                    & (sp["label"] == 1)]["sample_id"])  # fmt: skip
+    want, _, _ = shift_batch(load_suite(SUITE, 3), first["image"][None], None, [ids[0]], 0)
+    assert np.array_equal(first["shifted"], want[0])
+
+
+def test_qualitative_grid_refuses_a_suite_that_changed(fake_run, tmp_path):
+    from shiftbench.analysis.qualitative import replay_suite
+    from shiftbench.analysis.report import build_report
+    from shiftbench.errors import ShiftbenchError
+    from shiftbench.results import load_run
+
+    run_dir = tmp_path / "changed"
+    shutil.copytree(fake_run, run_dir, ignore=shutil.ignore_patterns("tables", "figures"))
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    manifest["suite"]["hashes"]["3"] = "0123456789abcdef"  # the suite the run shifted with
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ShiftbenchError, match=r"hashes to \w+ now but the run shifted") as exc:
+        replay_suite(load_run(run_dir), 3.0)
+    assert "manifest.json" in str(exc.value) and "0123456789abcdef" in str(exc.value)
+    out = build_report(run_dir, "markdown", n_resamples=200, figures=("qualitative",))
+    assert any("qualitative grid brick / patchcore" in s and "hashes to" in s for s in out.skipped)
+    assert not list((run_dir / "figures").glob("qualitative_*"))

@@ -152,6 +152,72 @@ def test_weighted_metrics_equal_sklearn_sample_weight(seed):
     assert stats.average_precision(y, s) == pytest.approx(average_precision_score(y, s), abs=1e-12)
 
 
+def test_vectorised_metrics_are_the_shiftbench_metrics_on_every_resample():
+    """One definition per concept: calling a VectorisedMetric is the shiftbench.metrics
+    function, and each weighted resample equals that function on the repeated images."""
+    from shiftbench.metrics import image_auprc, image_auroc, threshold_metrics
+
+    rng = np.random.default_rng(11)
+    n = 50
+    y = rng.integers(0, 2, n)
+    y[:2] = [0, 1]
+    s = np.round(rng.normal(size=n) + y, 1)
+    d = (s > 0.3).astype(int)
+    assert stats.auroc(y, s) == image_auroc(y, s)
+    assert stats.average_precision(y, s) == image_auprc(y, s)
+    assert stats.f1_decisions(y, d) == threshold_metrics(y, d, 0.5)["f1"]
+    idx = stats.stratified_resample_indices(y, 6, rng)
+    w = stats.resample_weights(idx, n)
+    for metric, point in [
+        (stats.auroc, image_auroc),
+        (stats.average_precision, image_auprc),
+        (stats.f1_decisions, lambda a, b: threshold_metrics(a, b, 0.5)["f1"]),
+    ]:
+        values = d if metric is stats.f1_decisions else s
+        got = metric.weighted(y, values, w)
+        want = [point(y[row], values[row]) for row in idx]
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+def test_undefined_f1_is_nan_not_zero_and_the_bootstrap_skips_it():
+    """F1 without anomalous images is undefined: NaN (as in metrics.parquet), not the 0.0
+    the analysis code used to return, so it cannot be averaged in as a zero."""
+    from sklearn.exceptions import UndefinedMetricWarning
+
+    y = np.zeros(8, dtype=int)
+    d = np.array([0, 0, 1, 0, 0, 0, 0, 0])
+    assert np.isnan(stats.f1_decisions(y, d))
+    assert np.isnan(stats.f1_decisions(y, np.zeros(8))).all()
+    assert np.isnan(stats.f1_decisions.weighted(y, d, np.ones((3, 8)))).all()
+    ci = stats.bootstrap_ci(stats.f1_decisions, y, d, n_resamples=50, seed=0)
+    assert np.isnan([ci.estimate, ci.low, ci.high, ci.se]).all()
+    assert np.isnan(ci.replicates).all()
+    # AUROC with one class: NaN with a warning, the same in analysis and metrics
+    with pytest.warns(UndefinedMetricWarning):
+        assert np.isnan(stats.auroc(y, np.arange(8.0)))
+    # A weighted resample that lost a class is NaN, and intervals use the finite ones only.
+    y2 = np.array([0, 0, 0, 1, 1])
+    s2 = np.array([0.1, 0.4, 0.3, 0.8, 0.2])
+    w = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [2, 1, 0, 1, 1.0]])
+    got = stats.auroc.weighted(y2, s2, w)
+    assert np.isnan(got[1]) and np.isfinite(got[[0, 2]]).all()
+    assert stats.percentile_interval(got, 0.5) == stats.percentile_interval(got[[0, 2]], 0.5)
+    assert stats._finite_sd(got) == pytest.approx(np.std(got[[0, 2]], ddof=1))
+    assert np.isnan(stats.bootstrap_p_value(np.full(4, np.nan)))
+
+
+def test_bca_ignores_undefined_jackknife_values():
+    rng = np.random.default_rng(0)
+    reps = rng.normal(0.8, 0.05, 500)
+    jack = rng.normal(0.8, 0.01, 30)
+    with_nan = np.r_[jack, np.nan, np.nan]
+    assert stats.bca_interval(reps, 0.8, with_nan, 0.05) == stats.bca_interval(
+        reps, 0.8, jack, 0.05
+    )
+    low, high = stats.bca_interval(reps, 0.8, np.full(5, np.nan), 0.05)
+    assert low < 0.8 < high
+
+
 # ---------------------------------------------------------------------------- bootstrap
 
 
@@ -389,3 +455,21 @@ def test_threshold_transfer_hand_worked():
         == pytest.approx(everything.f1_all_anomalous)
     )
     assert threshold_transfer(y, clean, shift - 10, threshold=0.5).degenerate == "all-normal"
+
+
+def test_threshold_transfer_undefined_rates_are_nan_and_averaged_out():
+    """Without anomalous images F1 and TPR are undefined: NaN (shiftbench.metrics), where the
+    old local F1 said 0.0; a pandas mean over seeds then averages only the defined ones."""
+    y = np.zeros(4, dtype=int)
+    clean = np.array([0.1, 0.2, 0.3, 0.6])
+    r = threshold_transfer(y, clean, clean + 0.5, threshold=0.5)
+    assert np.isnan(r.f1_clean) and np.isnan(r.f1_shift) and np.isnan(r.tpr_shift)
+    assert (r.fpr_clean, r.fpr_shift) == (0.25, 1.0)
+    assert r.degenerate == "all-anomalous"
+    y2 = np.array([0, 0, 1, 1])
+    ok = threshold_transfer(y2, clean, clean, threshold=0.25)
+    assert ok.f1_clean == pytest.approx(f1_score(y2, clean >= 0.25))
+    seeds = pd.DataFrame([{"f1_shift": r.f1_shift}, {"f1_shift": ok.f1_shift}])
+    assert seeds["f1_shift"].mean() == pytest.approx(ok.f1_shift)  # not (0 + f1) / 2
+    none = threshold_transfer(np.array([1, 0]), np.array([0.1, 0.9]), np.array([0.1, 0.9]), 0.5)
+    assert (none.fpr_clean, none.tpr_clean, none.f1_clean) == (1.0, 0.0, 0.0)

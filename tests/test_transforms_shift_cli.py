@@ -66,7 +66,7 @@ def test_shift_command_mirrors_the_layout_and_records_params(mvtec_tree, tmp_pat
             "mvtec-shift",
             "--severity",
             "4",
-            "--seed",
+            "--seeds",
             "3",
             "--out",
             str(out),
@@ -112,16 +112,16 @@ def test_shift_refuses_a_non_empty_out_and_a_bad_suite(mvtec_tree, tmp_path, cap
     out.mkdir()
     (out / "x.txt").write_text("keep me")
     code, _, err = _run(
-        ["shift", "--root", str(mvtec_tree), "--out", str(out), "--workers", "1"], capsys
+        ["shift", "--dataset", "mvtec", "--root", str(mvtec_tree), "--out", str(out), "--workers", "1"], capsys
     )
     assert code == 2 and "folder exists and is not empty" in err and str(out) in err
     code, _, err = _run(
-        ["shift", "--root", str(mvtec_tree), "--suite", "nope", "--out", str(tmp_path / "o")],
+        ["shift", "--dataset", "mvtec", "--root", str(mvtec_tree), "--suite", "nope", "--out", str(tmp_path / "o")],
         capsys,
     )
-    assert code == 2 and "unknown suite 'nope'" in err
+    assert code == 2 and "--suite: unknown suite 'nope'" in err
     code, _, err = _run(
-        ["shift", "--root", str(mvtec_tree), "--out", str(mvtec_tree / "carpet" / "x")], capsys
+        ["shift", "--dataset", "mvtec", "--root", str(mvtec_tree), "--out", str(mvtec_tree / "carpet" / "x")], capsys
     )
     assert code == 2 and "must not be the dataset root or inside it" in err
 
@@ -134,3 +134,27 @@ def test_shift_dataset_with_two_workers_writes_the_same_bytes(mvtec_tree, tmp_pa
     assert list(a["params"]) == list(b["params"])
     for rel in (Path(p).relative_to(tmp_path / "a") for p in a["image_path"]):
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes()
+
+
+def test_shift_takes_the_run_vocabulary_and_writes_one_folder_per_seed_and_level(
+    mvtec_tree, tmp_path, capsys
+):
+    out = tmp_path / "many"
+    argv = ["shift", "--dataset", "mvtec", "--root", str(mvtec_tree), "--categories", "zipper"]
+    code, stdout, err = _run(
+        [*argv, "--seeds", "0,1", "--severity", "2,4", "--workers", "1", "--out", str(out)],
+        capsys,
+    )
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == [
+        "seed0-sev2",
+        "seed0-sev4",
+        "seed1-sev2",
+        "seed1-sev4",
+    ]
+    table = pd.read_parquet(out / "seed1-sev4" / "shift_params.parquet")
+    assert set(table["seed"]) == {1} and set(table["severity"]) == {4}
+    assert "\x1b" not in err and "\r" not in err  # plain progress lines, not a redrawn bar
+    for bad, flag in (["--severity", "1,,3"], "--severity"), (["--seeds", "x"], "--seeds"):
+        code, _, err = _run([*argv, *bad, "--out", str(tmp_path / "x")], capsys)
+        assert code == 2 and err.startswith(f"error: {flag} ") and len(err.splitlines()) == 1

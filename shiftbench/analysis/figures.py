@@ -39,7 +39,6 @@ PROTOCOL_STYLE = {
     "shift-noadapt": {"facecolor": "0.65", "hatch": "///", "label": "shift, no adapt."},
     "shift-adapt": {"facecolor": "0.95", "hatch": "xx", "label": "shift, adapt."},
 }
-PROTOCOL_LINE = {"clean": "-", "shift-noadapt": "--", "shift-adapt": ":"}
 _MODEL_LINES = ("-", "--", "-.", ":")
 _MODEL_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 # Okabe-Ito: colour-blind safe; greyscale relies on the line styles and markers above.

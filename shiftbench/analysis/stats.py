@@ -2,21 +2,32 @@
 
 Every function names its reference. Where scipy, statsmodels or scikit-posthocs provide a
 test, we call them; what is written here is only what they lack (a vectorised stratified
-bootstrap, the fast DeLong covariance, the Nemenyi critical difference).
+bootstrap, the fast DeLong covariance, the Nemenyi critical difference). The metrics
+themselves (AUROC, average precision, F1) are those of :mod:`shiftbench.metrics`, so a
+table and ``metrics.parquet`` never disagree on a definition.
 
 Conventions: ``labels`` are 0 (normal) / 1 (anomalous), higher scores mean "more
-anomalous", and all arrays are 1-D of one length ``n`` (one entry per image).
+anomalous", and all arrays are 1-D of one length ``n`` (one entry per image). An undefined
+metric value is NaN, never 0.0 (F1 without anomalous images, AUROC with one class);
+intervals, standard errors and bootstrap p-values use the finite replicates only, so NaN
+replicates are neither averaged in as zeros nor allowed to poison the interval.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from scipy import stats as _sps
+
+from shiftbench.metrics import image_auprc, image_auroc, threshold_metrics
+from shiftbench.metrics._weighted import (
+    weighted_auroc,
+    weighted_average_precision,
+    weighted_f1,
+)
 
 __all__ = [
     "BootstrapCI",
@@ -52,16 +63,23 @@ __all__ = [
 class VectorisedMetric:
     """A metric ``f(labels, scores) -> float`` that also evaluates ``B`` resamples at once.
 
-    A bootstrap resample is represented by integer weights (how often each image was
-    drawn), so ``weighted(labels, scores, weights[B, n]) -> [B]`` evaluates all resamples in
-    one pass over the sorted scores instead of ``B`` separate sorts.
+    Calling it evaluates ``point`` -- the :mod:`shiftbench.metrics` function, so an analysis
+    number and a ``metrics.parquet`` number share one definition, including NaN when the
+    metric is undefined. A bootstrap resample is represented by integer weights (how often
+    each image was drawn), so ``weighted(labels, scores, weights[B, n]) -> [B]`` evaluates all
+    resamples in one pass over the sorted scores (:mod:`shiftbench.metrics._weighted`, the same
+    definitions) instead of ``B`` separate sorts.
     """
 
     def __init__(
-        self, name: str, weighted: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+        self,
+        name: str,
+        weighted: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
+        point: Callable[[np.ndarray, np.ndarray], float],
     ):
         self.__name__ = name
         self._weighted = weighted
+        self._point = point
 
     def weighted(self, labels: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """Metric of each weighted resample: ``weights`` is ``[B, n]``, returns ``[B]``."""
@@ -75,7 +93,7 @@ class VectorisedMetric:
 
     def __call__(self, labels: np.ndarray, scores: np.ndarray) -> float:
         labels, scores = _check_pair(labels, scores)
-        return float(self._weighted(labels, scores, np.ones((1, labels.size)))[0])
+        return float(self._point(labels, scores))
 
     def __repr__(self) -> str:
         return f"<metric {self.__name__}>"
@@ -91,70 +109,24 @@ def _check_pair(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.
     return labels, scores
 
 
-def _weighted_auroc(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    # Mann-Whitney form with ties counted 1/2: for every positive, the weighted count of
-    # negatives strictly below it plus half of those tied with it. Negatives are sorted
-    # once; each resample only needs a cumulative sum over them -> O(B * n), no per-row sort.
-    neg, pos = labels == 0, labels == 1
-    if not neg.any() or not pos.any():
-        warnings.warn("AUROC needs both classes; returning NaN", RuntimeWarning, stacklevel=3)
-        return np.full(weights.shape[0], np.nan)
-    order = np.argsort(scores[neg], kind="stable")
-    neg_sorted = scores[neg][order]
-    w_neg = weights[:, neg][:, order]
-    cum = np.zeros((weights.shape[0], neg_sorted.size + 1))
-    np.cumsum(w_neg, axis=1, out=cum[:, 1:])
-    lo = np.searchsorted(neg_sorted, scores[pos], side="left")
-    hi = np.searchsorted(neg_sorted, scores[pos], side="right")
-    below = cum[:, lo]
-    tied = cum[:, hi] - below
-    w_pos = weights[:, pos]
-    num = np.einsum("bj,bj->b", w_pos, below + 0.5 * tied)
-    return num / (cum[:, -1] * w_pos.sum(axis=1))
+def _f1_of_decisions(labels: np.ndarray, decisions: np.ndarray) -> float:
+    return threshold_metrics(labels, decisions, 0.5)["f1"]
 
 
-def _weighted_average_precision(
-    labels: np.ndarray, scores: np.ndarray, weights: np.ndarray
-) -> np.ndarray:
-    # Same step-wise definition as sklearn.metrics.average_precision_score:
-    # AP = sum_k (R_k - R_{k-1}) P_k over distinct thresholds, ties form one threshold.
-    if not (labels == 1).any():
-        warnings.warn(
-            "average precision needs positives; returning NaN", RuntimeWarning, stacklevel=3
-        )
-        return np.full(weights.shape[0], np.nan)
-    order = np.argsort(-scores, kind="stable")
-    s, y, w = scores[order], labels[order], weights[:, order]
-    tp = np.cumsum(w * y, axis=1)
-    fp = np.cumsum(w * (1 - y), axis=1)
-    last = np.r_[s[1:] != s[:-1], True]  # last element of each tie group
-    tp, fp = tp[:, last], fp[:, last]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
-    recall = tp / tp[:, -1:]
-    d_recall = np.diff(recall, axis=1, prepend=0.0)
-    return np.einsum("bk,bk->b", d_recall, precision)
+auroc = VectorisedMetric("auroc", weighted_auroc, image_auroc)
+"""Area under the ROC curve, ties counted 1/2: :func:`shiftbench.metrics.image_auroc`
+(equals ``sklearn.metrics.roc_auc_score``); NaN when only one class is present."""
 
+average_precision = VectorisedMetric("average_precision", weighted_average_precision, image_auprc)
+"""Average precision, step-wise: :func:`shiftbench.metrics.image_auprc` (equals
+``sklearn.metrics.average_precision_score``); NaN when only one class is present."""
 
-def _weighted_f1(labels: np.ndarray, decisions: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    d = (decisions > 0.5).astype(np.float64)
-    y = labels.astype(np.float64)
-    tp = weights @ (y * d)
-    fp = weights @ ((1 - y) * d)
-    fn = weights @ (y * (1 - d))
-    denom = 2 * tp + fp + fn
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denom > 0, 2 * tp / denom, 0.0)
-
-
-auroc = VectorisedMetric("auroc", _weighted_auroc)
-"""Area under the ROC curve, ties counted 1/2 (equals ``sklearn.metrics.roc_auc_score``)."""
-
-average_precision = VectorisedMetric("average_precision", _weighted_average_precision)
-"""Average precision, step-wise (equals ``sklearn.metrics.average_precision_score``)."""
-
-f1_decisions = VectorisedMetric("f1_decisions", _weighted_f1)
-"""F1 of binary decisions: pass the 0/1 decisions in place of ``scores``."""
+f1_decisions = VectorisedMetric("f1_decisions", weighted_f1, _f1_of_decisions)
+"""F1 of binary decisions: pass the 0/1 decisions in place of ``scores``. Defined as
+``threshold_metrics(labels, decisions, 0.5)["f1"]`` of :mod:`shiftbench.metrics`:
+``2 TP / (2 TP + FP + FN)``, and NaN -- not 0.0 -- when there is no anomalous image, so an
+undefined F1 is never averaged in as a zero (the bootstrap intervals and ``se`` skip NaN
+replicates)."""
 
 
 def _as_vectorised(metric_fn: Callable) -> VectorisedMetric | None:
@@ -238,13 +210,14 @@ def bca_interval(
     r = np.asarray(replicates, dtype=np.float64)
     r = r[np.isfinite(r)]
     jack = np.asarray(jackknife, dtype=np.float64)
+    jack = jack[np.isfinite(jack)]  # leave-one-out values that are undefined carry no skew
     if r.size == 0 or not np.isfinite(estimate):
         return float("nan"), float("nan")
     share = (np.sum(r < estimate) + 0.5 * np.sum(r == estimate)) / r.size
     if share in (0.0, 1.0):  # the estimate lies outside the bootstrap cloud: no correction possible
         return percentile_interval(r, alpha)
     z0 = _sps.norm.ppf(share)
-    dev = jack.mean() - jack
+    dev = jack.mean() - jack if jack.size else np.zeros(1)
     denom = 6.0 * np.sum(dev**2) ** 1.5
     accel = np.sum(dev**3) / denom if denom > 0 else 0.0
     z = _sps.norm.ppf([alpha / 2, 1 - alpha / 2])
@@ -272,6 +245,13 @@ def _jackknife(
     )
 
 
+def _finite_sd(reps: np.ndarray) -> float:
+    """Standard deviation (ddof 1) of the finite replicates; NaN with fewer than two."""
+    r = np.asarray(reps, dtype=np.float64)
+    r = r[np.isfinite(r)]
+    return float(np.std(r, ddof=1)) if r.size > 1 else float("nan")
+
+
 def _interval(
     estimate: float,
     reps: np.ndarray,
@@ -287,7 +267,7 @@ def _interval(
         estimate=float(estimate),
         low=low,
         high=high,
-        se=float(np.nanstd(reps, ddof=1)),
+        se=_finite_sd(reps),
         method=method,
         alpha=alpha,
         replicates=reps,

@@ -1,6 +1,6 @@
 """Paper tables from a run's per-image scores: protocol comparison with bootstrap CIs and
-Holm-corrected tests, efficiency, threshold transfer. Rendered as LaTeX (booktabs),
-Markdown, CSV and HTML.
+Holm-corrected tests, pixel metrics, efficiency. The numbers only: :mod:`.render` lays them
+out as LaTeX (booktabs), Markdown and HTML; the report writes them as CSV too.
 
 How the numbers are made (also printed in every table caption):
 
@@ -19,43 +19,33 @@ How the numbers are made (also printed in every table caption):
 
 from __future__ import annotations
 
-import hashlib
-import html
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from shiftbench._hashing import stable_int
 from shiftbench.analysis import stats
+from shiftbench.results import schema
 
 __all__ = [
     "COLUMNS",
+    "DELTAS",
+    "EFFICIENCY_ORDER",
     "METRICS",
-    "ProtocolComparison",
-    "efficiency_table",
     "PIXEL_METRICS",
+    "ProtocolComparison",
+    "defect_table",
+    "efficiency_table",
+    "severity_table",
     "pixel_table",
-    "render_pixel",
     "protocol_comparison",
-    "render_comparison",
-    "render_efficiency",
-    "render_transfer",
 ]
 
-PROTOCOLS = ("clean", "shift-noadapt", "shift-adapt")
-DELTAS = (
-    ("d_noadapt_clean", "shift-noadapt", "clean"),
-    ("d_adapt_noadapt", "shift-adapt", "shift-noadapt"),
-)
-COLUMNS = (*PROTOCOLS, *(d[0] for d in DELTAS))
-HEADERS = {
-    "clean": ("Clean", "Clean"),
-    "shift-noadapt": ("Shift (no adapt.)", "Shift (no adapt.)"),
-    "shift-adapt": ("Shift (adapt.)", "Shift (adapt.)"),
-    "d_noadapt_clean": ("Δ(noadapt−clean)", r"$\Delta$(no adapt.$-$clean)"),
-    "d_adapt_noadapt": ("Δ(adapt−noadapt)", r"$\Delta$(adapt.$-$no adapt.)"),
-}
+PROTOCOLS = schema.PROTOCOLS
+DELTAS = schema.DELTAS  # (column, minuend protocol, subtrahend protocol)
+COLUMNS = (*PROTOCOLS, *schema.DELTA_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -96,8 +86,7 @@ class ProtocolComparison:
 
 
 def _stable_seed(*parts: object) -> int:
-    digest = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:8], "little")
+    return stable_int("|".join(map(str, parts)), 8, "little")
 
 
 def _aligned(
@@ -139,25 +128,11 @@ def _pair_test(
     return stats.bootstrap_p_value(d_reps)
 
 
-def protocol_comparison(
-    scores: pd.DataFrame,
-    metric: str = "image_auroc",
-    *,
-    n_resamples: int = 2000,
-    alpha: float = 0.05,
-    seed: int = 0,
-) -> ProtocolComparison:
-    """Compare protocols for one metric, from ``scores.parquet`` rows.
-
-    Args:
-        scores: the run's per-image scores (architecture "run directory" columns).
-        metric: a key of :data:`METRICS`.
-        n_resamples: bootstrap resamples per (category, seed).
-        alpha: interval level ``1 - alpha`` and significance level of the marks.
-        seed: base seed of the resampling (each (category, seed) derives its own).
-    """
-    spec = METRICS[metric]
-    test = scores[scores["split"] == "test"]
+def _per_seed(
+    test: pd.DataFrame, spec: _MetricSpec, n_resamples: int, seed: int
+) -> tuple[dict, dict, list[dict]]:
+    """Per (category, model, seed, protocol): the point estimate and its bootstrap
+    replicates; and one paired test per (category, model, seed, Δ column)."""
     reps: dict[tuple[str, str, int, str], np.ndarray] = {}
     est: dict[tuple[str, str, int, str], float] = {}
     tests: list[dict] = []
@@ -177,16 +152,12 @@ def protocol_comparison(
                     tests.append(
                         {"category": cat, "model": model, "seed": run_seed, "column": dname, "p": p}
                     )
+    return est, reps, tests
 
-    per_seed = (
-        pd.Series(est, name="value")
-        .rename_axis(["category", "model", "seed", "protocol"])
-        .reset_index()
-    )
-    categories = sorted(per_seed["category"].unique())
-    models = sorted(per_seed["model"].unique())
 
-    # Seed average of point estimates and of replicates, per (category, model, column).
+def _cells(est: dict, reps: dict, categories: list, models: list) -> tuple[dict, dict]:
+    """Seed averages of point estimates and of replicates per (category, model, column),
+    then the macro average over categories (category ``mean``)."""
     cell_est: dict[tuple[str, str, str], float] = {}
     cell_reps: dict[tuple[str, str, str], np.ndarray] = {}
     for cat in categories:
@@ -207,15 +178,20 @@ def protocol_comparison(
                     cell_reps[(cat, model, dname)] = (
                         cell_reps[(cat, model, pa)] - cell_reps[(cat, model, pb)]
                     )
-    # Macro average over categories.
     for model in models:
         for col in COLUMNS:
             keys = [(c, model, col) for c in categories if (c, model, col) in cell_est]
             if keys and len(keys) == len(categories):
                 cell_est[("mean", model, col)] = float(np.mean([cell_est[k] for k in keys]))
                 cell_reps[("mean", model, col)] = np.mean([cell_reps[k] for k in keys], axis=0)
+    return cell_est, cell_reps
 
-    # Significance: per-category tests, Holm over the whole table; mean row: Wilcoxon.
+
+def _significance(
+    tests: list[dict], per_seed: pd.DataFrame, categories: list, models: list, alpha: float
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-category tests Holm-corrected over the whole table; for the mean row, Wilcoxon
+    over (category, seed) pairs, Holm-corrected over the mean-row family."""
     tests_df = pd.DataFrame(tests, columns=["category", "model", "seed", "column", "p"])
     if len(tests_df):
         tests_df["p_holm"] = stats.holm(tests_df["p"].to_numpy(), alpha)[1]
@@ -231,6 +207,37 @@ def protocol_comparison(
     mean_df = pd.DataFrame(mean_tests, columns=["model", "column", "p"])
     if len(mean_df):
         mean_df["p_holm"] = stats.holm(mean_df["p"].to_numpy(), alpha)[1]
+    return tests_df, mean_df
+
+
+def protocol_comparison(
+    scores: pd.DataFrame,
+    metric: str = "image_auroc",
+    *,
+    n_resamples: int = 2000,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> ProtocolComparison:
+    """Compare protocols for one metric, from ``scores.parquet`` rows.
+
+    Args:
+        scores: the run's per-image scores (:data:`schema.SCORE_COLUMNS`).
+        metric: a key of :data:`METRICS`.
+        n_resamples: bootstrap resamples per (category, seed).
+        alpha: interval level ``1 - alpha`` and significance level of the marks.
+        seed: base seed of the resampling (each (category, seed) derives its own).
+    """
+    spec = METRICS[metric]
+    est, reps, tests = _per_seed(scores[scores["split"] == "test"], spec, n_resamples, seed)
+    per_seed = (
+        pd.Series(est, name="value")
+        .rename_axis(["category", "model", "seed", "protocol"])
+        .reset_index()
+    )
+    categories = sorted(per_seed["category"].unique())
+    models = sorted(per_seed["model"].unique())
+    cell_est, cell_reps = _cells(est, reps, categories, models)
+    tests_df, mean_df = _significance(tests, per_seed, categories, models, alpha)
 
     rows = []
     for cat in [*categories, "mean"]:
@@ -274,208 +281,10 @@ def protocol_comparison(
 
 
 # --------------------------------------------------------------------------------------
-# Rendering
-# --------------------------------------------------------------------------------------
-
-
-def _marks(p: float) -> str:
-    if not np.isfinite(p):
-        return ""
-    return "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05 else ""
-
-
-def latex_escape(text: str) -> str:
-    """Escape LaTeX special characters in a plain-text name (category, model)."""
-    repl = {
-        "\\": r"\textbackslash{}",
-        "&": r"\&",
-        "%": r"\%",
-        "$": r"\$",
-        "#": r"\#",
-        "_": r"\_",
-        "{": r"\{",
-        "}": r"\}",
-        "~": r"\textasciitilde{}",
-        "^": r"\textasciicircum{}",
-    }
-    return "".join(repl.get(ch, ch) for ch in str(text))
-
-
-def _md_escape(text: str) -> str:
-    return str(text).replace("|", r"\|").replace("*", r"\*").replace("_", r"\_")
-
-
-@dataclass
-class _Cell:
-    value: float
-    half: float = float("nan")
-    marks: str = ""
-    bold: bool = False
-    signed: bool = False
-    scale: float = 100.0
-    digits: int = 1
-
-    def numbers(self, minus: str = "−") -> tuple[str, str]:
-        if not np.isfinite(self.value):
-            return "", ""
-        v = self.value * self.scale
-        s = f"{v:+.{self.digits}f}" if self.signed else f"{v:.{self.digits}f}"
-        s = s.replace("-", minus)
-        h = f"{self.half * self.scale:.{self.digits}f}" if np.isfinite(self.half) else ""
-        return s, h
-
-    def latex(self) -> str:
-        v, h = self.numbers(minus="-")
-        if not v:
-            return "--"
-        body = f"{v} \\pm {h}" if h else v
-        body = rf"\mathbf{{{body}}}" if self.bold else body
-        marks = f"^{{{self.marks}}}" if self.marks else ""
-        return f"${body}{marks}$"
-
-    def markdown(self) -> str:
-        v, h = self.numbers()
-        if not v:
-            return "–"
-        body = f"{v} ± {h}" if h else v
-        body = f"**{body}**" if self.bold else body
-        return body + self.marks.replace("*", r"\*")
-
-    def html(self) -> str:
-        v, h = self.numbers()
-        if not v:
-            return "–"
-        body = f"{v} ± {h}" if h else v
-        body = f"<b>{body}</b>" if self.bold else body
-        return body + (f"<sup>{self.marks}</sup>" if self.marks else "")
-
-
-@dataclass
-class _Grid:
-    """A table before rendering: header, blocks of rows (first cells are plain text)."""
-
-    caption: str
-    label: str
-    header: list[tuple[str, str]]  # (plain/markdown, latex)
-    n_text: int  # leading text columns
-    blocks: list[list[list]] = field(default_factory=list)  # rows: text cells then _Cell
-
-    def latex(self) -> str:
-        ncol = len(self.header)
-        lines = [
-            r"\begin{table}[t]",
-            r"\centering",
-            r"\small",
-            rf"\caption{{{self.caption}}}",
-            rf"\label{{{self.label}}}",
-            rf"\begin{{tabular}}{{{'l' * self.n_text}{'c' * (ncol - self.n_text)}}}",
-            r"\toprule",
-            " & ".join(h[1] for h in self.header) + r" \\",
-            r"\midrule",
-        ]
-        for b, block in enumerate(self.blocks):
-            if b:
-                lines.append(r"\midrule")
-            for r, row in enumerate(block):
-                text = [
-                    latex_escape(c) if (r == 0 or i > 0) else ""
-                    for i, c in enumerate(row[: self.n_text])
-                ]
-                lines.append(" & ".join(text + [c.latex() for c in row[self.n_text :]]) + r" \\")
-        lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
-        return "\n".join(lines)
-
-    def markdown(self) -> str:
-        lines = [
-            f"**{_md_escape(_plain_caption(self.caption))}**",
-            "",
-            "| " + " | ".join(h[0] for h in self.header) + " |",
-        ]
-        lines.append(
-            "|" + "|".join([":--"] * self.n_text + [":-:"] * (len(self.header) - self.n_text)) + "|"
-        )
-        for block in self.blocks:
-            for row in block:
-                text = [_md_escape(c) for c in row[: self.n_text]]
-                lines.append(
-                    "| " + " | ".join(text + [c.markdown() for c in row[self.n_text :]]) + " |"
-                )
-        return "\n".join(lines) + "\n"
-
-    def html(self) -> str:
-        out = [f"<table><caption>{html.escape(_plain_caption(self.caption))}</caption><thead><tr>"]
-        out += [f"<th>{html.escape(h[0])}</th>" for h in self.header]
-        out.append("</tr></thead><tbody>")
-        for block in self.blocks:
-            for r, row in enumerate(block):
-                cls = ' class="block"' if r == 0 else ""
-                out.append(f"<tr{cls}>")
-                out += [f"<td>{html.escape(str(c))}</td>" for c in row[: self.n_text]]
-                out += [f"<td>{c.html()}</td>" for c in row[self.n_text :]]
-                out.append("</tr>")
-        out.append("</tbody></table>")
-        return "".join(out)
-
-
-def _bold_best(cells: list[_Cell], higher_is_better: bool = True) -> None:
-    shown = [float(c.numbers(minus="-")[0]) if c.numbers()[0] else None for c in cells]
-    valid = [v for v in shown if v is not None]
-    if len(valid) < 2:
-        return
-    best = max(valid) if higher_is_better else min(valid)
-    for c, v in zip(cells, shown, strict=False):
-        c.bold = v == best
-
-
-def render_comparison(comp: ProtocolComparison) -> _Grid:
-    """Lay out a :class:`ProtocolComparison`: one block per category (``mean`` last), one
-    row per model; in each block and column the best model is bold (highest value; for the
-    Δ columns the largest, i.e. the smallest loss and the largest gain). Values in %."""
-    level = round(100 * (1 - comp.alpha))
-    caption = (
-        f"{comp.label} (\\%) on the test images, mean over seeds; $\\pm$ half-width of the {level}\\% "
-        f"paired, label-stratified bootstrap interval ({comp.n_resamples} resamples). "
-        "Marks on $\\Delta$: Holm-corrected tests per category "
-        f"({'DeLong' if comp.metric == 'image_auroc' else 'McNemar' if comp.metric == 'image_f1' else 'paired bootstrap'}), "
-        "Wilcoxon signed-rank over categories $\\times$ seeds for the mean; "
-        "* $p<0.05$, ** $p<0.01$, *** $p<0.001$. Best model per category and column in bold."
-    )
-    header = [("Category", "Category"), ("Model", "Model")] + [HEADERS[c] for c in COLUMNS]
-    grid = _Grid(caption=caption, label=f"tab:{comp.metric}", header=header, n_text=2)
-    t = comp.table
-    for cat in t["category"].drop_duplicates():
-        sub = t[t["category"] == cat]
-        block = []
-        for _, r in sub.iterrows():
-            cells = []
-            for col in COLUMNS:
-                half = (r[f"{col}_high"] - r[f"{col}_low"]) / 2
-                marks = _marks(r.get(f"{col}_p", np.nan)) if col.startswith("d_") else ""
-                cells.append(_Cell(r[col], half, marks, signed=col.startswith("d_")))
-            block.append([cat, r["model"], *cells])
-        for j in range(len(COLUMNS)):
-            _bold_best([row[2 + j] for row in block])
-        grid.blocks.append(block)
-    return grid
-
-
-def _plain_caption(caption: str) -> str:
-    for a, b in (
-        ("\\%", "%"),
-        ("$\\pm$", "±"),
-        ("$\\Delta$", "Δ"),
-        ("$\\times$", "×"),
-        ("$p<", "p < "),
-        ("$", ""),
-    ):
-        caption = caption.replace(a, b)
-    return caption
-
-
-# --------------------------------------------------------------------------------------
 # Pixel metrics (from metrics.parquet: a run keeps whole-map metrics, not per-pixel data)
 # --------------------------------------------------------------------------------------
 
+#: the pixel metrics tabled (name -> label); the names are :data:`schema.PIXEL_METRICS`
 PIXEL_METRICS = {
     "pixel_auroc": "Pixel AUROC",
     "pixel_aupro": "Pixel PRO (normalised AUPRO up to FPR 0.3)",
@@ -505,138 +314,142 @@ def pixel_table(metrics: pd.DataFrame, metric: str, severity: float | None = Non
     g = wide[list(COLUMNS)].groupby(level=["category", "model"])
     mean, sd = g.mean(), g.std(ddof=1)
     out = mean.join(sd.add_suffix("_sd")).reset_index()
-    out["_mean_last"] = out["category"] == "mean"
+    out["_mean_last"] = out["category"] == schema.MEAN_CATEGORY
     out = out.sort_values(["_mean_last", "category", "model"]).drop(columns="_mean_last")
     return out.reset_index(drop=True)
 
 
-def render_pixel(table: pd.DataFrame, metric: str) -> _Grid:
-    """Lay out a :func:`pixel_table` like the image tables (values in %, best in bold)."""
-    caption = (
-        f"{PIXEL_METRICS[metric]} (\\%) on the test images, mean over seeds; $\\pm$ standard "
-        "deviation over seeds where there are several. Pixel metrics are computed on whole "
-        "anomaly maps, so no per-image bootstrap interval or test is given. Best model per "
-        "category and column in bold."
-    )
-    header = [("Category", "Category"), ("Model", "Model")] + [HEADERS[c] for c in COLUMNS]
-    grid = _Grid(caption=caption, label=f"tab:{metric}", header=header, n_text=2)
-    for cat in table["category"].drop_duplicates():
-        block = []
-        for _, r in table[table["category"] == cat].iterrows():
-            cells = [_Cell(r[c], r[f"{c}_sd"], signed=c.startswith("d_")) for c in COLUMNS]
-            block.append([cat, r["model"], *cells])
-        for j in range(len(COLUMNS)):
-            _bold_best([row[2 + j] for row in block])
-        grid.blocks.append(block)
-    return grid
+assert set(PIXEL_METRICS) <= set(schema.PIXEL_METRICS)
 
 
 # --------------------------------------------------------------------------------------
-# Efficiency and threshold transfer
+# Efficiency
 # --------------------------------------------------------------------------------------
 
-EFFICIENCY = (
-    ("fit_seconds", "Fit (s)", False, 1, 1.0),
-    ("ms_per_image", "ms/image", False, 1, 1.0),
-    ("images_per_second", "images/s", True, 1, 1.0),
-    ("model_size_mb", "Size (MB)", False, 1, 1.0),
-    ("peak_memory_mb", "Peak mem. (MB)", False, 0, 1.0),
-    ("n_parameters", "Params (M)", False, 2, 1e-6),
+#: the column order of the efficiency table: every :data:`schema.EFFICIENCY_METRICS`, timing first
+EFFICIENCY_ORDER = (
+    "fit_seconds",
+    "ms_per_image",
+    "images_per_second",
+    "model_size_mb",
+    "peak_memory_mb",
+    "n_parameters",
 )
+assert sorted(EFFICIENCY_ORDER) == sorted(schema.EFFICIENCY_METRICS)
 
 
 def efficiency_table(metrics: pd.DataFrame) -> pd.DataFrame:
     """Efficiency per model from ``metrics.parquet``: mean over categories, seeds and
     protocols of every efficiency metric present (per-category rows; the ``mean`` category
-    is used only when no per-category row exists). One row per model."""
-    names = [e[0] for e in EFFICIENCY]
+    is used only when no per-category row exists). One row per model.
+
+    Latency is measured once: ``ms_per_image`` is averaged and ``images_per_second`` is
+    derived from that mean (``1000 / ms_per_image``), never averaged on its own -- the mean
+    of rates is not the rate of the mean time, and the two columns would contradict each
+    other. A run that stored only ``images_per_second`` gets its latency from each row
+    (``1000 / images_per_second``) first."""
+    names = list(EFFICIENCY_ORDER)
     m = metrics[metrics["metric"].isin(names)]
     if m.empty:
         return pd.DataFrame(columns=["model", *names])
-    per_cat = m[m["category"] != "mean"]
+    per_cat = m[m["category"] != schema.MEAN_CATEGORY]
     m = per_cat if len(per_cat) else m
+    m = m.copy()
+    ips = m["metric"] == "images_per_second"
+    has_ms = set(m.loc[m["metric"] == "ms_per_image", "model"])
+    derive = ips & ~m["model"].isin(has_ms)  # latency only as a rate: turn each row into ms
+    m.loc[derive, "value"] = 1000.0 / m.loc[derive, "value"]
+    m.loc[derive, "metric"] = "ms_per_image"
+    m = m[~(m["metric"] == "images_per_second")]
     out = m.pivot_table(index="model", columns="metric", values="value", aggfunc="mean")
+    if "ms_per_image" in out.columns:
+        out["images_per_second"] = 1000.0 / out["ms_per_image"]
     return out.reindex(columns=[n for n in names if n in out.columns]).reset_index()
 
 
-def render_efficiency(eff: pd.DataFrame) -> _Grid:
-    """Efficiency table; the best model per column in bold."""
-    cols = [e for e in EFFICIENCY if e[0] in eff.columns]
-    header = [("Model", "Model")] + [(e[1], latex_escape(e[1]).replace("\\_", "_")) for e in cols]
-    caption = "Efficiency per model, mean over categories, seeds and protocols (CPU/GPU as run)."
-    grid = _Grid(caption=caption, label="tab:efficiency", header=header, n_text=1)
-    block = []
-    for _, r in eff.iterrows():
-        block.append([r["model"], *[_Cell(r[e[0]], scale=e[4], digits=e[3]) for e in cols]])
-    for j, e in enumerate(cols):
-        _bold_best([row[1 + j] for row in block], higher_is_better=e[2])
-    grid.blocks.append(block)
-    return grid
+# --------------------------------------------------------------------------------------
+# Severity sweep: every level as a column
+# --------------------------------------------------------------------------------------
 
 
-def render_transfer(transfer: pd.DataFrame) -> _Grid:
-    """Threshold transfer per (category, model), mean over seeds; rates and F1 in %."""
-    header = [
-        ("Category", "Category"),
-        ("Model", "Model"),
-        ("FPR clean", "FPR clean"),
-        ("FPR shift", "FPR shift"),
-        ("TPR clean", "TPR clean"),
-        ("TPR shift", "TPR shift"),
-        ("F1 shift", "F1 shift"),
-        ("F1 all-anom.", "F1 all-anom."),
-        ("Median shift (IQR)", "Median shift (IQR)"),
-        ("KS D", "KS $D$"),
-        ("Degenerate seeds", "Degenerate seeds"),
-    ]
-    caption = (
-        "Threshold transfer: the Val-clean threshold applied to Test-clean and Test-shift "
-        "(shift-noadapt), mean over seeds. Rates and F1 in \\%; F1 all-anom. is $2p/(1+p)$, the F1 "
-        "of calling every image anomalous; median shift of the normal scores in units of their "
-        "clean interquartile range; KS $D$ between clean and shifted normal scores."
+def severity_table(metrics: pd.DataFrame, metric: str = "image_auroc") -> pd.DataFrame:
+    """One metric at every severity of a sweep, from ``metrics.parquet``.
+
+    One row per (protocol, category, model) for the shifted protocols (categories in
+    order, ``mean`` last); columns ``clean`` (the reference: protocol ``clean``, which has
+    no level) and ``sev<L>`` for each level, each the mean over seeds, with ``<col>_sd``
+    the standard deviation over seeds (NaN with one seed)."""
+    m = metrics[metrics["metric"] == metric]
+    if schema.SHIFT_COLUMN in m.columns:  # per-shift runs: the mean over the shifts per seed
+        m = m.groupby(
+            ["category", "model", "seed", "protocol", "severity"], dropna=False, as_index=False
+        )["value"].mean()
+    clean = (
+        m[m["protocol"] == "clean"]
+        .groupby(["category", "model", "seed"])["value"]
+        .mean()
+        .rename("clean")
     )
-    grid = _Grid(caption=caption, label="tab:threshold_transfer", header=header, n_text=2)
-    if transfer.empty:
-        return grid
-    for cat, sub in transfer.groupby("category", sort=True):
-        block = []
-        for model, g in sub.groupby("model", sort=True):
-            n_deg = int((g["degenerate"] != "").sum())
-            kinds = ",".join(sorted(set(g["degenerate"]) - {""}))
-            cells = [
-                _Cell(g[c].mean())
-                for c in (
-                    "fpr_clean",
-                    "fpr_shift",
-                    "tpr_clean",
-                    "tpr_shift",
-                    "f1_shift",
-                    "f1_all_anomalous",
-                )
-            ]
-            cells += [_Cell(g["median_shift_iqr"].mean(), scale=1, digits=2, signed=True)]
-            cells += [_Cell(g["ks_statistic"].mean(), scale=1, digits=2)]
-            block.append(
-                [
-                    cat,
-                    model,
-                    *cells,
-                    _TextCell(f"{n_deg}/{len(g)}" + (f" ({kinds})" if kinds else "")),
-                ]
-            )
-        grid.blocks.append(block)
-    return grid
+    shifted = m[(m["protocol"] != "clean") & m["severity"].notna()]
+    levels = sorted(shifted["severity"].unique())
+    rows = []
+    for protocol in [p for p in PROTOCOLS if p in set(shifted["protocol"])]:
+        wide = shifted[shifted["protocol"] == protocol].pivot_table(
+            index=["category", "model", "seed"], columns="severity", values="value", aggfunc="mean"
+        )
+        wide.columns = [f"sev{int(c) if float(c).is_integer() else c}" for c in wide.columns]
+        wide = wide.join(clean, how="left")
+        g = wide.groupby(level=["category", "model"])
+        out = g.mean().join(g.std(ddof=1).add_suffix("_sd")).reset_index()
+        out.insert(0, "protocol", protocol)
+        rows.append(out)
+    if not rows:
+        return pd.DataFrame(columns=["protocol", "category", "model", "clean"])
+    out = pd.concat(rows, ignore_index=True)
+    out["_mean_last"] = out["category"] == schema.MEAN_CATEGORY
+    order = {p: i for i, p in enumerate(PROTOCOLS)}
+    out["_p"] = out["protocol"].map(order)
+    out = out.sort_values(["_p", "_mean_last", "category", "model"]).drop(columns=["_p", "_mean_last"])
+    cols = ["clean", *[f"sev{int(v) if float(v).is_integer() else v}" for v in levels]]
+    lead = ["protocol", "category", "model"]
+    return out[lead + cols + [f"{c}_sd" for c in cols]].reset_index(drop=True)
 
 
-@dataclass
-class _TextCell:
-    text: str
+# --------------------------------------------------------------------------------------
+# Per defect type
+# --------------------------------------------------------------------------------------
 
-    def latex(self) -> str:
-        return latex_escape(self.text)
+#: the defect type of normal images in ``scores.parquet``
+NORMAL_DEFECT = "good"
 
-    def markdown(self) -> str:
-        return _md_escape(self.text)
 
-    def html(self) -> str:
-        return html.escape(self.text)
+def defect_table(scores: pd.DataFrame) -> pd.DataFrame:
+    """Per (category, model, protocol, defect type): the share of test images called
+    anomalous at the protocol's validation threshold (``decision``), mean over seeds.
+
+    For a defect type this is the image recall (TPR); for the normal images
+    (``defect_type == "good"`` or label 0) it is the false-positive rate. ``n`` is the number
+    of test images of the type in one seed (the mean over seeds). Columns: ``category,
+    model, protocol, defect_type, rate, rate_sd, n``."""
+    test = scores[scores["split"] == "test"].copy()
+    if "defect_type" not in test.columns:
+        test["defect_type"] = np.where(test["label"] == 1, "anomalous", NORMAL_DEFECT)
+    test["defect_type"] = test["defect_type"].fillna("").astype(str)
+    test.loc[test["label"] == 0, "defect_type"] = NORMAL_DEFECT
+    test.loc[(test["label"] == 1) & (test["defect_type"] == ""), "defect_type"] = "anomalous"
+    keys = ["category", "model", "protocol", "defect_type"]
+    per_seed = (
+        test.groupby([*keys, "seed"], sort=True)
+        .agg(rate=("decision", "mean"), n=("decision", "size"))
+        .reset_index()
+    )
+    out = (
+        per_seed.groupby(keys, sort=True)
+        .agg(rate=("rate", "mean"), rate_sd=("rate", "std"), n=("n", "mean"))
+        .reset_index()
+    )
+    order = {p: i for i, p in enumerate(PROTOCOLS)}
+    out["_p"] = out["protocol"].map(order).fillna(len(order))
+    out["_good"] = out["defect_type"] == NORMAL_DEFECT
+    out = out.sort_values(["category", "model", "_p", "_good", "defect_type"])
+    return out.drop(columns=["_p", "_good"]).reset_index(drop=True)

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _sps
 
+from shiftbench.metrics import threshold_metrics
+
 __all__ = ["ThresholdTransfer", "threshold_transfer", "transfer_table"]
 
 
@@ -28,6 +30,9 @@ class ThresholdTransfer:
     Kolmogorov-Smirnov test between clean and shifted normal scores. ``degenerate`` is
     ``"all-anomalous"``, ``"all-normal"`` or ``""``; an all-anomalous rule has
     ``f1_shift == f1_all_anomalous == 2p / (1 + p)`` with ``p`` the anomalous prevalence.
+    Rates and F1 are those of :func:`shiftbench.metrics.threshold_metrics`: undefined ones
+    are NaN, not 0.0 (F1 and TPR without anomalous images, FPR without normal ones), so a
+    mean over seeds (pandas ``mean`` skips NaN) averages only the defined values.
     """
 
     threshold: float
@@ -50,15 +55,16 @@ class ThresholdTransfer:
     degenerate: str
 
 
-def _rates(labels: np.ndarray, decisions: np.ndarray) -> tuple[float, float, float]:
-    pos, neg = labels == 1, labels == 0
-    tp = float(np.sum(decisions & pos))
-    fp = float(np.sum(decisions & neg))
-    fn = float(np.sum(~decisions & pos))
-    fpr = fp / neg.sum() if neg.any() else float("nan")
-    tpr = tp / pos.sum() if pos.any() else float("nan")
-    f1 = 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) > 0 else 0.0
-    return fpr, tpr, f1
+def _rates(labels: np.ndarray, scores: np.ndarray, threshold: float) -> tuple[float, float, float]:
+    """``(fpr, tpr, f1)`` of ``score >= threshold``, from
+    :func:`shiftbench.metrics.threshold_metrics` (F1 and TPR NaN without anomalous images;
+    FPR NaN without normal ones)."""
+    if labels.size == 0:
+        return float("nan"), float("nan"), float("nan")
+    m = threshold_metrics(labels, scores, threshold)
+    n_neg = m["fp"] + m["tn"]
+    fpr = m["fp"] / n_neg if n_neg else float("nan")  # NaN counts (NaN threshold) stay NaN
+    return float(fpr), float(m["recall"]), float(m["f1"])
 
 
 def threshold_transfer(
@@ -88,9 +94,9 @@ def threshold_transfer(
         raise ValueError(
             "threshold_transfer: labels, scores_clean and scores_shift differ in length"
         )
-    dec_clean, dec_shift = clean >= threshold, shift >= threshold
-    fpr_c, tpr_c, f1_c = _rates(labels, dec_clean)
-    fpr_s, tpr_s, f1_s = _rates(labels, dec_shift)
+    dec_shift = shift >= threshold
+    fpr_c, tpr_c, f1_c = _rates(labels, clean, threshold)
+    fpr_s, tpr_s, f1_s = _rates(labels, shift, threshold)
     prevalence = float(labels.mean()) if labels.size else float("nan")
     normal_clean, normal_shift = clean[labels == 0], shift[labels == 0]
     if normal_clean.size and normal_shift.size:

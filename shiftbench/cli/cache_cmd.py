@@ -12,21 +12,24 @@ cache_app = typer.Typer(
 
 @cache_app.command("info")
 def info() -> None:
-    """Where the cache is, its entries, size and budget ($SHIFTBENCH_CACHE_GB)."""
+    """Where the cache is, its entries, size on disk (and once loaded: the compression
+    ratio) and budget ($SHIFTBENCH_CACHE_GB)."""
     from shiftbench.data.cache import cache_info
 
     i = cache_info()
     typer.echo(
-        f"{i['path']}: {i['entries']} entries, {i['size_mb']:.1f} MiB of {i['budget_mb']:.0f} MiB"
+        f"{i['path']}: {i['entries']} entries, {i['size_mb']:.1f} MiB of {i['budget_mb']:.0f} MiB "
+        f"({i['raw_mb']:.1f} MiB uncompressed, ratio {i['ratio']:.2f}x)"
     )
 
 
 @cache_app.command("clear")
 def clear() -> None:
     """Delete every cached array (the synthetic dataset stays)."""
-    from shiftbench.data.cache import arrays_dir, clear_cache
+    from shiftbench.data.cache import clear_cache_report
 
-    typer.echo(f"removed {clear_cache()} entries from {arrays_dir()}")
+    r = clear_cache_report()
+    typer.echo(f"removed {r['entries']} entries from {r['path']}, freed {r['freed_mb']:.1f} MiB")
 
 
 def register(app: typer.Typer) -> None:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from shiftbench.cli.options import with_study_options
+
 data_app = typer.Typer(help="Datasets: generate the synthetic dataset.", no_args_is_help=True)
 
 
@@ -23,7 +25,7 @@ def synth(
     from shiftbench.errors import ShiftbenchError
 
     if size < 32:
-        raise ShiftbenchError(f"--size {size}: too small; use at least 32 px")
+        raise ShiftbenchError(f"size {size}: too small; use at least 32 px", param="size")
     make_synthetic(
         out,
         seed=seed,
@@ -35,46 +37,58 @@ def synth(
     typer.echo(f"synthetic dataset written to {out}")
 
 
-def splits(
-    dataset: str = typer.Option(
-        "synthetic", help="mvtec, visa, btad, mvtec2, folder or synthetic."
-    ),
-    root: Path | None = typer.Option(None, help="Dataset root (not needed for synthetic)."),
-    category: list[str] | None = typer.Option(
-        None, "--category", "-c", help="Category (repeat or comma-separate); default all."
-    ),
-    seed: int = typer.Option(0, help="Split seed."),
-    val_normal_frac: float = typer.Option(
-        0.2, help="Fraction of train/good that goes to Val-clean."
-    ),
-    val_anomalous_frac: float = typer.Option(
-        0.3, help="Fraction of anomalous test images that goes to Val-clean."
-    ),
-    train_subsample: float | None = typer.Option(
-        None, help="Keep a seeded fraction of Train-clean."
-    ),
-    out: Path | None = typer.Option(None, help="Write the per-image split table to this CSV."),
-) -> None:
-    """Make the seeded Train/Val/Test-clean split; print counts per split and defect type."""
-    from shiftbench.data import load_dataset, make_splits, split_counts
+#: The study options ``splits`` takes (same flags, parsing and defaults as ``run``).
+SPLIT_OPTIONS = (
+    "dataset",
+    "root",
+    "categories",
+    "seeds",
+    "train_subsample",
+    "val_normal_frac",
+    "val_anomalous_frac",
+)
 
-    cats = [c for item in (category or []) for c in item.split(",") if c] or None
-    samples = load_dataset(dataset, root, cats)
-    table = make_splits(
-        samples,
-        seed,
-        val_normal_frac=val_normal_frac,
-        val_anomalous_frac=val_anomalous_frac,
-        train_subsample=train_subsample,
-    )
-    counts = split_counts(table)
-    wide = counts.pivot_table(
-        index=["category", "defect_type"], columns="split", values="n", aggfunc="sum", fill_value=0
-    ).astype(int)
-    typer.echo(wide.to_string())
+
+@with_study_options(SPLIT_OPTIONS)
+def splits(
+    study: dict,
+    out: Path | None = typer.Option(
+        None, "--out", help="Write the per-image split table (with a seed column) to this CSV."
+    ),
+) -> None:
+    """Make the seeded Train/Val/Test-clean split (as `shiftbench run` does); print counts
+    per split and defect type, per seed when several are given."""
+    import pandas as pd
+
+    from shiftbench.data import load_dataset, make_splits, split_counts
+    from shiftbench.protocols.config import load_config
+
+    cfg = load_config(None, study)
+    samples = load_dataset(cfg.dataset, cfg.root, cfg.categories)
+    tables = []
+    for seed in cfg.seeds:
+        table = make_splits(
+            samples,
+            seed,
+            val_normal_frac=cfg.val_normal_frac,
+            val_anomalous_frac=cfg.val_anomalous_frac,
+            train_subsample=cfg.train_subsample,
+        )
+        counts = split_counts(table)
+        wide = counts.pivot_table(
+            index=["category", "defect_type"],
+            columns="split",
+            values="n",
+            aggfunc="sum",
+            fill_value=0,
+        ).astype(int)
+        if len(cfg.seeds) > 1:
+            typer.echo(f"seed {seed}")
+        typer.echo(wide.to_string())
+        tables.append(table.assign(seed=seed))
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        table.assign(seed=seed).to_csv(out, index=False)
+        pd.concat(tables, ignore_index=True).to_csv(out, index=False)
         typer.echo(f"split table written to {out}")
 
 

@@ -9,13 +9,45 @@ list_app = typer.Typer(
 )
 
 
-@list_app.command("perturbations")
-def list_perturbations() -> None:
-    """Built-in and plugin perturbations, with their family."""
+#: Order of the groups in ``shiftbench list perturbations`` (others follow, sorted).
+GROUP_ORDER = (
+    "geometric",
+    "photometric",
+    "illumination",
+    "sensor",
+    "other",
+    "corruption",
+    "acquisition",
+)
+
+
+def perturbation_groups() -> list[tuple[str, list[tuple[str, str, str]]]]:
+    """``[(group, [(name, family, origin), ...]), ...]``: the catalogue grouped by the
+    class attribute ``catalogue`` (``corruption``, ``acquisition``) or else by family.
+    ``family`` stays the engine's (mask moves only for ``geometric``)."""
     from shiftbench.transforms import registry
 
+    groups: dict[str, list[tuple[str, str, str]]] = {}
     for name, family, origin in registry.list_perturbations():
-        typer.echo(f"{name:24s} {family:14s} {origin}")
+        group = family
+        if family != "?":
+            group = getattr(registry.get_perturbation(name), "catalogue", None) or family
+        groups.setdefault(group, []).append((name, family, origin))
+    rank = {g: i for i, g in enumerate(GROUP_ORDER)}
+    order = sorted(groups, key=lambda g: (rank.get(g, len(rank)), g))
+    return [(g, groups[g]) for g in order]
+
+
+@list_app.command("perturbations")
+def list_perturbations() -> None:
+    """Built-in and plugin perturbations, grouped by family (the ImageNet-C corruptions and
+    the acquisition shifts as their own groups); each row gives name, family, origin."""
+    for i, (group, rows) in enumerate(perturbation_groups()):
+        if i:
+            typer.echo("")
+        typer.echo(f"{group} ({len(rows)})")
+        for name, family, origin in rows:
+            typer.echo(f"  {name:26s} {family:14s} {origin}")
 
 
 @list_app.command("suites")

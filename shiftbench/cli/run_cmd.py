@@ -6,6 +6,9 @@ from pathlib import Path
 
 import typer
 
+from shiftbench.cli.options import with_study_options
+from shiftbench.protocols.config import study_fields
+
 
 def _model_options(items: list[str] | None) -> dict | None:
     """``NAME.KEY=VALUE`` (repeatable) -> {NAME: {KEY: VALUE}}; values parsed as YAML."""
@@ -21,96 +24,55 @@ def _model_options(items: list[str] | None) -> dict | None:
         name, dot, key = name_key.partition(".")
         if not sep or not dot or not name or not key:
             raise ShiftbenchError(
-                f"--model-option {item!r}: expected MODEL.KEY=VALUE, e.g. ae.epochs=5"
+                f"model_options {item!r}: expected MODEL.KEY=VALUE, e.g. ae.epochs=5",
+                param="model_options",
             )
         out.setdefault(name, {})[key] = yaml.safe_load(value)
     return out
 
 
+def check_names(cfg) -> None:
+    """Look up the models and the suite now (cheap registry lookups), so an unknown name
+    is an error naming its option (``--models: unknown model 'padim'; did you mean
+    'anomalib-padim'?``) before any data is read."""
+    from shiftbench.errors import about
+    from shiftbench.models.registry import MODELS
+
+    with about("models"):
+        for name in cfg.models:
+            MODELS.entry(name)
+
+
+@with_study_options(list(study_fields()))
 def run(
-    protocol: str | None = typer.Option(
-        None,
-        help="clean, shift-noadapt, shift-adapt, all, or a comma list. [default: shift-noadapt]",
-    ),
+    study: dict,
     config: Path | None = typer.Option(
-        None, "--config", help="YAML study file; command-line options override it."
+        None, "--config", help="YAML study file (option: value); command-line options override it."
     ),
-    dataset: str | None = typer.Option(
-        None, help="mvtec, visa, btad, mvtec2, folder or synthetic. [default: synthetic]"
+    out: Path | None = typer.Option(
+        None, "--out", help="Run folder.", show_default="results/<name from config>"
     ),
-    root: str | None = typer.Option(None, help="Dataset root (not needed for synthetic)."),
-    categories: str | None = typer.Option(None, help="Comma-separated categories. [default: all]"),
-    models: str | None = typer.Option(
-        None, help="Comma-separated model names (shiftbench list models). [default: patchcore]"
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue an interrupted run: only missing fits run."
     ),
-    backbone: str | None = typer.Option(
-        None, help="Backbone for models that take one. [default: efficientnet_lite0]"
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the grid of fits and stop."),
+    progress: bool = typer.Option(
+        True,
+        "--progress/--no-progress",
+        help="Show progress (bars on a terminal, plain lines otherwise).",
     ),
-    weights: str | None = typer.Option(
-        None, help="imagenet, random, or a local weights file. [default: imagenet]"
-    ),
-    seeds: str | None = typer.Option(None, help="Comma-separated seeds. [default: 0]"),
-    suite: str | None = typer.Option(
-        None, help="Shift suite name or YAML file. [default: mvtec-shift]"
-    ),
-    severity: str | None = typer.Option(
-        None, help="Shift severity 0-5, or a comma list (1,3,5) to sweep levels. [default: 3]"
-    ),
-    image_size: int | None = typer.Option(None, help="Square image side in px. [default: 128]"),
-    global_model: bool | None = typer.Option(
-        None, "--global-model/--per-category", help="Pool all categories into one model."
-    ),
-    train_subsample: float | None = typer.Option(
-        None, help="Keep a seeded fraction of Train-clean."
-    ),
-    model_option: list[str] | None = typer.Option(
-        None, help="MODEL.KEY=VALUE model option (repeatable)."
-    ),
-    workers: int | None = typer.Option(
-        None,
-        help="Parallel shifting: processes for large batches, threads for small ones. [default: 2]",
-    ),
-    image_cache: bool | None = typer.Option(
-        None,
-        "--image-cache/--no-image-cache",
-        help="Reuse decoded images and shifted twins from $SHIFTBENCH_CACHE/arrays. [default: on]",
-    ),
-    out: Path | None = typer.Option(None, help="Run folder. [default: results/<name from config>]"),
-    resume: bool = typer.Option(False, help="Continue an interrupted run: only missing fits run."),
-    save_maps: bool | None = typer.Option(
-        None, "--save-maps", help="Store test anomaly maps (float16, compressed)."
-    ),
-    dry_run: bool = typer.Option(False, help="Print the grid of fits and stop."),
-    progress: bool = typer.Option(True, help="Show progress bars."),
 ) -> None:
-    """Run a study: splits, shifted twins, fits, thresholds on validation, metrics."""
+    """Run a study: splits, shifted twins, fits, thresholds on validation, metrics.
+    Every option defaults to the demo study (shown below); a --config file overrides the
+    defaults and command-line options override the file."""
     import sys
 
     from shiftbench.protocols.config import load_config
-    from shiftbench.protocols.runner import StudyRunner, summary_table
+    from shiftbench.protocols.runner import StudyRunner
 
-    cfg = load_config(
-        config,
-        dict(
-            protocol=protocol,
-            dataset=dataset,
-            root=root,
-            categories=categories,
-            models=models,
-            backbone=backbone,
-            weights=weights,
-            seeds=seeds,
-            suite=suite,
-            severity=severity,
-            image_size=image_size,
-            global_model=global_model,
-            train_subsample=train_subsample,
-            model_options=_model_options(model_option),
-            workers=workers,
-            image_cache=image_cache,
-            save_maps=save_maps,
-        ),
-    )
+    study = dict(study, model_options=_model_options(study.get("model_options")))
+    cfg = load_config(config, study)
+    check_names(cfg)
     runner = StudyRunner(
         cfg,
         out,
@@ -119,19 +81,14 @@ def run(
         progress=progress,
         echo=typer.echo,
     )
-    runner.prepare()
     if dry_run:
         typer.echo(runner.describe())
         return
-    path = runner.run()
-    import pandas as pd
+    result = runner.run()
+    from shiftbench.analysis.summary import summary_text
 
-    with pd.option_context("display.width", 160, "display.float_format", "{:.3f}".format):
-        for metric in ("image_auroc", "pixel_aupro"):
-            if metric in set(runner.metrics["metric"]):
-                typer.echo(f"\n{metric} (mean over seeds)")
-                typer.echo(summary_table(runner.metrics, metric).to_string())
-    typer.echo(f"\nresults: {path}")
+    typer.echo(summary_text(result.metrics, len(cfg.seeds)))
+    typer.echo(f"\nresults: {result.path}")
 
 
 def register(app: typer.Typer) -> None:

@@ -6,62 +6,69 @@ from pathlib import Path
 
 import typer
 
+from shiftbench.cli.options import with_study_options
 
+#: The study options ``shift`` takes (same flags, parsing and defaults as ``run``).
+SHIFT_OPTIONS = ("dataset", "root", "categories", "seeds", "suite", "severity", "workers")
+
+
+@with_study_options(
+    SHIFT_OPTIONS,
+    helps={"workers": "Worker processes.", "severity": "Shift level 0-5, or a comma list."},
+    shows={"workers": "all CPUs", "severity": "the suite's own; 3 for shipped suites"},
+)
 def shift(
-    dataset: str = typer.Option(
-        "mvtec", "--dataset", help="Dataset layout: mvtec, visa, btad, mvtec2, folder, synthetic."
-    ),
-    root: Path | None = typer.Option(
-        None, "--root", help="Dataset top folder (optional for synthetic)."
-    ),
-    categories: str | None = typer.Option(
-        None, "--categories", help="Comma-separated categories (default: all)."
-    ),
-    suite: str = typer.Option("mvtec-shift", "--suite", help="Shipped suite name or a YAML file."),
-    severity: int | None = typer.Option(
-        None, "--severity", help="Level 0-5 for every member (default: the suite's, 3)."
-    ),
-    seed: int = typer.Option(
-        0, "--seed", help="Seed of the shift; with the image id it fixes every image's params."
-    ),
+    study: dict,
     out: Path = typer.Option(
-        ..., "--out", help="New folder for the shifted dataset (same layout as --root)."
-    ),
-    workers: int | None = typer.Option(
-        None, "--workers", min=1, help="Worker processes (default: all CPUs)."
+        ...,
+        "--out",
+        help="New folder for the shifted dataset (same layout as --root); with several "
+        "seeds or levels, one subfolder seed<S>-sev<L> each.",
     ),
 ) -> None:
     """Shift every image (and mask) of a dataset with a suite; write them under --out in the
     dataset's own layout, plus shift_params.parquet/.csv (one row of params per image)."""
-    from tqdm import tqdm
-
+    from shiftbench._progress import bar
     from shiftbench.data import load_dataset
+    from shiftbench.errors import about
+    from shiftbench.protocols.config import load_config
     from shiftbench.transforms import load_suite
     from shiftbench.transforms.twins import default_workers, shift_dataset
 
-    the_suite = load_suite(suite, severity=severity)
-    cats = [c.strip() for c in categories.split(",") if c.strip()] if categories else None
-    samples = load_dataset(dataset, root, cats)
-    if dataset == "synthetic" and root is None:
+    given = {k: v for k, v in study.items() if k not in ("severity", "workers")}
+    cfg = load_config(None, {**given, "workers": study["workers"]})
+    levels: list[int | None] = [None]  # the suite's own level
+    if study["severity"] is not None:
+        levels = load_config(None, {"severity": study["severity"]}).severities
+    with about("suite"):
+        suites = [load_suite(cfg.suite, severity=level) for level in levels]
+    samples = load_dataset(cfg.dataset, cfg.root, cfg.categories)
+    root = cfg.root
+    if cfg.dataset == "synthetic" and root is None:
         from shiftbench.data.synthetic import default_synthetic_root
 
         root = default_synthetic_root()
-    n_workers = workers or default_workers()
-    with tqdm(total=len(samples), unit="img", desc=f"shift {the_suite.name}") as bar:
-        table = shift_dataset(
-            samples,
-            the_suite,
-            seed=seed,
-            root=root,
-            out=out,
-            workers=n_workers,
-            progress=bar.update,
-        )
-    n_masks = int(table["mask_path"].notna().sum())
-    typer.echo(
-        f"wrote {len(table)} images and {n_masks} masks to {out} "
-        f"(suite {the_suite.name}, severity {the_suite.severity}, seed {seed}, hash {the_suite.hash[:12]})"
-    )
+    n_workers = study["workers"] and cfg.workers or default_workers()
+    several = len(suites) * len(cfg.seeds) > 1
+    for the_suite in suites:
+        for seed in cfg.seeds:
+            target = out / f"seed{seed}-sev{the_suite.severity}" if several else out
+            with bar(len(samples), f"shift {the_suite.name}", "img") as progress:
+                table = shift_dataset(
+                    samples,
+                    the_suite,
+                    seed=seed,
+                    root=root,
+                    out=target,
+                    workers=n_workers,
+                    progress=progress.update,
+                )
+            n_masks = int(table["mask_path"].notna().sum())
+            typer.echo(
+                f"wrote {len(table)} images and {n_masks} masks to {target} "
+                f"(suite {the_suite.name}, severity {the_suite.severity}, seed {seed}, "
+                f"hash {the_suite.hash[:12]})"
+            )
 
 
 def register(app: typer.Typer) -> None:

@@ -1,6 +1,16 @@
-"""Datasets, seeded splits and the embedded synthetic dataset."""
+"""Datasets, seeded splits and the embedded synthetic dataset.
 
-from shiftbench.data.datasets import dataset_kinds, load_dataset, validate_samples
+Dataset layouts are a registry like perturbations and models: built-ins, :func:`register_dataset`
+and plugins of the ``shiftbench.datasets`` entry-point group (contract in
+:mod:`shiftbench.data.datasets`).
+"""
+
+from shiftbench.data.datasets import (
+    dataset_kinds,
+    load_dataset,
+    register_dataset,
+    validate_samples,
+)
 from shiftbench.data.io import read_image, read_mask, write_image
 from shiftbench.data.splits import make_splits, split_counts, split_hash
 
@@ -10,6 +20,7 @@ __all__ = [
     "make_splits",
     "read_image",
     "read_mask",
+    "register_dataset",
     "split_counts",
     "split_hash",
     "validate_samples",

@@ -1,8 +1,8 @@
 """Decode each image once: a content-keyed disk cache of image batches.
 
 Decoding and resizing a PNG costs far more than reading its pixels back from a raw array
-(about 1 ms for a 128 px image, 25 ms for a 1024 px MVTec image, against a few µs per
-image from an uncompressed ``.npz``). Every seed of a study, and every later study on the
+(about 1 ms for a 128 px image, 25 ms for a 1024 px MVTec image, against well under 1 ms
+per image from a compressed ``.npz``). Every seed of a study, and every later study on the
 same dataset and image size, reads the same files: :func:`read_batch` decodes them once
 and keeps the stacked result. The study runner keeps the shifted twins of a batch the same
 way (:func:`cached`), so a resumed run, or a second study with another model, reuses them.
@@ -16,14 +16,19 @@ leave a half-written one; an unreadable entry is computed again and replaced. Th
 ``<cache_dir()>/arrays/``, is safe to delete at any time, and is kept under
 ``$SHIFTBENCH_CACHE_GB`` GiB (default 20) by dropping the least recently used entries.
 ``image_cache: false`` in a study (or ``--no-image-cache``) turns it off.
+
+Entries are compressed ``.npz`` (``np.savez_compressed``: lossless, the arrays read back
+byte-identical). On the synthetic demo's batches that is 1.6-1.9x smaller than raw arrays
+for ~15 ms more per 81-image batch on load; PNG-encoding each image (cv2) was measured too
+and is no better overall (1.95x on twins, 1.8x on clean images, slower to load). Entries
+written uncompressed by older versions are still read. Files are created with the user's
+umask, like every other file shiftbench writes.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import inspect
-import json
 import math
 import os
 import tempfile
@@ -34,7 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-from shiftbench.data.io import as_path, read_image, read_mask
+from shiftbench._hashing import canonical_json, hex_digest
+from shiftbench.data.io import center_crop, path_str_or_none, read_image, read_mask
 from shiftbench.errors import ShiftbenchError
 
 #: Bump when read_image/read_mask change the pixels they return for the same file.
@@ -55,22 +61,21 @@ def arrays_dir() -> Path:
 
 def digest(parts: object) -> str:
     """A stable hex digest of JSON-serialisable ``parts``."""
-    payload = json.dumps(parts, separators=(",", ":"), sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+    return hex_digest(canonical_json(parts, default=str), 32)
 
 
 @functools.lru_cache(maxsize=64)
 def source_digest(files: tuple[str, ...]) -> str:
     """A digest of the bytes of ``files`` (source code whose output a key must follow):
     an edited reader or perturbation gets new keys even if nobody bumped a version."""
-    h = hashlib.sha256()
+    chunks = []
     for name in sorted(set(files)):
-        h.update(name.encode())
+        chunks.append(name.encode())
         try:
-            h.update(Path(name).read_bytes())
+            chunks.append(Path(name).read_bytes())
         except OSError:
-            h.update(b"<unreadable>")
-    return h.hexdigest()[:16]
+            chunks.append(b"<unreadable>")
+    return hex_digest(b"".join(chunks), 16)  # = sha256 updated chunk by chunk
 
 
 def _reader_digest() -> str:
@@ -79,11 +84,14 @@ def _reader_digest() -> str:
     return f"{PIL.__version__}-{source_digest((inspect.getfile(read_image),))}"
 
 
-def batch_key(paths: Sequence[str | Path | None], size: int, kind: str) -> str | None:
+def batch_key(
+    paths: Sequence[str | Path | None], size: int, kind: str, crop: int | None = None
+) -> str | None:
     """The key of one decoded batch, or None when a file cannot be stat'ed (reading it
-    will then raise the error that names it)."""
+    will then raise the error that names it). ``crop`` (a centre crop after resizing) is
+    part of the key only when set, so uncropped batches keep their keys."""
     files: list[list | None] = []
-    for p in map(as_path, paths):
+    for p in map(path_str_or_none, paths):
         if p is None:
             files.append(None)
             continue
@@ -92,7 +100,10 @@ def batch_key(paths: Sequence[str | Path | None], size: int, kind: str) -> str |
         except OSError:
             return None
         files.append([os.path.abspath(p), st.st_size, st.st_mtime_ns])
-    return digest([READER_VERSION, _reader_digest(), kind, int(size), files])
+    parts: list = [READER_VERSION, _reader_digest(), kind, int(size), files]
+    if crop is not None:
+        parts.append({"crop": int(crop)})
+    return digest(parts)
 
 
 def _load(path: Path) -> dict[str, np.ndarray] | None:
@@ -161,13 +172,21 @@ def _store(path: Path, arrays: dict[str, np.ndarray]) -> None:
     except OSError:
         return
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; cache files follow the umask
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            np.savez_compressed(f, **arrays)
         os.replace(tmp, path)
     except OSError:
         Path(tmp).unlink(missing_ok=True)
         return
     _evict(path.parent, keep=path)
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def entry_path(name: str, key: str) -> Path:
@@ -199,7 +218,9 @@ def cached(
     return arrays
 
 
-def _decode(paths: Sequence[str | None], size: int, kind: str) -> np.ndarray:
+def _decode(
+    paths: Sequence[str | None], size: int, kind: str, crop: int | None = None
+) -> np.ndarray:
     if kind == "image":
         read = lambda p: read_image(p, size)  # noqa: E731
     else:
@@ -207,7 +228,8 @@ def _decode(paths: Sequence[str | None], size: int, kind: str) -> np.ndarray:
     with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
         arrays = list(pool.map(read, paths))
     empty = (0, size, size, 3) if kind == "image" else (0, size, size)
-    return np.stack(arrays) if arrays else np.zeros(empty, np.uint8)
+    batch = np.stack(arrays) if arrays else np.zeros(empty, np.uint8)
+    return center_crop(batch, crop)
 
 
 def read_batch(
@@ -217,42 +239,83 @@ def read_batch(
     kind: str = "image",
     cache: bool = True,
     stats: dict[str, int] | None = None,
+    crop: int | None = None,
 ) -> np.ndarray:
-    """Images ``uint8 [N, size, size, 3]`` (``kind="image"``) or masks ``uint8 [N, size,
-    size]`` in {0, 255} (``kind="mask"``, a None path is an empty mask), read with
-    :func:`~shiftbench.data.io.read_image` / :func:`~shiftbench.data.io.read_mask` or,
-    with ``cache``, from the cache (``stats`` as in :func:`cached`). Bad files raise the
-    same one-line :class:`~shiftbench.errors.ShiftbenchError` as the readers do."""
+    """Images ``uint8 [N, side, side, 3]`` (``kind="image"``) or masks ``uint8 [N, side,
+    side]`` in {0, 255} (``kind="mask"``, a None path is an empty mask), read with
+    :func:`~shiftbench.data.io.read_image` / :func:`~shiftbench.data.io.read_mask` at
+    ``size`` and then, with ``crop``, centre-cropped to ``side = crop`` px (images and
+    masks alike; otherwise ``side = size``), or, with ``cache``, from the cache (``stats``
+    as in :func:`cached`). Bad files raise the same one-line
+    :class:`~shiftbench.errors.ShiftbenchError` as the readers do."""
     if kind not in ("image", "mask"):
         raise ValueError(f"read_batch: kind must be 'image' or 'mask', not {kind!r}")
-    files = [as_path(p) for p in paths]
+    if crop is not None and not 0 < crop <= size:
+        raise ShiftbenchError(
+            f"crop {crop}: larger than the image ({size} px); give a crop no larger than the "
+            "image size",
+            param="crop",
+        )
+    side = size if crop is None else crop
+    files = [path_str_or_none(p) for p in paths]
     if kind == "mask" and all(p is None for p in files):
-        return np.zeros((len(files), size, size), np.uint8)  # nothing to decode
-    key = batch_key(files, size, kind) if cache and files else None
-    out = cached(f"{kind}-{size}px", key, lambda: {"a": _decode(files, size, kind)}, stats)["a"]
+        return np.zeros((len(files), side, side), np.uint8)  # nothing to decode
+    key = batch_key(files, size, kind, crop) if cache and files else None
+    name = f"{kind}-{size}px" if crop is None else f"{kind}-{size}px-crop{crop}"
+    out = cached(name, key, lambda: {"a": _decode(files, size, kind, crop)}, stats)["a"]
     if len(out) != len(files):  # a digest collision or a damaged entry: decode afresh
-        out = _decode(files, size, kind)
+        out = _decode(files, size, kind, crop)
     return out
 
 
+def _raw_size(path: Path) -> int | None:
+    """The uncompressed bytes of an entry's arrays (from the zip directory, no decoding);
+    None if it cannot be read."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return sum(i.file_size for i in z.infolist())
+    except (OSError, zipfile.BadZipFile):
+        return None
+
+
 def cache_info() -> dict[str, float | int | str]:
-    """Where the array cache is, how many entries it holds and their size (MiB), and its
-    budget (MiB)."""
+    """Where the array cache is, how many entries it holds and their size on disk (MiB),
+    their size once loaded (``raw_mb``) and the compression ratio (``raw_mb / size_mb``),
+    and the budget (MiB)."""
     entries = _entries(arrays_dir())
+    disk = sum(s for _, s, _ in entries)
+    raw = 0
+    for _, size, path in entries:
+        n = _raw_size(path)
+        raw += size if n is None else n
     return {
         "path": str(arrays_dir()),
         "entries": len(entries),
-        "size_mb": sum(s for _, s, _ in entries) / 2**20,
+        "size_mb": disk / 2**20,
+        "raw_mb": raw / 2**20,
+        "ratio": raw / disk if disk else 1.0,
         "budget_mb": _budget_bytes() / 2**20,
     }
 
 
 def clear_cache() -> int:
-    """Delete every array-cache entry (never the synthetic dataset); returns how many."""
-    n = 0
+    """Delete every array-cache entry (never the synthetic dataset); returns how many
+    (:func:`clear_cache_report` also says how many bytes)."""
+    return int(clear_cache_report()["entries"])
+
+
+def clear_cache_report() -> dict[str, float | int | str]:
+    """Delete every array-cache entry (never the synthetic dataset, nor anything that is
+    not an entry); returns ``path``, ``entries`` removed and ``freed_mb``."""
+    n, freed = 0, 0
     if arrays_dir().is_dir():
         for entry in arrays_dir().iterdir():
             if entry.suffix in (".npz", ".tmp") and entry.is_file():
-                entry.unlink(missing_ok=True)
+                try:
+                    size = entry.stat().st_size
+                    entry.unlink()
+                except OSError:
+                    continue
+                freed += size
                 n += entry.suffix == ".npz"
-    return n
+    return {"path": str(arrays_dir()), "entries": n, "freed_mb": freed / 2**20}

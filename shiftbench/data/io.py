@@ -11,25 +11,70 @@ from PIL import Image, UnidentifiedImageError
 from shiftbench.errors import ShiftbenchError
 
 
-def as_path(value) -> str | None:
-    """A mask path from a sample table, or None (pandas stores a missing path as NaN)."""
+def path_str_or_none(value) -> str | None:
+    """A path from a sample table as ``str``, or None (pandas stores a missing path as NaN)."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
     return str(value)
 
 
-def _open(path: str | Path) -> Image.Image:
+#: images of more pixels are refused from their header, before decoding (a decompression
+#: bomb: a few hundred KB that decode to gigabytes); PIL itself refuses beyond this too
+MAX_PIXELS = 2 * Image.MAX_IMAGE_PIXELS
+
+
+def _too_many_pixels(name, size: tuple[int, int] | None, limit: int) -> ShiftbenchError:
+    dims = f"{size[0]}x{size[1]} px" if size else "its size"
+    return ShiftbenchError(
+        f"{name}: image of {dims} is over the limit of {limit:,} pixels "
+        "(a decompression bomb?); refused without decoding, replace or remove the file"
+    )
+
+
+def _open(path: str | Path, max_pixels: int | None = None) -> Image.Image:
     path = Path(path)
     if not path.is_file():
         raise ShiftbenchError(f"{path}: file not found; check the dataset root and layout")
+    return _decode(path, path, max_pixels)
+
+
+def _decode(source, name, max_pixels: int | None = None) -> Image.Image:
+    """Open ``source`` (a path or a binary file), check its pixel count from the header,
+    then decode it; every failure is one ShiftbenchError line naming ``name``."""
+    limit = MAX_PIXELS if max_pixels is None else min(int(max_pixels), MAX_PIXELS)
     try:
-        img = Image.open(path)
+        img = Image.open(source)
+        w, h = img.size
+        if w * h > limit:
+            raise _too_many_pixels(name, (w, h), limit)
         img.load()
-    except (UnidentifiedImageError, OSError) as exc:
+    except Image.DecompressionBombError:
+        size = _png_size(source) if isinstance(source, Path) else None
+        raise _too_many_pixels(name, size and (size[1], size[0]), limit) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise ShiftbenchError(
-            f"{path}: unreadable image ({exc.__class__.__name__}); replace or remove the file"
+            f"{name}: unreadable image ({exc.__class__.__name__}); replace or remove the file"
         ) from None
     return img
+
+
+def decode_image_bytes(
+    data: bytes, *, name: str = "upload", max_pixels: int | None = None
+) -> Image.Image:
+    """A decoded PIL image from encoded bytes (the format is read from the content, never
+    from a file name); the pixel count is checked from the header before decoding."""
+    import io
+
+    return _decode(io.BytesIO(data), name, max_pixels)
+
+
+def image_to_array(img: Image.Image, size: int | None = None) -> np.ndarray:
+    """A PIL image (any mode the readers accept: grey, 16-bit, RGBA, palette) as RGB
+    ``uint8 [H, W, 3]``, resized to ``size`` x ``size`` like :func:`read_image`."""
+    img = img.convert("RGB")
+    if size is not None and img.size != (size, size):
+        img = img.resize((size, size), Image.BILINEAR)
+    return np.asarray(img, dtype=np.uint8).copy()
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -68,24 +113,43 @@ def image_size(path: str | Path) -> tuple[int, int]:
     return h, w
 
 
-def read_image(path: str | Path, size: int | None = None) -> np.ndarray:
-    """Read an image as RGB ``uint8 [H, W, 3]``; ``size`` resizes to a square (bilinear)."""
-    img = _open(path).convert("RGB")
-    if size is not None and img.size != (size, size):
-        img = img.resize((size, size), Image.BILINEAR)
-    return np.asarray(img, dtype=np.uint8).copy()
+def center_crop(batch: np.ndarray, crop: int | None) -> np.ndarray:
+    """The central ``crop`` x ``crop`` pixels of every image of a batch: ``[N, H, W]``
+    (masks) or ``[N, H, W, C]`` (images), so images and masks are cropped alike. ``None``
+    returns ``batch`` unchanged. The offset is ``(H - crop) // 2`` (torchvision's
+    ``CenterCrop`` rounding)."""
+    if crop is None:
+        return batch
+    h, w = batch.shape[1], batch.shape[2]
+    if not 0 < crop <= min(h, w):
+        raise ValueError(f"center_crop: crop {crop} does not fit images of {h}x{w} px")
+    top, left = (h - crop) // 2, (w - crop) // 2
+    return np.ascontiguousarray(batch[:, top : top + crop, left : left + crop])
+
+
+def read_image(path: str | Path, size: int | None = None, crop: int | None = None) -> np.ndarray:
+    """Read an image as RGB ``uint8 [H, W, 3]``; ``size`` resizes to a square (bilinear),
+    then ``crop`` keeps its central ``crop`` x ``crop`` pixels (:func:`center_crop`)."""
+    image = image_to_array(_open(path), size)
+    return image if crop is None else center_crop(image[None], crop)[0]
 
 
 def read_mask(
-    path: str | Path | None, size: int | None = None, shape: tuple[int, int] | None = None
+    path: str | Path | None,
+    size: int | None = None,
+    shape: tuple[int, int] | None = None,
+    crop: int | None = None,
 ) -> np.ndarray:
     """Read a mask as ``uint8 [H, W]`` in {0, 255} (non-zero is anomalous).
 
-    ``path=None`` gives an empty mask of ``(size, size)`` or ``shape``. Resizing is
-    nearest-neighbour so the mask stays binary.
+    ``path=None`` gives an empty mask of ``(size, size)`` or ``shape`` (``crop`` x ``crop``
+    with ``crop``). Resizing is nearest-neighbour so the mask stays binary; ``crop`` then
+    keeps the same central pixels as :func:`read_image` does.
     """
-    path = as_path(path)
+    path = path_str_or_none(path)
     if path is None:
+        if crop is not None:
+            return np.zeros((crop, crop), np.uint8)
         if size is not None:
             return np.zeros((size, size), np.uint8)
         if shape is None:
@@ -94,7 +158,8 @@ def read_mask(
     img = _open(path).convert("L")
     if size is not None and img.size != (size, size):
         img = img.resize((size, size), Image.NEAREST)
-    return np.where(np.asarray(img) > 0, 255, 0).astype(np.uint8)
+    mask = np.where(np.asarray(img) > 0, 255, 0).astype(np.uint8)
+    return mask if crop is None else center_crop(mask[None], crop)[0]
 
 
 def write_image(path: str | Path, array: np.ndarray) -> None:

@@ -8,12 +8,12 @@ images' order — and it is stable when unrelated images are added to another gr
 
 from __future__ import annotations
 
-import hashlib
 import math
 
 import numpy as np
 import pandas as pd
 
+from shiftbench._hashing import hex_digest, stable_int
 from shiftbench.errors import ShiftbenchError
 
 SPLITS = ("train", "val", "test")
@@ -22,8 +22,7 @@ SPLITS = ("train", "val", "test")
 def stable_key(*parts: object) -> int:
     """A 64-bit integer digest of ``parts`` that is the same on every machine and run
     (Python's ``hash`` is salted per process, so it cannot be used)."""
-    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:8], "big")
+    return stable_int("\x1f".join(map(str, parts)), 8, "big")
 
 
 def _count(frac: float, n: int) -> int:
@@ -138,4 +137,4 @@ def split_counts(splits: pd.DataFrame) -> pd.DataFrame:
 def split_hash(splits: pd.DataFrame) -> str:
     """A digest of (sample_id, split) pairs: equal hashes mean identical splits."""
     pairs = sorted(zip(splits["sample_id"], splits["split"], strict=True))
-    return hashlib.sha256(repr(pairs).encode()).hexdigest()[:16]
+    return hex_digest(repr(pairs), 16)

@@ -14,7 +14,6 @@ pretrained backbone) find most of them.
 from __future__ import annotations
 
 import functools
-import hashlib
 import shutil
 import tempfile
 from pathlib import Path
@@ -23,6 +22,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from shiftbench._hashing import stable_int
 from shiftbench.data.cache import cache_dir
 from shiftbench.data.io import write_image
 
@@ -33,7 +33,7 @@ FORMAT_VERSION = 1
 
 
 def _rng(seed: int, *parts: object) -> np.random.Generator:
-    words = [int.from_bytes(hashlib.sha256(str(p).encode()).digest()[:4], "big") for p in parts]
+    words = [stable_int(p, 4, "big") for p in parts]
     return np.random.default_rng(np.random.SeedSequence([seed, *words]))
 
 

@@ -8,7 +8,10 @@ Pixel level (:mod:`.pixel`, :mod:`.pro`): ``pixel_auroc``, ``pixel_f1``,
 
 Everywhere: higher score = more anomalous; the decision rule is ``score >= threshold``;
 undefined inputs raise :class:`MetricInputError` (a ``ShiftbenchError`` and a ``ValueError``);
-image-level ranking metrics on one class only warn and return NaN.
+image-level ranking metrics on one class only warn and return NaN; F1 at a threshold is NaN
+(not 0.0) without anomalous images. These are the only definitions: the analysis code
+(``shiftbench.analysis.stats``, ``.transfer``) calls these functions, and its vectorised
+bootstrap versions (:mod:`._weighted`) are tested equal to them.
 """
 
 from shiftbench.metrics._checks import MetricInputError

@@ -28,7 +28,11 @@ __all__ = ["image_auroc", "image_auprc", "f1_optimal_threshold", "f1_max", "thre
 def image_auroc(labels, scores) -> float:
     """Area under the ROC curve of image scores (``sklearn.metrics.roc_auc_score``).
 
-    Returns a float in [0, 1]; NaN with a warning if only one class is present.
+    Returns a float in [0, 1]: the Mann-Whitney probability that an anomalous image scores
+    above a normal one, ties counted 1/2. Undefined with only one class present: then NaN with
+    an ``UndefinedMetricWarning``. This is shiftbench's one AUROC definition:
+    ``shiftbench.analysis.stats.auroc`` (bootstrap, tables) calls this function and its
+    weighted twin (:mod:`._weighted`) is tested equal to it on every resample.
     """
     y, s = check_image_inputs(labels, scores, "image_auroc")
     if one_class(y, "image_auroc"):
@@ -85,6 +89,10 @@ def threshold_metrics(labels, scores, threshold: float) -> dict[str, float]:
     when nothing is flagged, recall and F1 when there is no anomalous image (one class), so
     undefined values cannot be averaged in as zeros. F1 is ``2 TP / (2 TP + FP + FN)``. A NaN
     threshold (from a one-class calibration) warns and returns NaN for every entry.
+
+    This ``f1`` is shiftbench's one definition of F1 at a threshold: undefined (NaN, never
+    0.0) exactly when there is no anomalous image, whatever the false positives.
+    ``shiftbench.analysis.stats.f1_decisions`` and ``shiftbench.analysis.transfer`` use it.
     """
     y, s = check_image_inputs(labels, scores, "threshold_metrics")
     t = check_threshold(threshold, "threshold_metrics")

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from shiftbench.errors import ShiftbenchError
-from shiftbench.models.base import AnomalyModel, finite_or_raise, gaussian_blur, set_torch_seed
+from shiftbench.models.base import AnomalyModel, finite_or_raise, gaussian_blur, seeded_generator
 from shiftbench.models.registry import register_model
 
 
@@ -117,7 +117,7 @@ class Autoencoder(AnomalyModel):
         self.net_ = ConvAutoencoder(self.base_channels, self.levels, self.latent_channels)
 
     def _fit(self, x: torch.Tensor) -> None:
-        gen = set_torch_seed(self.seed)
+        gen = seeded_generator(self.seed)
         opt = torch.optim.Adam(self.net_.parameters(), lr=self.lr)
         self.net_.train()
         bs = min(self.resolved_batch_size, len(x))

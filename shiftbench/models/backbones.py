@@ -15,7 +15,9 @@ the names anomalib uses too.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,20 +94,6 @@ BACKBONES: dict[str, BackboneSpec] = {
     )
 }
 
-#: Default feature layers per backbone: ``{backbone: (layer1, layer2, layer3) equivalents}``.
-DEFAULT_FEATURE_LAYERS: dict[str, tuple[str, ...]] = {
-    name: spec.feature_layers for name, spec in BACKBONES.items()
-}
-#: PatchCore's default layers per backbone (layer2+layer3 equivalents).
-PATCHCORE_LAYERS: dict[str, tuple[str, ...]] = {
-    name: spec.patchcore_layers for name, spec in BACKBONES.items()
-}
-
-
-def list_backbones() -> list[tuple[str, str]]:
-    """``[(name, description)]`` of the known backbones."""
-    return [(spec.name, spec.description) for spec in BACKBONES.values()]
-
 
 def get_backbone(name: str) -> BackboneSpec:
     """The spec of backbone ``name``; an unknown name is a :class:`ShiftbenchError`."""
@@ -116,6 +104,16 @@ def get_backbone(name: str) -> BackboneSpec:
         raise ShiftbenchError(
             f"--backbone {name!r}: unknown backbone; known backbones: {known}"
         ) from None
+
+
+def resolve_layers(
+    backbone: str, layers: list[str] | tuple[str, ...] | None, default: str = "feature_layers"
+) -> list[str]:
+    """``layers``, or for ``None`` the backbone's ``default`` layers (a :class:`BackboneSpec`
+    attribute: ``feature_layers`` or ``patchcore_layers``)."""
+    if layers is not None:
+        return list(layers)
+    return list(getattr(get_backbone(backbone), default))
 
 
 def check_weights(weights: str) -> None:
@@ -241,17 +239,27 @@ def _from_hf_cache(spec: BackboneSpec) -> dict[str, torch.Tensor] | None:
     import timm
 
     try:
-        from huggingface_hub import constants
-    except ImportError:
+        with offline_hub():
+            return timm.create_model(spec.timm_name, pretrained=True).state_dict()
+    except Exception:  # noqa: BLE001 - not cached, unreadable, no hub: fall through to download
         return None
-    offline = constants.HF_HUB_OFFLINE
+
+
+@contextlib.contextmanager
+def offline_hub() -> Iterator[None]:
+    """Hugging Face Hub offline mode (cache only) for the block, restored afterwards.
+
+    Sets ``huggingface_hub.constants.HF_HUB_OFFLINE``, which the hub's download functions
+    read on each call (listed in :mod:`shiftbench.models.anomalib.compat`).
+    """
+    from huggingface_hub import constants
+
+    previous = constants.HF_HUB_OFFLINE
     constants.HF_HUB_OFFLINE = True
     try:
-        return timm.create_model(spec.timm_name, pretrained=True).state_dict()
-    except Exception:  # noqa: BLE001 - not cached (or unreadable): fall through to download
-        return None
+        yield
     finally:
-        constants.HF_HUB_OFFLINE = offline
+        constants.HF_HUB_OFFLINE = previous
 
 
 def _host_resolves(host: str) -> bool:

@@ -382,11 +382,17 @@ def gaussian_blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
     return torch.matmul(torch.matmul(rows, maps), cols.T)
 
 
-def set_torch_seed(seed: int) -> torch.Generator:
-    """A CPU generator seeded with ``seed`` (explicit generators keep call order irrelevant)."""
+def seeded_generator(seed: int) -> torch.Generator:
+    """A new CPU ``torch.Generator`` seeded with ``seed``; torch's global seed is left alone
+    (explicit generators keep call order irrelevant)."""
     gen = torch.Generator()
     gen.manual_seed(int(seed) % (2**63))
     return gen
+
+
+#: The old, misleading name of :func:`seeded_generator` (it never set torch's global seed);
+#: kept only so code written against it keeps working. New code: ``seeded_generator``.
+set_torch_seed = seeded_generator
 
 
 def finite_or_raise(values: torch.Tensor, what: str) -> None:

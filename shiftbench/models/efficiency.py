@@ -112,11 +112,6 @@ def track(sample_interval: float = 0.005) -> Iterator[Measurement]:
             result.method = f"sampled every {sample_interval * 1000:g} ms"
 
 
-def count_parameters(module) -> int:
-    """Number of elements in a torch module's parameters."""
-    return sum(int(p.numel()) for p in module.parameters())
-
-
 def model_size_mb(model: AnomalyModel) -> float:
     """Size (MiB) of the fitted model's file as :meth:`AnomalyModel.save` writes it."""
     with tempfile.TemporaryDirectory() as tmp:

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from shiftbench.errors import ShiftbenchError
 from shiftbench.models import backbones
-from shiftbench.models.base import AnomalyModel, gaussian_blur, set_torch_seed
+from shiftbench.models.base import AnomalyModel, gaussian_blur, seeded_generator
 from shiftbench.models.registry import register_model
 
 # query rows per distance block: a block of chunk x bank floats that stays in cache makes
@@ -173,9 +173,7 @@ class PatchCore(AnomalyModel):
 
     @property
     def resolved_layers(self) -> list[str]:
-        if self.layers is not None:
-            return list(self.layers)
-        return list(backbones.get_backbone(self.resolved_backbone).patchcore_layers)
+        return backbones.resolve_layers(self.resolved_backbone, self.layers, "patchcore_layers")
 
     def validate(self) -> None:
         super().validate()
@@ -209,7 +207,7 @@ class PatchCore(AnomalyModel):
     def _fit(self, x: torch.Tensor) -> None:
         with torch.inference_mode():
             emb = torch.cat([self._flat(self.embed(b)) for b in self._batches(x)])
-        gen = set_torch_seed(self.seed)
+        gen = seeded_generator(self.seed)
         n_keep = max(1, int(emb.shape[0] * self.coreset_ratio))
         if n_keep < emb.shape[0]:
             idx = greedy_coreset(emb, n_keep, projection_dim=self.projection_dim, generator=gen)

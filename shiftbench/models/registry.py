@@ -4,17 +4,17 @@ Built-in adapters register themselves when their module is imported; the modules
 imported on the first lookup (anomalib itself is only imported when an anomalib model is
 fitted). Third-party packages add models through the entry-point group
 ``shiftbench.models`` (``name = "pkg.module:factory"``), loaded when first asked for.
+The mechanics (duplicate names, lazy entry points, "did you mean") are the shared
+:class:`shiftbench._registry.Registry`.
 """
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
-from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
+from shiftbench._registry import Entry, Registry
 from shiftbench.errors import ShiftbenchError
 
 if TYPE_CHECKING:
@@ -24,81 +24,74 @@ ENTRY_POINT_GROUP = "shiftbench.models"
 _BUILTIN_MODULES = (
     "shiftbench.models.patchcore",
     "shiftbench.models.autoencoder",
-    "shiftbench.models.anomalib_models",
+    "shiftbench.models.anomalib",
 )
 
 
-@dataclass(frozen=True)
-class ModelEntry:
-    name: str
-    description: str
-    factory: Callable[..., AnomalyModel]
-    origin: str
+def _describe_plugin(factory: Callable[..., Any]) -> str:
+    return (inspect.getdoc(factory) or "").split("\n")[0]
 
 
-_REGISTRY: dict[str, ModelEntry] = {}
-_loaded_builtins = False
+def _adapt_plugin(name: str, factory: Any) -> Callable[..., AnomalyModel]:
+    if not callable(factory):
+        raise TypeError(f"model {name!r}: {factory!r} is not a class or factory")
+    if inspect.isclass(factory):
+        factory.name = name  # as register_model: save() records the plugin's own name
+    return factory
+
+
+MODELS: Registry[Callable[..., AnomalyModel]] = Registry(
+    "model",
+    ENTRY_POINT_GROUP,
+    builtin_modules=_BUILTIN_MODULES,
+    adapt_plugin=_adapt_plugin,
+    describe=_describe_plugin,
+)
+_REGISTRY: dict[str, Entry[Callable[..., AnomalyModel]]] = MODELS.entries
 
 
 def register_model(
     name: str, description: str
 ) -> Callable[[Callable[..., AnomalyModel]], Callable[..., AnomalyModel]]:
-    """Decorator registering ``factory(**params) -> AnomalyModel`` under ``name``."""
+    """Decorator registering ``factory(**params) -> AnomalyModel`` under ``name``.
+
+    A name taken by another factory is a :class:`~shiftbench._registry.DuplicateNameError`
+    (a ``ShiftbenchError`` and ``ValueError``) naming both.
+    """
 
     def decorate(factory: Callable[..., AnomalyModel]) -> Callable[..., AnomalyModel]:
-        existing = _REGISTRY.get(name)
-        if existing is not None and existing.factory is not factory:
-            raise ValueError(f"model name {name!r} is already registered by {existing.origin}")
+        MODELS.register(name, factory, description=description)
         if inspect.isclass(factory):
             factory.name = name  # the class knows its registry name: save() records it
-        _REGISTRY[name] = ModelEntry(name, description, factory, factory.__module__)
         return factory
 
     return decorate
 
 
-def _load_builtins() -> None:
-    global _loaded_builtins
-    if not _loaded_builtins:
-        for module in _BUILTIN_MODULES:
-            importlib.import_module(module)
-        _loaded_builtins = True
+def _lookup(name: str) -> Entry[Callable[..., AnomalyModel]]:
+    return MODELS.entry(name)
 
 
-def _plugin_entry_points() -> dict[str, metadata.EntryPoint]:
-    return {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
-
-
-def _lookup(name: str) -> ModelEntry:
-    _load_builtins()
-    if name in _REGISTRY:
-        return _REGISTRY[name]
-    plugins = _plugin_entry_points()
-    if name in plugins:
-        factory = plugins[name].load()
-        dist = plugins[name].dist.name if plugins[name].dist else plugins[name].value
-        doc = (inspect.getdoc(factory) or "").split("\n")[0]
-        entry = ModelEntry(name, f"{doc} (plugin from {dist})".strip(), factory, dist)
-        _REGISTRY[name] = entry
-        return entry
-    known = ", ".join(sorted({*_REGISTRY, *plugins}))
-    raise ShiftbenchError(f"--model {name!r}: unknown model; known models: {known}")
+def _description(entry: Entry[Any]) -> str:
+    if entry.is_plugin:
+        return (
+            f"{entry.description} (plugin from {entry.distribution or entry.entry_point})".strip()
+        )
+    return entry.description
 
 
 def list_models() -> list[tuple[str, str]]:
-    """``[(name, description)]`` of built-in and plugin models, in registration order."""
-    _load_builtins()
-    out = [(e.name, e.description) for e in _REGISTRY.values()]
-    listed = {name for name, _ in out}
-    for name, ep in _plugin_entry_points().items():
-        if name not in listed:
-            out.append((name, f"plugin {ep.value}"))
+    """``[(name, description)]`` of built-in and plugin models, in registration order
+    (plugins not used yet last, without importing them)."""
+    MODELS.load_builtins()
+    out = [(e.name, _description(e)) for e in MODELS.entries.values()]
+    out += [(name, f"plugin {ep.value}") for name, ep in sorted(MODELS.pending().items())]
     return out
 
 
 def model_class(name: str) -> type[AnomalyModel]:
     """The adapter class a registered factory builds (factories are classes or return one)."""
-    factory = _lookup(name).factory
+    factory = _lookup(name).obj
     if inspect.isclass(factory):
         return factory
     return type(factory())
@@ -120,7 +113,7 @@ def create_model(
     """
     entry = _lookup(name)
     params = dict(backbone=backbone, weights=weights, image_size=image_size, seed=seed, **options)
-    accepted = _accepted_params(entry.factory)
+    accepted = _accepted_params(entry.obj)
     if accepted is not None:
         unknown = sorted(set(params) - accepted)
         if unknown:
@@ -128,7 +121,7 @@ def create_model(
                 f"model {name!r}: unknown option(s) {', '.join(unknown)}; "
                 f"options: {', '.join(sorted(accepted))}"
             )
-    model = entry.factory(**params)
+    model = entry.obj(**params)
     if not model.name:
         model.name = name
     model.validate()

@@ -1,9 +1,15 @@
-"""Study configuration: the demo preset, a YAML study file, then command-line overrides."""
+"""Study configuration: :class:`StudyConfig` defaults, a YAML study file, then overrides.
+
+:class:`StudyConfig` is the one source of truth for a study's options: each field holds
+its default, its help text and its command-line flag (``field(metadata=...)``); the CLI
+builds the options of ``shiftbench run``, ``shift`` and ``splits`` from them
+(:mod:`shiftbench.cli.options`). Errors here name the *parameter* (``severity 7: ...``,
+:attr:`~shiftbench.errors.ShiftbenchError.param`); the CLI turns it into the flag.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from dataclasses import dataclass, field
 from importlib import resources
@@ -12,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from shiftbench._hashing import hex_digest
 from shiftbench.errors import ShiftbenchError
 
 
@@ -46,37 +53,168 @@ def resolve_protocols(spec: str | list[str]) -> list[Protocol]:
     unknown = [n for n in names if n not in table]
     if unknown or not names:
         raise ShiftbenchError(
-            f"--protocol {','.join(unknown) or '(empty)'}: unknown; choose from {', '.join(table)} or all"
+            f"protocol {','.join(unknown) or '(empty)'}: unknown; choose from {', '.join(table)} or all",
+            param="protocol",
         )
     return [p for n, p in table.items() if n in names]
 
 
+def _opt(default: Any = None, help: str = "", *, flag: str, cli_type: Any, show: str | None = None):
+    """A :class:`StudyConfig` field: its default plus what the CLI needs (``help``,
+    ``flag``: the option name, or ``--on/--off`` for switches; ``cli_type``: the type the
+    command line reads, e.g. ``str`` for comma lists; ``show``: the default as printed by
+    ``--help`` when it is not the value itself)."""
+    meta = {"help": help, "flag": flag, "cli_type": cli_type, "show": show}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+#: The image side of a study whose ``image_size`` is not given.
+SYNTHETIC_IMAGE_SIZE = 128
+REAL_IMAGE_SIZE = 256
+
+
 @dataclass
 class StudyConfig:
-    """Everything that defines a study; ``hash`` identifies it for naming and resuming."""
+    """Everything that defines a study; ``hash`` identifies it for naming and resuming.
 
-    protocol: str = "shift-noadapt"
-    dataset: str = "synthetic"
-    root: str | None = None
-    categories: list[str] | None = None
-    models: list[str] = field(default_factory=lambda: ["patchcore"])
-    backbone: str | None = None
-    weights: str = "imagenet"
-    seeds: list[int] = field(default_factory=lambda: [0])
-    suite: str = "mvtec-shift"
-    severity: int | list[int] = 3  # one level, or several for a severity sweep
-    image_size: int = 128
-    global_model: bool = False
-    train_subsample: float | None = None
-    val_normal_frac: float = 0.2
-    val_anomalous_frac: float = 0.3
-    save_maps: bool = False
-    workers: int = 2
-    image_cache: bool = True  # keep decoded, resized images in the cache (shiftbench.data.cache)
-    model_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    The defaults are the demo study (``shiftbench run`` with no options): the embedded
+    synthetic dataset, native PatchCore on ImageNet-pretrained EfficientNet-Lite0, one
+    seed, the MVTec-Shift suite at level 3 — offline, a few minutes on 2 CPU cores."""
+
+    protocol: str = _opt(
+        "shift-noadapt",
+        "clean, shift-noadapt, shift-adapt, all, or a comma list.",
+        flag="--protocol",
+        cli_type=str,
+    )
+    dataset: str = _opt(
+        "synthetic",
+        "Dataset layout: mvtec, visa, btad, mvtec2, folder or synthetic.",
+        flag="--dataset",
+        cli_type=str,
+    )
+    root: str | None = _opt(
+        None,
+        "Dataset top folder (not needed for synthetic).",
+        flag="--root",
+        cli_type=str,
+        show="none",
+    )
+    categories: list[str] | None = _opt(
+        None, "Comma-separated categories.", flag="--categories", cli_type=str, show="all"
+    )
+    models: list[str] = _opt(
+        ["patchcore"],
+        "Comma-separated model names (shiftbench list models).",
+        flag="--models",
+        cli_type=str,
+    )
+    backbone: str | None = _opt(
+        None,
+        "Backbone for the models that take one.",
+        flag="--backbone",
+        cli_type=str,
+        show="each model's own; efficientnet_lite0 for patchcore",
+    )
+    weights: str = _opt(
+        "imagenet",
+        "imagenet, random, or a local weights file.",
+        flag="--weights",
+        cli_type=str,
+    )
+    seeds: list[int] = _opt(
+        [0], "Comma-separated seeds (splits and shifts).", flag="--seeds", cli_type=str
+    )
+    suite: str = _opt(
+        "mvtec-shift",
+        "Shift suite: a shipped name (shiftbench list suites) or a YAML file.",
+        flag="--suite",
+        cli_type=str,
+    )
+    severity: int | list[int] = _opt(
+        3,
+        "Shift level 0-5, or a comma list (1,3,5) to sweep levels.",
+        flag="--severity",
+        cli_type=str,
+    )
+    image_size: int | None = _opt(
+        None,
+        "Square image side in px (images are resized to it).",
+        flag="--image-size",
+        cli_type=int,
+        show=f"{SYNTHETIC_IMAGE_SIZE} for synthetic, {REAL_IMAGE_SIZE} otherwise",
+    )
+    crop: int | None = _opt(
+        None,
+        "Centre crop in px after resizing to --image-size (e.g. 256 then 224, as PatchCore).",
+        flag="--crop",
+        cli_type=int,
+        show="no crop",
+    )
+    global_model: bool = _opt(
+        False,
+        "Pool all categories into one model, or one model per category.",
+        flag="--global-model/--per-category",
+        cli_type=bool,
+        show="per-category",
+    )
+    train_subsample: float | None = _opt(
+        None,
+        "Keep a seeded fraction of Train-clean.",
+        flag="--train-subsample",
+        cli_type=float,
+        show="all of it",
+    )
+    val_normal_frac: float = _opt(
+        0.2, "Fraction of train/good that goes to Val-clean.", flag="--val-normal-frac", cli_type=float
+    )
+    val_anomalous_frac: float = _opt(
+        0.3,
+        "Fraction of anomalous test images that goes to Val-clean.",
+        flag="--val-anomalous-frac",
+        cli_type=float,
+    )
+    save_maps: bool = _opt(
+        False,
+        "Store test anomaly maps (float16, compressed).",
+        flag="--save-maps/--no-save-maps",
+        cli_type=bool,
+        show="no-save-maps",
+    )
+    workers: int = _opt(
+        2,
+        "Parallel shifting: processes for large batches, threads for small ones.",
+        flag="--workers",
+        cli_type=int,
+    )
+    image_cache: bool = _opt(
+        True,
+        "Reuse decoded images and shifted twins from $SHIFTBENCH_CACHE/arrays.",
+        flag="--image-cache/--no-image-cache",
+        cli_type=bool,
+        show="image-cache",
+    )
+    model_options: dict[str, dict[str, Any]] = _opt(
+        {},
+        "MODEL.KEY=VALUE model option, VALUE read as YAML (repeatable).",
+        flag="--model-option",
+        cli_type=list[str],
+        show="none",
+    )
 
     # options that change where/how results are written, not what they are
     _NOT_HASHED = ("save_maps", "workers", "image_cache")
+    # options added after studies were hashed: left out of the hash while unset (None), so
+    # every study that does not use them keeps its hash, run folder name and resumability
+    _HASHED_WHEN_SET = ("crop",)
+
+    def __post_init__(self) -> None:
+        if self.image_size is None:  # 128 px for the synthetic demo, 256 px for real data
+            self.image_size = (
+                SYNTHETIC_IMAGE_SIZE if self.dataset == "synthetic" else REAL_IMAGE_SIZE
+            )
 
     @property
     def protocols(self) -> list[Protocol]:
@@ -87,83 +225,190 @@ class StudyConfig:
         """The shift levels of the study: one, or several for a severity sweep."""
         return list(self.severity) if isinstance(self.severity, list) else [self.severity]
 
+    @property
+    def input_size(self) -> int:
+        """The side of the images the models see: ``crop`` if set, else ``image_size``."""
+        return self.crop if self.crop is not None else self.image_size
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def hash_payload(self) -> dict[str, Any]:
+        """What :attr:`hash` digests: the options that change results."""
+        return {
+            k: v
+            for k, v in self.to_dict().items()
+            if k not in self._NOT_HASHED and not (k in self._HASHED_WHEN_SET and v is None)
+        }
+
     @property
     def hash(self) -> str:
-        payload = {k: v for k, v in self.to_dict().items() if k not in self._NOT_HASHED}
-        return hashlib.sha256(
-            json.dumps(payload, sort_keys=True, default=str).encode()
-        ).hexdigest()[:10]
+        return hex_digest(json.dumps(self.hash_payload(), sort_keys=True, default=str), 10)
 
     def default_name(self) -> str:
         models = "+".join(self.models)[:40]
         return f"{self.dataset}_{self.protocol}_{models}_{Path(self.suite).stem}-sev{'-'.join(map(str, self.severities))}_{self.hash}"
 
 
-def _listify(value: Any, kind=str) -> list | None:
+def study_fields() -> dict[str, dataclasses.Field]:
+    """The options of a study, by name, in declaration order (with their metadata)."""
+    return {f.name: f for f in dataclasses.fields(StudyConfig)}
+
+
+def field_default(name: str) -> Any:
+    """The default of option ``name`` (a fresh copy for lists and dicts)."""
+    f = study_fields()[name]
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default
+
+
+def _normalised(value: Any) -> Any:
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+def config_differences(old: dict[str, Any], new: StudyConfig) -> list[str]:
+    """The hashed options in which ``new`` differs from ``old`` (a config as stored by
+    ``to_dict()`` in a run's manifest), e.g. ``["seeds: [0] -> [0, 1]"]``, in field order.
+    An option missing from ``old`` (added since) counts as its unset value, ``None``.
+    Options that do not change results (``workers``, ...) are never reported."""
+    out = []
+    for name, value in new.to_dict().items():
+        if name in StudyConfig._NOT_HASHED:
+            continue
+        before, after = _normalised(old.get(name)), _normalised(value)
+        if before != after:
+            out.append(f"{name}: {before!r} -> {after!r}")
+    return out
+
+
+def _listify(value: Any, kind=str, param: str = "value", example: str = "a,b") -> list | None:
+    """``"a,b"`` or ``["a", "b"]`` -> a list of ``kind``; an empty item (``"1,,3"``) or an
+    item that is not a ``kind`` is an error naming ``param``."""
     if value is None:
         return None
-    if isinstance(value, str):
-        value = [v for v in value.split(",") if v.strip()]
-    try:
-        return [kind(v.strip() if isinstance(v, str) else v) for v in value]
-    except ValueError:
-        raise ShiftbenchError(f"cannot read {value!r} as a list of {kind.__name__}") from None
+    text = value if isinstance(value, str) else ",".join(map(str, value))
+    items = value.split(",") if isinstance(value, str) else list(value)
+    if isinstance(value, str) and not value.strip():
+        items = []
+    out = []
+    for item in items:
+        if isinstance(item, str):
+            item = item.strip()
+            if not item:
+                raise ShiftbenchError(
+                    f"{param} {text!r}: empty item in the list; give a comma list such as {example}",
+                    param=param,
+                )
+        if kind is int and (isinstance(item, bool) or isinstance(item, float)):
+            item = str(item)
+        try:
+            out.append(kind(item))
+        except (TypeError, ValueError):
+            what = "an integer" if kind is int else f"a {kind.__name__}"
+            raise ShiftbenchError(
+                f"{param} {item!r}: not {what}; give a comma list such as {example}", param=param
+            ) from None
+    return out
 
 
 def _severity(value: Any) -> int | list[int]:
     """``3``, ``"3"`` -> 3; ``"1,3,5"`` or ``[5, 1, 3]`` -> [1, 3, 5] (a sweep)."""
-    levels = _listify(value if isinstance(value, (list, tuple, str)) else [value], int)
+    raw = value if isinstance(value, (list, tuple, str)) else [value]
+    levels = _listify(raw, int, "severity", "1,3,5")
     levels = sorted(set(levels or []))
     if not levels:
-        raise ShiftbenchError("--severity: give a level 0-5, or a comma list such as 1,3,5")
+        raise ShiftbenchError(
+            "severity: give a level 0-5, or a comma list such as 1,3,5", param="severity"
+        )
     bad = [v for v in levels if not 0 <= v <= 5]
     if bad:
-        raise ShiftbenchError(f"--severity {bad[0]}: levels run from 0 (identity) to 5")
+        raise ShiftbenchError(
+            f"severity {bad[0]}: levels run from 0 (identity) to 5", param="severity"
+        )
     return levels[0] if len(levels) == 1 else levels
+
+
+def _number(values: dict[str, Any], name: str, kind, *, minimum=None) -> None:
+    """Convert ``values[name]`` to ``kind`` in place (None stays None)."""
+    value = values.get(name)
+    if value is None:
+        return
+    what = "an integer" if kind is int else "a number"
+    try:
+        if isinstance(value, bool) or (kind is int and isinstance(value, float)):
+            raise ValueError
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise ShiftbenchError(f"{name} {value!r}: not {what}", param=name) from None
+    if minimum is not None and number < minimum:
+        raise ShiftbenchError(f"{name} {value}: too small; use at least {minimum}", param=name)
+    values[name] = number
+
+
+def _read_study_file(study_file: str | Path, known: set[str]) -> dict[str, Any]:
+    path = Path(study_file)
+    if not path.is_file():
+        raise ShiftbenchError(
+            f"config {path}: study file not found; pass an existing YAML file", param="config"
+        )
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ShiftbenchError(
+            f"{path}: not valid YAML ({str(exc).splitlines()[0]}); fix the file"
+        ) from None
+    if not isinstance(data, dict):
+        raise ShiftbenchError(f"{path}: a study file must be a mapping of option: value")
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ShiftbenchError(
+            f"{path}: unknown option {unknown[0]!r}; known options: {', '.join(sorted(known))}"
+        )
+    return data
 
 
 def load_config(
     study_file: str | Path | None = None, overrides: dict[str, Any] | None = None
 ) -> StudyConfig:
-    """Demo preset <- study YAML file <- overrides (``None`` values mean 'not given')."""
-    values = _preset("demo.yaml")
-    known = {f.name for f in dataclasses.fields(StudyConfig)}
+    """:class:`StudyConfig` defaults <- ``presets/demo.yaml`` (what the demo sets beyond
+    them: nothing today) <- study YAML file <- ``overrides`` (``None`` means 'not given').
+
+    Values may be given as on the command line (``"0,1"`` for a list) or as YAML values.
+    ``image_size`` left unset is 128 for the synthetic dataset and 256 otherwise. Bad
+    values raise a :class:`ShiftbenchError` whose ``param`` names the option."""
+    fields = study_fields()
+    known = set(fields)
+    values = {name: field_default(name) for name in fields}
+    values.update(_preset("demo.yaml") or {})
     if study_file is not None:
-        path = Path(study_file)
-        if not path.is_file():
-            raise ShiftbenchError(
-                f"{path}: study file not found; pass an existing YAML file to --config"
-            )
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ShiftbenchError(
-                f"{path}: not valid YAML ({str(exc).splitlines()[0]}); fix the file"
-            ) from None
-        if not isinstance(data, dict):
-            raise ShiftbenchError(f"{path}: a study file must be a mapping of option: value")
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ShiftbenchError(
-                f"{path}: unknown option {unknown[0]!r}; known options: {', '.join(sorted(known))}"
-            )
-        values.update(data)
+        values.update(_read_study_file(study_file, known))
     for key, value in (overrides or {}).items():
+        if key not in known:
+            raise ShiftbenchError(f"{key}: unknown option; known options: {', '.join(fields)}")
         if value is not None:
             values[key] = value
-    values["categories"] = _listify(values.get("categories"))
-    values["models"] = _listify(values.get("models"))
-    values["seeds"] = _listify(values.get("seeds"), int)
+    values["categories"] = _listify(values.get("categories"), str, "categories", "bottle,cable")
+    values["models"] = _listify(values.get("models"), str, "models", "patchcore,padim")
+    values["seeds"] = _listify(values.get("seeds"), int, "seeds", "0,1,2")
     values["severity"] = _severity(values.get("severity"))
     if not values["models"]:
-        raise ShiftbenchError("--models: give at least one model name")
+        raise ShiftbenchError("models: give at least one model name", param="models")
     if not values["seeds"]:
-        raise ShiftbenchError("--seeds: give at least one seed")
-    if int(values["image_size"]) < 32:
-        raise ShiftbenchError(f"--image-size {values['image_size']}: too small; use at least 32")
-    config = StudyConfig(**{k: v for k, v in values.items() if k in known})
+        raise ShiftbenchError("seeds: give at least one seed", param="seeds")
+    if values["categories"] == []:
+        values["categories"] = None  # an empty list means all, as on the command line
+    _number(values, "image_size", int, minimum=32)
+    _number(values, "crop", int, minimum=32)
+    _number(values, "workers", int, minimum=1)
+    for name in ("train_subsample", "val_normal_frac", "val_anomalous_frac"):
+        _number(values, name, float)
+    config = StudyConfig(**values)
+    if config.crop is not None and config.crop > config.image_size:
+        raise ShiftbenchError(
+            f"crop {config.crop}: larger than the image ({config.image_size} px); "
+            "give a crop no larger than the image size",
+            param="crop",
+        )
     resolve_protocols(config.protocol)  # unknown protocol names fail now
     return config

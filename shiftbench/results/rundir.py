@@ -1,9 +1,14 @@
-"""The run directory a study writes and ``shiftbench report`` reads.
+"""The run directory a study writes and ``shiftbench report`` reads: the one writer.
 
-Layout (see ``docs/architecture.md``)::
+The format (every file, column and manifest key) is :mod:`shiftbench.results.schema`;
+the reader is :func:`shiftbench.results.load_run`. Write side::
 
     <run>/manifest.json      config, command, versions, hashes, status, times
-    <run>/units/<key>/       one finished fit: scores.parquet + metrics.parquet
+    <run>/splits.csv         write_splits
+    <run>/shift_params/      write_shift_params (one file per seed, severity, category)
+    <run>/maps/              write_maps
+    <run>/units/<key>/       write_unit: one finished fit, scores.parquet + metrics.parquet
+    <run>/scores.parquet, metrics.parquet, metrics.csv, shift_params.parquet   assemble
     <run>/.partial/          units being written (moved into units/ when complete)
     <run>/.lock              held (flock) by the one process writing the run
 
@@ -20,7 +25,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,11 +33,12 @@ import numpy as np
 import pandas as pd
 
 from shiftbench.errors import ShiftbenchError
+from shiftbench.results import schema
 
-LOCK_NAME = ".lock"
-PARTIAL = ".partial"
-UNITS = "units"
-UNIT_TABLES = ("scores.parquet", "metrics.parquet")
+LOCK_NAME = schema.LOCK
+PARTIAL = schema.PARTIAL
+UNITS = schema.UNITS
+UNIT_TABLES = schema.UNIT_TABLES
 
 
 @contextmanager
@@ -144,11 +150,24 @@ class RunDir:
     def open(cls, path: str | Path) -> RunDir:
         """Reopen an existing run (to resume it); refused while another process writes it."""
         path = Path(path)
-        if not (path / "manifest.json").is_file():
+        if not (path / schema.MANIFEST).is_file():
             raise ShiftbenchError(
-                f"{path / 'manifest.json'}: not found; this folder holds no shiftbench run"
+                f"{path / schema.MANIFEST}: not found; this folder holds no shiftbench run"
             )
-        return cls(path, _acquire_lock(path))
+        run = cls(path, _acquire_lock(path))
+        try:  # a run of a newer format is not resumed by older code
+            schema.format_version(run.read_manifest(), path / schema.MANIFEST)
+        except ShiftbenchError:
+            run.unlock()
+            raise
+        return run
+
+    @staticmethod
+    def open_finished(path: str | Path):
+        """Read a finished run (no lock taken): see :func:`shiftbench.results.load_run`."""
+        from shiftbench.results.run import load_run
+
+        return load_run(path)
 
     def unlock(self) -> None:
         """Release the writer lock (also released by the OS when the process ends)."""
@@ -158,16 +177,58 @@ class RunDir:
 
     # -- manifest ------------------------------------------------------------------------
     def read_manifest(self) -> dict:
-        path = self.path / "manifest.json"
+        path = self.path / schema.MANIFEST
         try:
-            return json.loads(path.read_text())
+            manifest = json.loads(path.read_text())
         except json.JSONDecodeError as exc:
             raise ShiftbenchError(
                 f"{path}: invalid JSON ({exc.msg}, line {exc.lineno}); restore it or start a new run"
             ) from None
+        if not isinstance(manifest, dict):
+            raise ShiftbenchError(f"{path}: not a JSON object; restore it or start a new run")
+        return manifest
 
     def write_manifest(self, manifest: dict) -> None:
-        atomic_write_json(self.path / "manifest.json", manifest)
+        """Write ``manifest`` (keys: :data:`schema.MANIFEST_KEYS`), stamped first with
+        ``format_version`` = :data:`schema.FORMAT_VERSION`."""
+        rest = {k: v for k, v in manifest.items() if k != "format_version"}
+        atomic_write_json(
+            self.path / schema.MANIFEST, {"format_version": schema.FORMAT_VERSION, **rest}
+        )
+
+    # -- run-level tables ----------------------------------------------------------------
+    def write_splits(self, table: pd.DataFrame) -> Path:
+        """``splits.csv``: the :data:`schema.SPLIT_COLUMNS` of ``table`` (other columns dropped)."""
+        return atomic_write_table(self.path / schema.SPLITS, table[list(schema.SPLIT_COLUMNS)])
+
+    def write_shift_params(
+        self, seed: int, severity: int, category: str, rows: pd.DataFrame
+    ) -> Path:
+        """``shift_params/seed{S}/sev{L}/{category}.parquet`` (rows as built by
+        :func:`shift_params_frame`). An existing file (a resumed run that shifts other
+        splits) is merged: every image keeps one row, the newest, sorted by sample_id."""
+        path = self.path / schema.shift_params_path(seed, severity, category)
+        if path.is_file():
+            rows = pd.concat([pd.read_parquet(path), rows], ignore_index=True)
+            rows = rows.drop_duplicates("sample_id", keep="last").sort_values("sample_id")
+        return atomic_write_table(path, rows.reset_index(drop=True))
+
+    def write_maps(
+        self,
+        category: str,
+        model: str,
+        seed: int,
+        name: str,
+        sample_ids: Sequence[str] | np.ndarray,
+        maps: np.ndarray,
+    ) -> Path:
+        """``maps/<category>/<model>/seed{S}/<name>.npz`` (``name``: :func:`schema.map_name`):
+        ``sample_id`` as str, ``maps`` as float16 ``[N, H, W]``."""
+        return atomic_write_npz(
+            self.path / schema.maps_path(category, model, seed, name),
+            sample_id=np.asarray(sample_ids).astype(str),
+            maps=np.asarray(maps).astype(np.float16),
+        )
 
     # -- units ---------------------------------------------------------------------------
     def unit_done(self, key: str) -> bool:
@@ -185,8 +246,8 @@ class RunDir:
         staging = self.path / PARTIAL / key
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
-        scores.to_parquet(staging / "scores.parquet", index=False)
-        metrics.to_parquet(staging / "metrics.parquet", index=False)
+        scores.to_parquet(staging / schema.UNIT_SCORES, index=False)
+        metrics.to_parquet(staging / schema.UNIT_METRICS, index=False)
         final = self.path / UNITS / key
         final.parent.mkdir(parents=True, exist_ok=True)
         if final.exists():  # a unit re-run on resume replaces its incomplete remains
@@ -212,3 +273,70 @@ class RunDir:
             for folder in units.iterdir():
                 if not self.unit_done(folder.name):
                     shutil.rmtree(folder, ignore_errors=True)
+
+    # -- the run's tables ----------------------------------------------------------------
+    def assemble(self, protocol_order: Sequence[str]) -> pd.DataFrame:
+        """Gather the unit tables into ``scores.parquet``, ``metrics.parquet`` and
+        ``metrics.csv`` (with the macro average over categories as category ``mean`` when
+        there is more than one; protocols sorted in ``protocol_order``) and the per-file
+        shift parameters into ``shift_params.parquet``. Returns the metrics table."""
+        scores = self.read_units(schema.UNIT_SCORES)
+        metrics = self.read_units(schema.UNIT_METRICS)
+        keys = ["model", "seed", "protocol", "severity", "metric"]
+        if metrics["category"].nunique() > 1:
+            mean = (
+                metrics.groupby(keys, sort=False, dropna=False)["value"]
+                .mean()
+                .reset_index()
+                .assign(category=schema.MEAN_CATEGORY)
+            )
+            metrics = pd.concat([metrics, mean[metrics.columns]], ignore_index=True)
+        order = {name: i for i, name in enumerate(protocol_order)}
+        metrics = metrics.sort_values(
+            list(schema.METRIC_SORT),
+            key=lambda c: c.map(order) if c.name == "protocol" else c,
+        ).reset_index(drop=True)
+        atomic_write_table(self.path / schema.SCORES, scores)
+        atomic_write_table(self.path / schema.METRICS, metrics)
+        atomic_write_table(self.path / schema.METRICS_CSV, metrics)
+        params = sorted((self.path / schema.SHIFT_PARAMS_DIR).glob(schema.SHIFT_PARAMS_GLOB))
+        if params:
+            atomic_write_table(
+                self.path / schema.SHIFT_PARAMS,
+                pd.concat([pd.read_parquet(p) for p in params], ignore_index=True),
+            )
+        return metrics
+
+
+def shift_params_frame(
+    seed: int,
+    category: str,
+    sample_ids: Sequence[str] | np.ndarray,
+    splits: Sequence[str] | np.ndarray,
+    suite_name: str,
+    suite_hash: str,
+    severity: int,
+    params: Sequence[dict | str] | np.ndarray,
+) -> pd.DataFrame:
+    """The rows of one shift-params file (:data:`schema.SHIFT_PARAM_COLUMNS`), aligned with
+    ``sample_ids``. ``params`` are ``Suite.sample`` dicts or their JSON text
+    (``json.dumps(p, sort_keys=True)``, which is what a dict is turned into)."""
+    text = [str(p) if isinstance(p, str) else json.dumps(p, sort_keys=True) for p in params]
+    if not (len(sample_ids) == len(splits) == len(text)):
+        raise ValueError(
+            f"shift_params_frame: {len(sample_ids)} sample ids, {len(splits)} splits, "
+            f"{len(text)} params"
+        )
+    return pd.DataFrame(
+        {
+            "seed": seed,
+            "sample_id": np.asarray(sample_ids),
+            "category": category,
+            "split": np.asarray(splits),
+            "suite": suite_name,
+            "suite_hash": suite_hash,
+            "severity": severity,
+            "params": np.array(text, dtype=object),
+        },
+        columns=list(schema.SHIFT_PARAM_COLUMNS),
+    )

@@ -8,7 +8,9 @@ Checks: unfitted use fails clearly; ``fit`` returns self; ``score`` gives float6
 ``[N]`` and float32 maps ``[N,H,W]`` at the input resolution (non-square on purpose), all
 finite; batch size does not change scores; a second fit with the same seed gives the same
 scores; save -> load gives identical scores; ``input_config`` and ``n_parameters`` are
-declared. It does not require anomalies to score higher (random weights need not).
+declared; ``get_params()`` round-trips through the constructor
+(``type(m)(**m.get_params()).get_params() == m.get_params()``). It does not require anomalies to score higher (random weights need not).
+Failures raise ``AssertionError`` explicitly (not ``assert``), so they hold under ``python -O``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,33 @@ from typing import Any
 import numpy as np
 
 from shiftbench.errors import ShiftbenchError
+
+
+def _require(condition: Any, message: str) -> None:
+    """``assert`` that survives ``python -O``: raise ``AssertionError(message)``."""
+    if not condition:
+        raise AssertionError(message)
+
+
+def _check_params_round_trip(model: Any, name: str) -> None:
+    params = model.get_params()
+    _require(isinstance(params, dict), f"{name}: get_params() must return a dict")
+    try:
+        rebuilt = type(model)(**params)
+    except Exception as exc:
+        raise AssertionError(
+            f"{name}: type(m)(**m.get_params()) failed ({type(exc).__name__}: {exc}); "
+            "get_params must return exactly the constructor's parameters"
+        ) from exc
+    again = rebuilt.get_params()
+    try:
+        same = bool(again == params)
+    except Exception:  # e.g. arrays as parameters: equality is ambiguous
+        same = False
+    _require(
+        same,
+        f"{name}: get_params() does not round-trip through the constructor: {params} -> {again}",
+    )
 
 
 def synthetic_images(n: int = 6, height: int = 40, width: int = 56, seed: int = 0) -> np.ndarray:
@@ -84,69 +113,83 @@ def check_model(
     images = synthetic_images() if images is None else images
     n, h, w = images.shape[:3]
     n_fit = n // 2 if n_fit is None else n_fit
-    assert 1 <= n_fit <= n, f"n_fit={n_fit} must be in [1, {n}]"
+    if not 1 <= n_fit <= n:
+        raise ValueError(f"check_model: n_fit={n_fit} must be in [1, {n}]")
 
     first = make()
-    assert isinstance(first, AnomalyModel), (
-        f"factory returned {type(first).__name__}, not an AnomalyModel"
+    _require(
+        isinstance(first, AnomalyModel),
+        f"factory returned {type(first).__name__}, not an AnomalyModel",
     )
     name = first.name or type(first).__name__
-    assert not first.is_fitted, f"{name}: a new model must not be fitted"
+    _require(not first.is_fitted, f"{name}: a new model must not be fitted")
     try:
         first.score(images[:1])
     except NotFittedError as exc:
-        assert str(exc) and isinstance(exc, ShiftbenchError)
+        _require(
+            bool(str(exc)) and isinstance(exc, ShiftbenchError),
+            f"{name}: NotFittedError must be a ShiftbenchError with a message",
+        )
     else:
         raise AssertionError(f"{name}: score() before fit() must raise NotFittedError")
 
+    _check_params_round_trip(first, name)
+
     config = first.input_config
     for key in ("size", "mean", "std"):
-        assert key in config, f"{name}: input_config lacks {key!r}"
-    assert len(config["mean"]) == 3 and len(config["std"]) == 3, (
-        f"{name}: mean/std must have 3 values"
+        _require(key in config, f"{name}: input_config lacks {key!r}")
+    _require(
+        len(config["mean"]) == 3 and len(config["std"]) == 3,
+        f"{name}: mean/std must have 3 values",
     )
 
     returned = first.fit(images[:n_fit])
-    assert returned is first, f"{name}: fit() must return self"
-    assert first.is_fitted, f"{name}: fitted model must report is_fitted"
+    _require(returned is first, f"{name}: fit() must return self")
+    _require(first.is_fitted, f"{name}: fitted model must report is_fitted")
     n_params = first.n_parameters
-    assert isinstance(n_params, int) and n_params > 0, (
-        f"{name}: n_parameters must be a positive int, got {n_params!r}"
+    _require(
+        isinstance(n_params, int) and n_params > 0,
+        f"{name}: n_parameters must be a positive int, got {n_params!r}",
     )
 
     scores, maps = first.score(images)
-    assert isinstance(scores, np.ndarray) and scores.dtype == np.float64, (
-        f"{name}: scores must be float64"
+    _require(
+        isinstance(scores, np.ndarray) and scores.dtype == np.float64,
+        f"{name}: scores must be float64",
     )
-    assert scores.shape == (n,), f"{name}: scores shape {scores.shape}, expected {(n,)}"
-    assert isinstance(maps, np.ndarray) and maps.dtype == np.float32, (
-        f"{name}: maps must be float32"
+    _require(scores.shape == (n,), f"{name}: scores shape {scores.shape}, expected {(n,)}")
+    _require(
+        isinstance(maps, np.ndarray) and maps.dtype == np.float32, (f"{name}: maps must be float32")
     )
-    assert maps.shape == (n, h, w), (
-        f"{name}: maps shape {maps.shape}, expected input resolution {(n, h, w)}"
+    _require(
+        maps.shape == (n, h, w),
+        f"{name}: maps shape {maps.shape}, expected input resolution {(n, h, w)}",
     )
-    assert np.isfinite(scores).all(), f"{name}: non-finite scores {scores}"
-    assert np.isfinite(maps).all(), f"{name}: non-finite maps"
+    _require(np.isfinite(scores).all(), f"{name}: non-finite scores {scores}")
+    _require(np.isfinite(maps).all(), f"{name}: non-finite maps")
 
     singles = np.array([first.score(images[i : i + 1])[0][0] for i in range(n)])
     tol = atol * max(1.0, float(np.abs(scores).max()))
-    assert np.allclose(singles, scores, rtol=0, atol=tol), (
-        f"{name}: scoring one image at a time differs from one batch: {singles} vs {scores}"
+    _require(
+        np.allclose(singles, scores, rtol=0, atol=tol),
+        f"{name}: scoring one image at a time differs from one batch: {singles} vs {scores}",
     )
 
     again_scores, again_maps = make().fit(images[:n_fit]).score(images)
-    assert np.allclose(again_scores, scores, rtol=1e-6, atol=1e-9), (
-        f"{name}: not deterministic: same seed and data gave {again_scores} then {scores}"
+    _require(
+        np.allclose(again_scores, scores, rtol=1e-6, atol=1e-9),
+        f"{name}: not deterministic: same seed and data gave {again_scores} then {scores}",
     )
-    assert np.allclose(again_maps, maps, rtol=1e-5, atol=1e-7), f"{name}: maps not deterministic"
+    _require(np.allclose(again_maps, maps, rtol=1e-5, atol=1e-7), f"{name}: maps not deterministic")
 
     with tempfile.TemporaryDirectory() as tmp:
         path = first.save(Path(tmp) / "model.pt")
         loaded = load_model(path)
         loaded_scores, loaded_maps = loaded.score(images)
-    assert type(loaded) is type(first), f"{name}: load_model gave {type(loaded).__name__}"
-    assert np.array_equal(loaded_scores, scores), (
-        f"{name}: loaded model scores differ: {loaded_scores} vs {scores}"
+    _require(type(loaded) is type(first), f"{name}: load_model gave {type(loaded).__name__}")
+    _require(
+        np.array_equal(loaded_scores, scores),
+        f"{name}: loaded model scores differ: {loaded_scores} vs {scores}",
     )
-    assert np.array_equal(loaded_maps, maps), f"{name}: loaded model maps differ"
+    _require(np.array_equal(loaded_maps, maps), f"{name}: loaded model maps differ")
     return {"scores": scores, "maps": maps}

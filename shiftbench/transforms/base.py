@@ -13,14 +13,14 @@ Images are ``uint8 [H, W, 3]`` RGB, masks ``uint8 [H, W]`` in {0, 255}.
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import math
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 import numpy as np
 
+from shiftbench._hashing import canonical_json as canonical_json  # re-exported
+from shiftbench._hashing import stable_int
 from shiftbench.errors import ShiftbenchError
 
 #: Severity levels every perturbation accepts: 0 is the identity, 3 the proposal's ranges.
@@ -35,7 +35,7 @@ FAMILIES: tuple[str, ...] = ("geometric", "photometric", "illumination", "sensor
 def stable_hash(value: str | int) -> int:
     """A 64-bit unsigned digest of ``value`` that is the same in every process and on every
     machine (Python's ``hash`` is salted per process, so it cannot seed anything)."""
-    return int.from_bytes(hashlib.sha256(str(value).encode("utf-8")).digest()[:8], "little")
+    return stable_int(value, 8, "little")
 
 
 def rng_for(seed: int, suite: str, name: str, severity: int, image_id: str) -> np.random.Generator:
@@ -199,8 +199,3 @@ class GeometricPerturbation(Perturbation):
     @abstractmethod
     def apply_to_mask(self, mask: np.ndarray, **params: Any) -> np.ndarray:
         """Move the mask exactly as :meth:`apply` moves the image (nearest-neighbour)."""
-
-
-def canonical_json(obj: Any) -> str:
-    """JSON with sorted keys and no whitespace: the input of every hash we store."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"))

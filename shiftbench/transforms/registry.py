@@ -7,15 +7,16 @@ Plugins declare themselves in their package metadata::
 
 An entry point is imported only when its name is first asked for (or when everything is
 listed), and the distribution that supplied it is remembered for ``shiftbench list``.
+The mechanics (duplicate names, lazy entry points, "did you mean") are the shared
+:class:`shiftbench._registry.Registry`.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.metadata
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
+from shiftbench._registry import Entry, Registry
 from shiftbench.errors import ShiftbenchError
 from shiftbench.transforms.base import FAMILIES, Perturbation
 
@@ -24,24 +25,15 @@ _BUILTIN_MODULES = (
     "shiftbench.transforms.geometric",
     "shiftbench.transforms.photometric",
     "shiftbench.transforms.illumination",
+    "shiftbench.transforms.corruptions",
+    "shiftbench.transforms.corruptions_weather",
+    "shiftbench.transforms.acquisition",
 )
 
 P = TypeVar("P", bound=type[Perturbation])
 
-# name -> (class, origin)
-_REGISTRY: dict[str, tuple[type[Perturbation], str]] = {}
-# name -> entry point not yet loaded
-_PENDING: dict[str, importlib.metadata.EntryPoint] | None = None
-_BUILTINS_LOADED = False
 
-
-def _origin_of(cls: type) -> str:
-    if cls.__module__.startswith("shiftbench."):
-        return "builtin"
-    return f"registered in {cls.__module__}"
-
-
-def _check_class(cls: Any, name: str) -> None:
+def _check_class(name: str, cls: Any) -> None:
     if not (isinstance(cls, type) and issubclass(cls, Perturbation)):
         raise TypeError(
             f"perturbation {name!r}: {cls!r} is not a subclass of shiftbench.transforms.Perturbation"
@@ -51,15 +43,27 @@ def _check_class(cls: Any, name: str) -> None:
         raise TypeError(f"perturbation {name!r}: family {family!r} is not one of {FAMILIES}")
 
 
-def _add(name: str, cls: type[Perturbation], origin: str) -> None:
-    _check_class(cls, name)
-    current = _REGISTRY.get(name)
-    if current is not None and current[0] is not cls:
+def _adapt_plugin(name: str, cls: Any) -> type[Perturbation]:
+    _check_class(name, cls)
+    declared = getattr(cls, "name", None)
+    if declared is None:
+        cls.name = name
+    elif declared != name:
         raise ShiftbenchError(
-            f"perturbation name {name!r} is taken by {current[0].__module__}.{current[0].__qualname__} "
-            f"({current[1]}); give {cls.__module__}.{cls.__qualname__} another name"
+            f"entry point {name!r} points at a class named {declared!r}; make the two names equal"
         )
-    _REGISTRY[name] = (cls, origin)
+    return cls
+
+
+PERTURBATIONS: Registry[type[Perturbation]] = Registry(
+    "perturbation",
+    ENTRY_POINT_GROUP,
+    builtin_modules=_BUILTIN_MODULES,
+    check=_check_class,
+    adapt_plugin=_adapt_plugin,
+)
+# name -> Entry (tests snapshot and restore it)
+_REGISTRY: dict[str, Entry[type[Perturbation]]] = PERTURBATIONS.entries
 
 
 @overload
@@ -70,7 +74,7 @@ def register(name_or_cls: str | type[Perturbation]):
     """Class decorator adding a perturbation to the registry.
 
     ``@register`` uses the class attribute ``name``; ``@register("hue_shift")`` sets it.
-    A name already taken by another class is an error.
+    A name already taken by another class is an error naming both.
     """
 
     def deco(cls, name=None):
@@ -79,9 +83,13 @@ def register(name_or_cls: str | type[Perturbation]):
             raise TypeError(
                 f"{cls!r}: give the perturbation a name (class attribute or @register('name'))"
             )
+        _check_class(name, cls)
+        taken = _REGISTRY.get(name)
+        if taken is not None and taken.obj is not cls:
+            PERTURBATIONS.register(name, cls)  # raises, naming both
         if getattr(cls, "name", None) != name:
             cls.name = name
-        _add(name, cls, _origin_of(cls))
+        PERTURBATIONS.register(name, cls)
         return cls
 
     if isinstance(name_or_cls, str):
@@ -89,59 +97,9 @@ def register(name_or_cls: str | type[Perturbation]):
     return deco(name_or_cls)
 
 
-def _load_builtins() -> None:
-    global _BUILTINS_LOADED
-    if not _BUILTINS_LOADED:
-        _BUILTINS_LOADED = True
-        for module in _BUILTIN_MODULES:
-            importlib.import_module(module)
-
-
-def _pending() -> dict[str, importlib.metadata.EntryPoint]:
-    global _PENDING
-    if _PENDING is None:
-        _PENDING = {}
-        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-            # the first distribution on sys.path wins, as for imports
-            _PENDING.setdefault(ep.name, ep)
-    return _PENDING
-
-
 def refresh() -> None:
     """Forget the scanned entry points (after installing a plugin in a running process)."""
-    global _PENDING
-    _PENDING = None
-
-
-def _dist_label(ep: importlib.metadata.EntryPoint) -> str:
-    dist = getattr(ep, "dist", None)
-    if dist is None:
-        return f"plugin ({ep.value})"
-    return f"plugin {dist.metadata['Name']} {dist.version}"
-
-
-def _load_entry_point(name: str, ep: importlib.metadata.EntryPoint) -> type[Perturbation]:
-    label = _dist_label(ep)
-    try:
-        cls = ep.load()
-    except Exception as exc:  # a broken plugin must not look like a shiftbench bug
-        raise ShiftbenchError(
-            f"perturbation {name!r} from {label}: cannot import {ep.value} "
-            f"({exc.__class__.__name__}: {exc}); fix or uninstall the plugin"
-        ) from exc
-    try:
-        _check_class(cls, name)
-    except TypeError as exc:
-        raise ShiftbenchError(f"{label}: {exc}") from None
-    declared = getattr(cls, "name", None)
-    if declared is None:
-        cls.name = name
-    elif declared != name:
-        raise ShiftbenchError(
-            f"{label}: entry point {name!r} points at a class named {declared!r}; make the two names equal"
-        )
-    _add(name, cls, label)
-    return cls
+    PERTURBATIONS.refresh()
 
 
 def get_perturbation(name: str) -> type[Perturbation]:
@@ -149,27 +107,14 @@ def get_perturbation(name: str) -> type[Perturbation]:
 
     Built-ins and decorated classes first, then the ``shiftbench.perturbations`` entry
     points (imported now, on first use). Unknown names raise :class:`ShiftbenchError`
-    listing the known ones.
+    suggesting close names and listing the known ones.
     """
-    _load_builtins()
-    if name in _REGISTRY:
-        return _REGISTRY[name][0]
-    ep = _pending().get(name)
-    if ep is None:
-        refresh()  # a plugin may have been installed since the last scan
-        ep = _pending().get(name)
-    if ep is not None:
-        return _load_entry_point(name, ep)
-    raise ShiftbenchError(
-        f"unknown perturbation {name!r}; known: {', '.join(known_names())} "
-        f"(plugins register through the {ENTRY_POINT_GROUP!r} entry-point group)"
-    )
+    return PERTURBATIONS.get(name)
 
 
 def known_names() -> list[str]:
     """All registered and plugin names, without importing any plugin."""
-    _load_builtins()
-    return sorted(set(_REGISTRY) | set(_pending()))
+    return PERTURBATIONS.names()
 
 
 def create(name: str, severity: int = 3, **options: Any) -> Perturbation:
@@ -188,11 +133,9 @@ def list_perturbations() -> list[tuple[str, str, str]]:
     error as its origin rather than hiding the others.
     """
     rows = []
-    for name in known_names():
-        try:
-            cls = get_perturbation(name)
-        except ShiftbenchError as exc:
-            rows.append((name, "?", f"broken: {exc}"))
-            continue
-        rows.append((name, cls.family, _REGISTRY[name][1]))
+    for name, entry in sorted(PERTURBATIONS.load_all().items()):
+        if isinstance(entry, ShiftbenchError):
+            rows.append((name, "?", f"broken: {entry}"))
+        else:
+            rows.append((name, entry.obj.family, entry.origin))
     return rows

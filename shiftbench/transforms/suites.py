@@ -11,6 +11,7 @@ A suite file looks like::
         p: 0.5                   # applied to this fraction of images (decided per image)
         severity: 3              # optional per-member level
         options: {}              # constructor options of the perturbation
+    each: false                  # optional: true = a catalogue, evaluate each member alone
 
 Members may be built-ins or plugins. Each member of each image gets its own generator from
 :func:`shiftbench.transforms.base.rng_for` (suite name, member, severity, seed, image id),
@@ -19,7 +20,6 @@ so an image's params never depend on order, batching or worker count.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from shiftbench._hashing import hex_digest
 from shiftbench.errors import ShiftbenchError
 from shiftbench.transforms.base import (
     DEFAULT_SEVERITY,
@@ -71,29 +72,36 @@ class Suite:
         description: str = "",
         severity: int | None = None,
         source: str = "",
+        each: bool = False,
     ) -> None:
         self.name = name
         self.members = list(members)
         self.description = description
         self.severity = severity
         self.source = source
+        #: ``each: true`` in the YAML: evaluate every member alone (a catalogue, not a chain).
+        self.each = bool(each)
         self._hash: str | None = None
 
     def definition(self) -> dict[str, Any]:
-        """Canonical definition: everything that determines the output, and nothing else."""
-        return {
+        """Canonical definition: everything that determines the output, and nothing else
+        (``each`` only when true, so suites without it keep their hashes)."""
+        definition: dict[str, Any] = {
             "engine": ENGINE_VERSION,
             "name": self.name,
             "members": [
                 {"key": m.key, "p": float(m.p), **m.perturbation.describe()} for m in self.members
             ],
         }
+        if self.each:
+            definition["each"] = True
+        return definition
 
     @property
     def hash(self) -> str:
         """sha256 (hex) of :meth:`definition` as canonical JSON."""
         if self._hash is None:
-            self._hash = hashlib.sha256(canonical_json(self.definition()).encode()).hexdigest()
+            self._hash = hex_digest(canonical_json(self.definition()))
         return self._hash
 
     def __repr__(self) -> str:
@@ -190,8 +198,13 @@ def _check_inputs(image: np.ndarray, mask: np.ndarray | None) -> None:
             f"image must be uint8 [H, W, C], got {getattr(image, 'dtype', type(image))} "
             f"{getattr(image, 'shape', '')}"
         )
-    if mask is not None and (mask.dtype != np.uint8 or mask.shape != image.shape[:2]):
-        raise ValueError(f"mask must be uint8 {image.shape[:2]}, got {mask.dtype} {mask.shape}")
+    if mask is not None and (
+        not isinstance(mask, np.ndarray) or mask.dtype != np.uint8 or mask.shape != image.shape[:2]
+    ):
+        raise ValueError(
+            f"mask must be uint8 {image.shape[:2]}, got {getattr(mask, 'dtype', type(mask))} "
+            f"{getattr(mask, 'shape', '')}"
+        )
 
 
 # --------------------------------------------------------------------------- loading
@@ -256,10 +269,10 @@ def suite_from_dict(
     """Build a :class:`Suite` from its parsed YAML mapping (see the module docstring)."""
     if not isinstance(spec, dict):
         raise ShiftbenchError(f"{source}: a suite must be a mapping with a 'perturbations' list")
-    unknown = set(spec) - {"name", "description", "severity", "perturbations"}
+    unknown = set(spec) - {"name", "description", "severity", "perturbations", "each"}
     if unknown:
         raise ShiftbenchError(
-            f"{source}: unknown key(s) {sorted(unknown)}; allowed: name, description, severity, perturbations"
+            f"{source}: unknown key(s) {sorted(unknown)}; allowed: name, description, severity, perturbations, each"
         )
     name = str(spec.get("name") or default_name)
     default = spec.get("severity", DEFAULT_SEVERITY)
@@ -301,10 +314,14 @@ def suite_from_dict(
         seen[pname] = seen.get(pname, 0) + 1
         key = pname if seen[pname] == 1 else f"{pname}#{seen[pname]}"
         members.append(Member(key=key, perturbation=perturbation, p=float(p)))
+    each = spec.get("each", False)
+    if not isinstance(each, bool):
+        raise ShiftbenchError(f"{source}: each: {each!r} is not a boolean; use true or false")
     return Suite(
         name,
         members,
         description=str(spec.get("description", "")).strip(),
         severity=severity if severity is not None else default,
         source=source,
+        each=each,
     )

@@ -1,0 +1,230 @@
+"""One unit of a study, from fit to result rows, and the pure evaluation of one condition.
+
+:func:`calibrate` picks a validation domain's image and pixel thresholds (validation data
+only); :func:`condition_metrics` turns test scores, maps and masks plus those frozen
+thresholds into the metric values of one condition. Both are pure functions of arrays.
+:func:`run_unit` fits one model and evaluates every condition it serves; it returns its
+tables and leaves writing to the caller (the driver owns the run directory).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from shiftbench.protocols.images import SplitImages
+from shiftbench.protocols.plan import Condition, Domain, Unit, severity_value
+from shiftbench.results import schema
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """A validation domain's frozen operating points."""
+
+    image: float
+    pixel: float  # NaN without ground-truth masks
+    has_pixels: bool
+    map_range: tuple[float, float] | None = None  # 0.1/99.9 percentiles of validation maps
+
+
+def calibrate(labels, val_scores, val_maps, val_masks, has_masks: bool, *, map_range=False):
+    """F1-optimal image and pixel thresholds from validation scores, maps and masks."""
+    from shiftbench.metrics import f1_optimal_threshold, pixel_f1_optimal_threshold
+
+    image, _ = f1_optimal_threshold(labels, val_scores)
+    has_pixels = bool((val_masks > 0).any()) and has_masks
+    pixel = pixel_f1_optimal_threshold(val_maps, val_masks)[0] if has_pixels else np.nan
+    rng = None
+    if map_range:
+        lo, hi = np.percentile(val_maps, [0.1, 99.9])
+        rng = (float(lo), float(hi))
+    return Thresholds(image, pixel, has_pixels, rng)
+
+
+def condition_metrics(labels, test_scores, test_maps, test_masks, thr: Thresholds) -> dict:
+    """Metric values of one condition: image metrics at the frozen image threshold, and
+    pixel metrics when validation and test images both have masks."""
+    from shiftbench.metrics import (
+        aupro,
+        f1_max,
+        image_auprc,
+        image_auroc,
+        pixel_auroc,
+        pixel_f1,
+        threshold_metrics,
+    )
+
+    tm = threshold_metrics(labels, test_scores, thr.image)
+    values = {
+        "image_auroc": image_auroc(labels, test_scores),
+        "image_auprc": image_auprc(labels, test_scores),
+        "image_f1": tm["f1"],
+        "image_precision": tm["precision"],
+        "image_recall": tm["recall"],
+        "image_accuracy": tm["accuracy"],
+        "image_f1_max_oracle": f1_max(labels, test_scores),
+        "image_threshold": thr.image,
+        "pixel_threshold": thr.pixel,
+    }
+    if thr.has_pixels and (test_masks > 0).any():
+        values["pixel_auroc"] = pixel_auroc(test_maps, test_masks)
+        values["pixel_aupro"] = aupro(test_maps, test_masks)
+        values["pixel_f1"] = pixel_f1(test_maps, test_masks, thr.pixel)
+    return values
+
+
+def score_rows(category, unit: Unit, c: Condition, split, rows, scores, thr: Thresholds):
+    """The ``scores`` rows of one split under one condition."""
+    return pd.DataFrame(
+        {
+            "category": category,
+            "model": unit.model,
+            "seed": unit.seed,
+            "protocol": c.protocol.name,
+            "severity": severity_value(c.severity),
+            "split": split,
+            "sample_id": rows["sample_id"].to_numpy(),
+            "label": rows["label"].to_numpy(),
+            "defect_type": rows["defect_type"].to_numpy(),
+            "score": scores,
+            "threshold": thr.image,
+            "decision": (scores >= thr.image).astype(np.int8),
+            "pixel_threshold": thr.pixel,
+        }
+    )
+
+
+@dataclass
+class UnitResult:
+    """What one unit produced: its two tables and its timings."""
+
+    scores: pd.DataFrame
+    metrics: pd.DataFrame
+    fit_seconds: float
+    score_seconds: float
+
+
+class _Scorer:
+    """Scores each (domain, split) of one category once, keeping anomaly maps only until
+    the unit is done with them (in a sweep, one level's maps at a time)."""
+
+    def __init__(self, score: Callable, data: SplitImages, map_range: bool):
+        self.score, self.data, self.map_range = score, data, map_range
+        self.scores: dict[tuple[Domain, str], np.ndarray] = {}
+        self.maps: dict[tuple[Domain, str], np.ndarray] = {}
+        self.thresholds: dict[Domain, Thresholds] = {}
+
+    def scored(self, domain: Domain, split: str) -> np.ndarray:
+        if (domain, split) not in self.scores:
+            images = self.data.pixels(domain, split)[0]
+            self.scores[domain, split], self.maps[domain, split] = self.score(images)
+        return self.scores[domain, split]
+
+    def calibrated(self, domain: Domain) -> Thresholds:
+        # calibrated once even when several protocols (or every level of a sweep) share it
+        if domain not in self.thresholds:
+            val_scores = self.scored(domain, "val")
+            val_maps = self.maps.pop((domain, "val"))  # needed for this only
+            d = self.data
+            self.thresholds[domain] = calibrate(
+                d.rows("val")["label"].to_numpy(),
+                val_scores,
+                val_maps,
+                d.pixels(domain, "val")[1],
+                d.table["mask_path"].notna().any(),
+                map_range=self.map_range,
+            )
+        return self.thresholds[domain]
+
+
+def run_unit(
+    unit: Unit,
+    model,
+    data: dict[str, SplitImages],
+    *,
+    on_maps: Callable | None = None,
+    on_fitted: Callable | None = None,
+) -> UnitResult:
+    """Fit ``model`` on the unit's training images and evaluate every condition it serves.
+
+    ``on_maps(category, condition, sample_ids, maps)`` receives each condition's test maps
+    (to save them); ``on_fitted(model, thresholds)`` receives the fitted model and each
+    category's thresholds in the fit domain (to save the model)."""
+    from shiftbench.models.efficiency import model_size_mb, track
+
+    train = np.concatenate([data[c].pixels(unit.fit_domain, "train")[0] for c in unit.categories])
+    with track() as fit_track:
+        model.fit(train)
+    timing = {"n": 0, "seconds": 0.0, "peak": fit_track.peak_memory_mb}
+
+    def score(images):
+        with track() as t:
+            s, m = model.score(images)
+        timing["n"] += len(images)
+        timing["seconds"] += t.seconds
+        timing["peak"] = max(timing["peak"], t.peak_memory_mb)
+        return np.asarray(s, np.float64), np.asarray(m, np.float32)
+
+    score_parts, metric_rows, fitted = [], [], {}
+    for cat in unit.categories:
+        scorer = _Scorer(score, data[cat], map_range=on_fitted is not None)
+        _evaluate_category(cat, unit, scorer, score_parts, metric_rows, on_maps)
+        if on_fitted is not None:
+            fitted[cat] = scorer.calibrated(unit.fit_domain)
+    if on_fitted is not None:
+        on_fitted(model, fitted)
+    ms = 1000.0 * timing["seconds"] / max(timing["n"], 1)
+    efficiency = {
+        "fit_seconds": fit_track.seconds,
+        "ms_per_image": ms,
+        "images_per_second": 1000.0 / ms if ms > 0 else np.nan,
+        "n_parameters": float(getattr(model, "n_parameters", np.nan)),
+        "model_size_mb": model_size_mb(model),
+        "peak_memory_mb": timing["peak"],
+    }
+    for cat in unit.categories:
+        for c in unit.conditions:
+            metric_rows += _metric_rows(cat, unit, c, efficiency)
+    metrics = pd.DataFrame(metric_rows, columns=list(schema.METRIC_COLUMNS))
+    return UnitResult(
+        pd.concat(score_parts, ignore_index=True), metrics, fit_track.seconds, timing["seconds"]
+    )
+
+
+def _metric_rows(category, unit: Unit, c: Condition, values: dict) -> list[tuple]:
+    sev = severity_value(c.severity)
+    return [
+        (category, unit.model, unit.seed, c.protocol.name, sev, k, float(v))
+        for k, v in values.items()
+    ]
+
+
+def _evaluate_category(cat, unit: Unit, scorer: _Scorer, score_parts, metric_rows, on_maps):
+    """Every condition of ``unit`` on one category's images, in order; a domain's maps and
+    twins are freed as soon as no later condition uses them."""
+    d = scorer.data
+    val_rows, test_rows = d.rows("val"), d.rows("test")
+    for i, c in enumerate(unit.conditions):
+        thr_domain, eval_domain = c.threshold_domain, c.eval_domain
+        thr = scorer.calibrated(thr_domain)
+        val_scores = scorer.scored(thr_domain, "val")
+        test_scores = scorer.scored(eval_domain, "test")
+        test_maps = scorer.maps[eval_domain, "test"]
+        score_parts.append(score_rows(cat, unit, c, "val", val_rows, val_scores, thr))
+        score_parts.append(score_rows(cat, unit, c, "test", test_rows, test_scores, thr))
+        labels = test_rows["label"].to_numpy()
+        test_masks = d.pixels(eval_domain, "test")[1]
+        values = condition_metrics(labels, test_scores, test_maps, test_masks, thr)
+        metric_rows += _metric_rows(cat, unit, c, values)
+        if on_maps is not None:
+            on_maps(cat, c, test_rows["sample_id"].to_numpy(), test_maps)
+        del test_maps
+        later = [(c_.threshold_domain, c_.eval_domain) for c_ in unit.conditions[i + 1 :]]
+        if eval_domain not in {e for _, e in later}:  # no later condition evaluates on it
+            del scorer.maps[eval_domain, "test"]
+        for domain in {thr_domain, eval_domain} - {x for pair in later for x in pair}:
+            if not domain.is_clean:
+                d.drop(domain)  # done with it (reloaded from the cache if needed)

@@ -1,0 +1,186 @@
+"""The images a study scores: decoded once per category and seed, shifted twins made once
+per (suite, severity, seed) and streamed level by level.
+
+With the image cache on (:mod:`shiftbench.data.cache`), a shifted domain is loaded on first
+use and may be dropped when a unit is done with it (it is read back from the cache when a
+later unit needs it), so a severity sweep holds its clean images plus one level. Without
+the cache, twins are made once and kept for every unit of the group.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from shiftbench.data.cache import batch_key, cached, digest, entry_path, read_batch
+from shiftbench.protocols.manifest import shift_code
+from shiftbench.protocols.plan import CLEAN, EVAL_SPLITS, Domain
+from shiftbench.results import RunDir, shift_params_frame
+
+#: above this many pixels per batch, shifting uses worker processes instead of threads
+PARALLEL_SHIFT_PIXELS = 50_000_000
+
+
+@dataclass
+class SplitImages:
+    """The images of one category and seed, in every domain its units use."""
+
+    table: pd.DataFrame  # rows of this category, with `split`
+    images: dict[tuple[Domain, str], np.ndarray] = field(default_factory=dict)  # [N,H,W,3]
+    masks: dict[tuple[Domain, str], np.ndarray] = field(default_factory=dict)  # [N,H,W]
+    #: shifted domain -> fills its images and masks (set when twins are kept in the image
+    #: cache: a domain can then be dropped after use and loaded again when needed)
+    loaders: dict[Domain, Callable[[], None]] = field(default_factory=dict)
+    _rows: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    def pixels(self, domain: Domain, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """Images ``[N,H,W,3]`` and masks ``[N,H,W]`` of one (domain, split)."""
+        if (domain, split) not in self.images and domain in self.loaders:
+            self.loaders[domain]()
+        return self.images[domain, split], self.masks[domain, split]
+
+    def drop(self, domain: Domain) -> None:
+        """Free a shifted domain's arrays if it can be loaded again (from the cache)."""
+        if domain in self.loaders:
+            for key in [k for k in self.images if k[0] == domain]:
+                del self.images[key], self.masks[key]
+
+    def rows(self, split: str) -> pd.DataFrame:
+        if split not in self._rows:  # asked for once per protocol and unit: filter once
+            self._rows[split] = self.table[self.table["split"] == split]
+        return self._rows[split]
+
+
+class ImageSource:
+    """Reads a study's images and makes their shifted twins; ``shift_seconds`` and
+    ``cache_stats`` (image-cache hits and misses) accumulate over the study."""
+
+    def __init__(self, config, splits: pd.DataFrame, suites: dict, run: RunDir, progress: bool):
+        self.config = config
+        self.splits = splits
+        self.suites = suites  # severity -> Suite
+        self.run = run
+        self.progress = progress
+        self.shift_seconds = 0.0
+        self.cache_stats = {"hits": 0, "misses": 0}
+
+    def load_category(
+        self, category: str, seed: int, needs: set[tuple[Domain, str]]
+    ) -> SplitImages:
+        """Clean images of one category and seed, plus the shifted twins of the splits that
+        ``needs`` names: a ``shift-noadapt`` study shifts its test images only, never
+        training images no model will see. Twins are made now, or, with the image cache
+        on, when first used (:meth:`SplitImages.pixels`)."""
+        size, cache, stats = self.config.image_size, self.config.image_cache, self.cache_stats
+        table = self.splits[(self.splits["seed"] == seed) & (self.splits["category"] == category)]
+        table = (
+            table[table["split"].isin(["train", *EVAL_SPLITS])]
+            .sort_values("sample_id")
+            .reset_index(drop=True)
+        )
+        data = SplitImages(table)
+        images = read_batch(table["image_path"], size, kind="image", cache=cache, stats=stats)
+        masks = read_batch(table["mask_path"], size, kind="mask", cache=cache, stats=stats)
+        split_of = table["split"].to_numpy()
+        for split in ("train", *EVAL_SPLITS):
+            idx = np.flatnonzero(split_of == split)
+            data.images[CLEAN, split], data.masks[CLEAN, split] = images[idx], masks[idx]
+        for domain in sorted({d for d, _ in needs} - {CLEAN}):
+            splits = sorted({sp for d, sp in needs if d == domain})
+            load = functools.partial(self._load_twins, category, seed, data, domain, splits)
+            if cache:
+                data.loaders[domain] = load  # on first use; dropped and reloaded level by level
+            else:
+                load()  # no cache to reload from: made once, kept for every unit
+        return data
+
+    def _load_twins(
+        self, category: str, seed: int, data: SplitImages, domain: Domain, splits: list
+    ) -> None:
+        """Shift the clean images of ``splits`` into ``domain``."""
+        split_of = data.table["split"].to_numpy()
+        rows = np.flatnonzero(np.isin(split_of, splits))  # table order, as the cache keys it
+        first = data.images[CLEAN, splits[0]]
+        images = np.empty((len(rows), *first.shape[1:]), first.dtype)
+        masks = np.empty((len(rows), *data.masks[CLEAN, splits[0]].shape[1:]), np.uint8)
+        for split in splits:
+            at = np.searchsorted(rows, np.flatnonzero(split_of == split))
+            images[at], masks[at] = data.images[CLEAN, split], data.masks[CLEAN, split]
+        im, ma, kept = self._shifted(
+            category, seed, domain.severity, data.table.iloc[rows], images, masks
+        )
+        if not kept:  # the cache could not keep them (unwritable, full): keep them in memory
+            data.loaders.pop(domain, None)
+        for split in splits:
+            idx = np.flatnonzero(split_of[rows] == split)
+            data.images[domain, split], data.masks[domain, split] = im[idx], ma[idx]
+
+    def _shift(self, category, severity, seed, ids, images, masks) -> dict[str, np.ndarray]:
+        """Shift a batch now: threads for small batches (starting worker processes costs
+        seconds, each imports albumentations and torch), processes above ~50 Mpx."""
+        from tqdm.auto import tqdm
+
+        from shiftbench.transforms.twins import shift_batch
+
+        big = images[..., 0].size > PARALLEL_SHIFT_PIXELS
+        desc = f"shifting {category} (severity {severity})"
+        with tqdm(
+            total=len(ids), desc=desc, unit="img", leave=False, disable=not self.progress
+        ) as bar:
+            out_images, out_masks, params = shift_batch(
+                self.suites[severity],
+                images,
+                masks,
+                list(ids),
+                seed,
+                workers=self.config.workers if big else 1,
+                threads=1 if big else self.config.workers,
+                progress=bar.update,
+            )
+        return {
+            "images": out_images,
+            "masks": out_masks,
+            "params": np.array([json.dumps(p, sort_keys=True) for p in params]),
+        }
+
+    def _shifted(self, category, seed, severity, table: pd.DataFrame, images, masks):
+        """Shifted twins of one category's images, made once per (suite, severity, seed)
+        and shared by every model. With the image cache on they are kept there too, so a
+        resumed run or a later study on the same images reads them back (byte-identical:
+        shifting is deterministic); their parameters are written to the run. Returns the
+        twins and whether the cache holds them."""
+        ids = table["sample_id"].to_numpy().astype(str)
+        suite = self.suites[severity]
+        t0 = time.perf_counter()
+        key = None
+        if self.config.image_cache:
+            size = self.config.image_size
+            inputs = [
+                batch_key(table["image_path"], size, "image"),
+                batch_key(table["mask_path"], size, "mask"),
+            ]
+            if None not in inputs:
+                key = digest(["twins", shift_code(suite), suite.hash, seed, inputs, list(ids)])
+        name = f"twins-{suite.name}-sev{severity}-seed{seed}"
+        compute = functools.partial(self._shift, category, severity, seed, ids, images, masks)
+        twins = cached(name, key, compute, self.cache_stats)
+        kept = key is not None and entry_path(name, key).is_file()
+        self.shift_seconds += time.perf_counter() - t0
+        rows = shift_params_frame(
+            seed,
+            category,
+            ids,
+            table["split"].to_numpy(),
+            suite.name,
+            suite.hash,
+            severity,
+            twins["params"],
+        )
+        self.run.write_shift_params(seed, severity, category, rows)
+        return twins["images"], twins["masks"], kept

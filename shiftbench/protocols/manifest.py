@@ -1,0 +1,108 @@
+"""What a run's ``manifest.json`` records besides its results: the exact command, the
+config and its hash, library versions, the git commit, split and suite hashes, and the
+state of the run (keys: :data:`shiftbench.results.schema.MANIFEST_KEYS`)."""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata as md
+import inspect
+import platform
+import shlex
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from shiftbench.data import split_hash
+from shiftbench.data.cache import source_digest
+from shiftbench.results import schema
+
+#: packages whose versions a run records (shifted pixels depend on numpy's generators and
+#: OpenCV's warps, scores on torch and the model libraries)
+_PACKAGES = (
+    "shiftbench",
+    "numpy",
+    "torch",
+    "torchvision",
+    "timm",
+    "anomalib",
+    "albumentations",
+    "scikit-learn",
+    "scipy",
+    "statsmodels",
+    "pandas",
+    "opencv-python-headless",
+    "faiss-cpu",
+)
+
+
+@functools.lru_cache(maxsize=1)
+def versions() -> dict[str, str]:
+    """Python's and every installed package of :data:`_PACKAGES`' version."""
+    out = {"python": platform.python_version()}
+    for pkg in _PACKAGES:
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def shift_code(suite) -> list[str]:
+    """What makes a suite's pixels besides its definition: the versions of the libraries
+    whose numerics it uses and the source of the shift engine and of every member's class
+    (a plugin edited without a version bump still gets fresh twins)."""
+    import shiftbench.transforms as transforms
+
+    files = [str(p) for p in Path(transforms.__file__).parent.glob("*.py")]
+    files += [inspect.getfile(type(m.perturbation)) for m in suite.members]
+    libs = [versions().get(k, "") for k in ("numpy", "opencv-python-headless", "albumentations")]
+    return [*libs, source_digest(tuple(sorted(files)))]
+
+
+def git_commit() -> str | None:
+    """The commit of the shiftbench checkout, when it runs from one."""
+    try:
+        proc = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout.strip() or None if proc.returncode == 0 else None
+
+
+def now() -> str:
+    """The current UTC time, ISO 8601 to the second."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def study_fields(config, protocols, command: list[str], splits: pd.DataFrame, suites, units) -> dict:
+    """The manifest keys that describe the study (written at every start or resume)."""
+    suite = None
+    if suites:
+        first = next(iter(suites.values()))
+        suite = {
+            "name": first.name,
+            "hash": first.hash,
+            "severity": config.severity,
+            "hashes": {str(s): st.hash for s, st in suites.items()},
+        }
+    return {
+        "config": config.to_dict(),
+        "config_hash": config.hash,
+        "command": shlex.join(command),
+        "seeds": config.seeds,
+        "protocols": [p.__dict__ for p in protocols],
+        "versions": dict(versions()),
+        "git_commit": git_commit(),
+        "split_hashes": {str(s): split_hash(splits[splits["seed"] == s]) for s in config.seeds},
+        "suite": suite,
+        "units": [u.key for u in units],
+        "status": schema.STATUS_RUNNING,
+    }

@@ -1,0 +1,134 @@
+"""The plan of a study: which fits (units) it needs and which conditions each one serves.
+
+A *domain* is a set of images: the clean images, or their shifted twins at one severity.
+A *condition* is one (protocol, severity) cell of the results: fit in one domain,
+threshold on the validation images of a second, evaluate on the test images of a third.
+A *unit* is one fit — a model fitted on one group's training split in one domain, for one
+seed — with every condition that fit serves. One fit on Train-clean serves both ``clean``
+and ``shift-noadapt`` at every severity of a sweep; ``shift-adapt`` fits on Train-shift,
+once per severity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from shiftbench.protocols.config import Protocol, StudyConfig, resolve_protocols
+
+#: the splits a unit scores (it fits on ``train``)
+EVAL_SPLITS = ("val", "test")
+
+
+@dataclass(frozen=True, order=True)
+class Domain:
+    """The clean images (``severity`` None) or their shifted twins at one severity."""
+
+    severity: int | None = None
+
+    @property
+    def is_clean(self) -> bool:
+        return self.severity is None
+
+    def __str__(self) -> str:
+        return "clean" if self.is_clean else f"shift@{self.severity}"
+
+
+CLEAN = Domain()
+
+
+def domain_of(side: str, severity: int | None) -> Domain:
+    """The domain a protocol names for one of its sides (``"clean"`` or ``"shift"``)."""
+    return CLEAN if side == "clean" else Domain(severity)
+
+
+def severity_value(severity: int | None) -> float:
+    """The ``severity`` column of scores and metrics: the level, NaN for ``clean``."""
+    return np.nan if severity is None else float(severity)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One results cell: a protocol at one severity (None for ``clean``)."""
+
+    protocol: Protocol
+    severity: int | None
+
+    @property
+    def threshold_domain(self) -> Domain:
+        return domain_of(self.protocol.threshold_from, self.severity)
+
+    @property
+    def eval_domain(self) -> Domain:
+        return domain_of(self.protocol.evaluate_on, self.severity)
+
+    @property
+    def label(self) -> str:
+        name = self.protocol.name
+        return name if self.severity is None else f"{name}@sev{self.severity}"
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One fit and the conditions it serves."""
+
+    group: str  # a category, or "global"
+    categories: tuple[str, ...]
+    model: str
+    seed: int
+    fit_domain: Domain
+    conditions: tuple[Condition, ...]
+
+    @property
+    def key(self) -> str:
+        fit = "clean" if self.fit_domain.is_clean else f"shift-sev{self.fit_domain.severity}"
+        return f"{self.group}__{self.model}__seed{self.seed}__{fit}"
+
+    def needs(self) -> set[tuple[Domain, str]]:
+        """The (domain, split) pairs this unit fits on, thresholds on or scores."""
+        out = {(self.fit_domain, "train")}
+        for c in self.conditions:
+            out |= {(c.threshold_domain, "val"), (c.eval_domain, "test")}
+        return out
+
+
+def with_clean_reference(protocols: list[Protocol]) -> list[Protocol]:
+    """Add ``clean`` whenever ``shift-noadapt`` runs without it.
+
+    Its fit, threshold and validation scores are the same; only the clean test images are
+    scored on top, and the drop clean -> shifted is what a shift study reports.
+    """
+    names = {p.name for p in protocols}
+    if "shift-noadapt" in names and "clean" not in names:
+        return resolve_protocols(["clean", *names])
+    return protocols
+
+
+def touches_shift(p: Protocol) -> bool:
+    """Whether a protocol sees shifted images on any side."""
+    return "shift" in (p.fit_on, p.threshold_from, p.evaluate_on)
+
+
+def plan_units(config: StudyConfig, categories: list[str]) -> list[Unit]:
+    """The grid of fits the study needs, in execution order."""
+    protocols = with_clean_reference(config.protocols)
+    groups = (
+        [("global", tuple(categories))] if config.global_model else [(c, (c,)) for c in categories]
+    )
+    sevs = config.severities
+    clean = [p for p in protocols if p.fit_on == "clean"]
+    shifted = [p for p in protocols if p.fit_on == "shift"]
+    units = []
+    for seed in config.seeds:
+        for group, cats in groups:
+            for model in config.models:
+                if clean:
+                    conditions = tuple(
+                        Condition(p, s) for p in clean for s in (sevs if touches_shift(p) else [None])
+                    )
+                    units.append(Unit(group, cats, model, seed, CLEAN, conditions))
+                for s in sevs if shifted else []:
+                    conditions = tuple(Condition(p, s) for p in shifted)
+                    units.append(Unit(group, cats, model, seed, Domain(s), conditions))
+    return units

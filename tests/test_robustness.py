@@ -1,0 +1,126 @@
+"""Robustness numbers (shiftbench.analysis.robustness), each against a hand-worked case.
+
+Two models on one category and seed, baseline ``B``; shift ``f`` at levels 1 and 3
+(unevenly spaced, so the trapezoid is exercised) and shift ``g`` where nobody loses:
+
+=====  =====  ========  ========  ========  ========
+model  clean  f, sev1   f, sev3   g, sev1   g, sev3
+=====  =====  ========  ========  ========  ========
+A      0.90   0.80      0.60      0.90      0.90
+B      0.80   0.70      0.40      0.80      0.80
+=====  =====  ========  ========  ========  ========
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from shiftbench.analysis import robustness as rb
+from shiftbench.results import schema
+
+TABLE = {
+    "A": {"clean": 0.9, ("f", 1): 0.8, ("f", 3): 0.6, ("g", 1): 0.9, ("g", 3): 0.9},
+    "B": {"clean": 0.8, ("f", 1): 0.7, ("f", 3): 0.4, ("g", 1): 0.8, ("g", 3): 0.8},
+}
+
+
+def _metrics(with_shift_column: bool, shifts=("f", "g"), seeds=(0,)) -> pd.DataFrame:
+    rows = []
+    for seed in seeds:
+        for model, vals in TABLE.items():
+            bump = 0.01 * seed
+            rows.append(("c", model, seed, "clean", np.nan, "", "image_auroc", vals["clean"] + bump))
+            for (f, lev), v in ((k, v) for k, v in vals.items() if k != "clean"):
+                if f in shifts:
+                    rows.append(("c", model, seed, "shift-noadapt", float(lev), f, "image_auroc", v + bump))
+        rows.append(("mean", "A", seed, "clean", np.nan, "", "image_auroc", 0.0))  # ignored
+    cols = [*schema.METRIC_COLUMNS[:5], schema.SHIFT_COLUMN, "metric", "value"]
+    df = pd.DataFrame(rows, columns=cols)
+    return df if with_shift_column else df.drop(columns=schema.SHIFT_COLUMN)
+
+
+def test_ausc_hand_worked():
+    # (0, .9) (1, .8) (3, .6): 1 * .85 + 2 * .7 = 2.25, over 3 -> 0.75
+    assert rb.ausc([0, 1, 3], [0.9, 0.8, 0.6]) == pytest.approx(0.75)
+    assert rb.ausc([3, 0, 1], [0.6, 0.9, 0.8]) == pytest.approx(0.75)  # order-free
+    assert rb.ausc([0, 1, 5], [0.7, 0.7, 0.7]) == pytest.approx(0.7)  # flat: the clean value
+    assert np.isnan(rb.ausc([0], [0.9]))
+
+
+def test_curve_frame_with_and_without_shift_column():
+    c = rb.curve_frame(_metrics(True))
+    assert sorted(c["shift"].unique()) == ["f", "g"]
+    clean = c[c["severity"] == 0]
+    assert len(clean) == 4  # 2 models x 2 shifts, the clean value repeated per shift
+    assert set(c["category"]) == {"c"}  # the stored mean category is not averaged in
+    ordinary = _metrics(False, shifts=("f",))
+    c1 = rb.curve_frame(ordinary, shift_name="mvtec-shift")
+    assert set(c1["shift"]) == {"mvtec-shift"}
+    a = c1[c1["model"] == "A"].set_index("severity")["value"]
+    assert a.to_dict() == pytest.approx({0.0: 0.9, 1.0: 0.8, 3.0: 0.6})
+
+
+def test_summary_numbers_hand_worked():
+    s = rb.robustness_summary(rb.curve_frame(_metrics(False, shifts=("f",))), baseline="B")
+    s = s.set_index("model")
+    a, b = s.loc["A"], s.loc["B"]
+    assert a["clean"] == pytest.approx(0.9)
+    assert a["mean_shifted"] == pytest.approx(0.7)  # (0.8 + 0.6) / 2
+    assert a["drop"] == pytest.approx(0.2)
+    assert a["relative_robustness"] == pytest.approx(0.7 / 0.9)
+    assert a["ausc"] == pytest.approx(0.75)
+    assert (a["worst"], a["worst_severity"]) == (pytest.approx(0.6), 3.0)
+    assert b["ausc"] == pytest.approx((0.75 + 2 * 0.55) / 3)
+    # CE_A = (0.2 + 0.4) / (0.3 + 0.6); rCE_A = (0.1 + 0.3) / (0.1 + 0.4)
+    assert a["mce"] == pytest.approx(0.6 / 0.9)
+    assert a["relative_mce"] == pytest.approx(0.8)
+    assert b["mce"] == pytest.approx(1.0) and b["relative_mce"] == pytest.approx(1.0)
+    assert np.isnan(a["ausc_sd"])  # one seed: no spread
+
+
+def test_mce_over_shifts_and_undefined_relative_ce():
+    curves = rb.curve_frame(_metrics(True))
+    ce = rb.corruption_errors(rb.mean_curves(curves), "B").set_index(["model", "shift"])
+    assert ce.loc[("A", "g"), "ce"] == pytest.approx(0.2 / 0.4)
+    # the baseline loses nothing under g: relative CE is undefined, not infinite
+    assert np.isnan(ce.loc[("A", "g"), "relative_ce"])
+    s = rb.robustness_summary(curves, baseline="B").set_index("model")
+    assert s.loc["A", "mce"] == pytest.approx((0.6 / 0.9 + 0.5) / 2)
+    assert s.loc["A", "relative_mce"] == pytest.approx(0.8)  # the defined shift only
+    assert s.loc["A", "mean_shifted"] == pytest.approx((0.8 + 0.6 + 0.9 + 0.9) / 4)
+    assert (s.loc["A", "worst_shift"], s.loc["A", "worst_severity"]) == ("f", 3.0)
+    with pytest.raises(ValueError, match="baseline"):
+        rb.corruption_errors(rb.mean_curves(curves), "nope")
+
+
+def test_seed_spread_and_heatmap():
+    curves = rb.curve_frame(_metrics(False, shifts=("f",), seeds=(0, 1)))
+    s = rb.robustness_summary(curves).set_index("model")
+    assert s.loc["A", "clean"] == pytest.approx(0.905)
+    # each seed's mean shifted value is 0.70 and 0.71
+    assert s.loc["A", "mean_shifted_sd"] == pytest.approx(np.std([0.70, 0.71], ddof=1))
+    assert "mce" not in s.columns  # no baseline, no mCE
+    h = rb.heatmap_frame(curves).set_index(["model", "severity"])
+    assert h.loc[("A", 3.0), "drop"] == pytest.approx(-0.3)
+    assert h.loc[("A", 0.0), "drop"] == pytest.approx(0.0)
+
+
+def test_ranking_rule_for_cd():
+    rng = np.random.default_rng(0)
+    rows = []
+    for cat in ("a", "b", "c"):
+        for seed in range(4):
+            for m, base in (("x", 0.9), ("y", 0.8), ("z", 0.7)):
+                rows.append((cat, m, seed, "clean", np.nan, "image_auroc", base))
+                rows.append((cat, m, seed, "shift-noadapt", 3.0, "image_auroc",
+                             base - 0.1 + rng.normal(0, 0.01)))  # fmt: skip
+    metrics = pd.DataFrame(rows, columns=list(schema.METRIC_COLUMNS))
+    r = rb.ranking(rb.curve_frame(metrics))
+    assert r.n_blocks == 12 and r.draw_cd
+    assert list(r.result.average_ranks.index) == ["x", "y", "z"]
+    few = rb.ranking(rb.curve_frame(metrics[metrics["category"] == "a"]))
+    assert few.n_blocks == 4 and not few.draw_cd and "4 blocks < 10" in few.reason
+    two = rb.ranking(rb.curve_frame(metrics[metrics["model"] != "z"]))
+    assert two.result is None and "3 models" in two.reason
