@@ -132,7 +132,5 @@ def bar(
     if not disable and _is_tty(stream):
         from tqdm.auto import tqdm
 
-        return tqdm(
-            total=total, desc=desc, unit=unit, leave=leave, position=position, file=file
-        )
+        return tqdm(total=total, desc=desc, unit=unit, leave=leave, position=position, file=file)
     return LineProgress(total, desc, unit, disable=disable, leave=leave, file=file)

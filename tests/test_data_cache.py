@@ -194,14 +194,15 @@ def test_cache_cli_info_and_clear(files, own_cache):
 def test_a_sweep_holds_one_shifted_level_at_a_time(tiny_synthetic, tmp_path, own_cache):
     """With twins in the cache, each level is loaded when first used and dropped when its
     unit is done with it; results equal a cache-free run's, which keeps every level."""
-    from shiftbench.protocols.runner import StudyRunner
+    from shiftbench.protocols.images import ImageSource
+    from shiftbench.protocols.plan import CLEAN
 
     resident = []
-    original = StudyRunner._load_twins
+    original = ImageSource._load_twins
 
-    def watching(self, run, category, seed, data, tag, splits):
-        resident.append(sorted({d for d, _ in data.images} - {"clean"}))
-        return original(self, run, category, seed, data, tag, splits)
+    def watching(self, category, seed, data, domain, splits):
+        resident.append(sorted({d for d, _ in data.images} - {CLEAN}))
+        return original(self, category, seed, data, domain, splits)
 
     def run(name, **over):
         return _run_study(
@@ -209,7 +210,7 @@ def test_a_sweep_holds_one_shifted_level_at_a_time(tiny_synthetic, tmp_path, own
         )
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(StudyRunner, "_load_twins", watching)
+        mp.setattr(ImageSource, "_load_twins", watching)
         streamed = run("streamed")
     # clean fit: level 1 then level 3; then the Train-shift fit of each level reloads it
     assert len(resident) == 4 and all(r == [] for r in resident)
@@ -254,3 +255,61 @@ def test_a_bad_budget_is_one_line_before_any_work(value, own_cache, monkeypatch,
         assert exit_.value.code == 2 and len(err.splitlines()) == 1
         assert err.startswith(f"error: SHIFTBENCH_CACHE_GB={value!r}") and "unset it" in err
     assert not own_cache.exists()  # failed before reading or generating anything
+
+
+def test_entries_are_compressed_and_read_back_byte_identical(files, own_cache):
+    import zipfile
+
+    paths, mask = files
+    first = cache.read_batch(paths, 24)
+    (entry,) = _entries(own_cache)
+    with zipfile.ZipFile(entry) as z:
+        assert {i.compress_type for i in z.infolist()} == {zipfile.ZIP_DEFLATED}
+    again = cache.read_batch(paths, 24)
+    assert again.dtype == first.dtype and again.tobytes() == first.tobytes()
+    info = cache.cache_info()
+    assert info["raw_mb"] * 2**20 >= first.nbytes and info["ratio"] == pytest.approx(
+        info["raw_mb"] / info["size_mb"]
+    )
+    # an entry written uncompressed (by an older version) is still read
+    key = cache.batch_key(paths, 20, "image")
+    raw = cache.entry_path("image-20px", key)
+    np.savez(raw, a=np.zeros((5, 20, 20, 3), np.uint8))
+    assert cache.read_batch(paths, 20).sum() == 0
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_cache_entries_follow_the_umask(files, own_cache, umask):
+    old = os.umask(umask)
+    try:
+        cache.read_batch(files[0], 16)
+    finally:
+        os.umask(old)
+    (entry,) = _entries(own_cache)
+    assert entry.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_crop_cuts_images_and_masks_alike_and_is_keyed_only_when_set(files, own_cache):
+    from shiftbench.data.io import center_crop
+
+    paths, mask = files
+    full = cache.read_batch(paths, 32)
+    full_masks = cache.read_batch([mask, None], 32, kind="mask")
+    cropped = cache.read_batch(paths, 32, crop=24)
+    masks = cache.read_batch([mask, None], 32, kind="mask", crop=24)
+    assert cropped.shape == (5, 24, 24, 3) and masks.shape == (2, 24, 24)
+    np.testing.assert_array_equal(cropped, full[:, 4:28, 4:28])
+    np.testing.assert_array_equal(masks, full_masks[:, 4:28, 4:28])
+    np.testing.assert_array_equal(cropped, center_crop(full, 24))
+    np.testing.assert_array_equal(read_image(paths[0], 32, crop=24), cropped[0])
+    np.testing.assert_array_equal(read_mask(mask, 32, crop=24), masks[0])
+    assert read_mask(None, 32, crop=24).shape == (24, 24)
+    assert cache.read_batch([None, None], 32, kind="mask", crop=24).shape == (2, 24, 24)
+    # keys: unchanged without crop, distinct with it
+    assert cache.batch_key(paths, 32, "image", None) == cache.batch_key(paths, 32, "image")
+    assert cache.batch_key(paths, 32, "image", 24) != cache.batch_key(paths, 32, "image")
+    cropped_entries = [e for e in _entries(own_cache) if e.name.startswith("image-32px-crop24-")]
+    assert len(cropped_entries) == 1
+    np.testing.assert_array_equal(cache.read_batch(paths, 32, crop=24), cropped)  # from cache
+    with pytest.raises(ShiftbenchError, match=r"^crop 40: larger than the image \(32 px\)"):
+        cache.read_batch(paths, 32, crop=40)

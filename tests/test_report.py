@@ -368,6 +368,10 @@ def test_latex_table_structure_or_compiles(fake_run, built, tmp_path):
         assert rule in tex
     spec = re.search(r"\\begin\{tabular\}\{([lc]+)\}", tex).group(1)
     rows = _latex_rows(tex)
+    groups = [r for r in rows if r.startswith(r"\multicolumn")]
+    rows = [r for r in rows if not r.startswith(r"\multicolumn")]
+    # the category is a row of its own above its block; then one row per model
+    assert len(groups) == len(CATEGORIES) + 1
     assert len(rows) == (len(CATEGORIES) + 1) * len(MODELS)
     for row in rows:
         # Split on unescaped & only: names are escaped, so \& never separates cells.
@@ -377,22 +381,61 @@ def test_latex_table_structure_or_compiles(fake_run, built, tmp_path):
         r"(?<!\\)_", tex.replace(r"\_", "").split(r"\begin{tabular}")[1].replace("_{", "")
     ), "unescaped underscore in the table body"
     assert r"\mathbf{" in tex  # best per block in bold
+    assert "table*" in tex  # five value columns: the page width in a two-column paper
     header = tex.split(r"\toprule")[1].split(r"\midrule")[0]
     assert len(re.split(r"(?<!\\)&", header)) == len(spec)
-    if shutil.which("pdflatex"):
-        doc = tmp_path / "t.tex"
-        doc.write_text(
-            "\\documentclass{article}\\usepackage{booktabs}\\usepackage[utf8]{inputenc}"
-            "\\usepackage{amsmath}\\begin{document}\n" + tex + "\\end{document}\n"
-        )
-        res = subprocess.run(
-            ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert res.returncode == 0, res.stdout[-2000:]
+    if not shutil.which("pdflatex"):
+        print("pdflatex missing: compile not checked (tests/test_latex.py checks every table)")
+        return
+    doc = tmp_path / "t.tex"
+    doc.write_text(
+        "\\documentclass{article}\\usepackage{booktabs,threeparttable}\\usepackage[utf8]{inputenc}"
+        "\\usepackage{amsmath}\\begin{document}\n" + tex + "\\end{document}\n"
+    )
+    res = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 0, res.stdout[-2000:]
+
+
+def test_bold_marks_scores_not_deltas_and_the_rule_is_stated(fake_run, built):
+    """Bold = best absolute score per category and protocol column; the Δ columns are never
+    bold (a 'smallest drop' with an interval spanning 0 is no winner). The caption says so,
+    and the notes explain why an interval can exclude 0 without a mark."""
+    md = (fake_run / "tables" / "image_auroc.md").read_text()
+    rows = [ln.split(" | ") for ln in md.splitlines() if ln.startswith("| brick")]
+    assert len(rows) == len(MODELS)
+    for cells in rows:
+        assert "**" not in cells[5] and "**" not in cells[6].rstrip(" |"), cells
+    table = pd.read_csv(fake_run / "tables" / "image_auroc.csv")
+    brick = table[table["category"] == "brick"].set_index("model")
+    best = brick["clean"].idxmax()
+    best_row = next(c for c in rows if c[1] == best.replace("_", "\\_"))
+    assert best_row[2].startswith("**")
+    assert "Bold: best per category and protocol" in md
+    assert "Interval and mark answer different questions" in md
+    tex = (fake_run / "tables" / "image_auroc.tex").read_text()
+    assert "tablenotes" in tex and "not bolded" in tex
+
+
+def test_captions_name_seeds_suite_and_severity(fake_run, built):
+    md = (fake_run / "tables" / "image_auroc.md").read_text()
+    assert "mean over 2 seeds" in md
+    assert "suite mvtec-shift, severity 3" in md
+
+
+def test_one_seed_is_not_called_a_mean(tmp_path):
+    from shiftbench.analysis import render, tables
+
+    scores = pd.read_parquet(make_fake_run(tmp_path, with_maps=False, n_normal=10, n_anom=8)
+                             / "scores.parquet")  # fmt: skip
+    comp = tables.protocol_comparison(scores[scores["seed"] == 1], "image_auroc", n_resamples=200)
+    grid = render.render_comparison(comp, "suite s, severity 3", render.describe_seeds(1, [1]))
+    assert "seed 1" in grid.caption and "mean over" not in grid.caption
 
 
 def test_markdown_and_efficiency_tables(fake_run, built):
@@ -403,11 +446,33 @@ def test_markdown_and_efficiency_tables(fake_run, built):
     assert r"toy\_block" in md and "**" in md
     eff = pd.read_csv(fake_run / "tables" / "efficiency.csv").set_index("model")
     assert eff.loc["padim", "ms_per_image"] == pytest.approx(5.0)
+    assert eff.loc["padim", "images_per_second"] == pytest.approx(200.0)
     assert eff.loc["auto_encoder", "fit_seconds"] == pytest.approx(20.0)
     eff_md = (fake_run / "tables" / "efficiency.md").read_text()
     # Fastest inference (auto_encoder, 2.0 ms) and smallest memory are bold.
     assert re.search(r"\| auto\\_encoder \|.*\*\*2\.0\*\*", eff_md)
-    assert (fake_run / "tables" / "efficiency.tex").is_file()
+    tex = (fake_run / "tables" / "efficiency.tex").read_text()
+    for model in MODELS:  # every row names its model (not only the first)
+        assert sum(ln.startswith(model.replace("_", r"\_") + " &") for ln in tex.splitlines()) == 1
+
+
+def test_efficiency_latency_and_rate_agree():
+    """ms/image is averaged once and images/s derived from it: averaging the two
+    separately gives 5 ms next to 312.5 images/s (1000/5 = 200)."""
+    from shiftbench.analysis.tables import efficiency_table
+
+    rows = []
+    for cat, ms in (("a", 2.0), ("b", 8.0)):
+        rows.append((cat, "m", 0, "clean", np.nan, "ms_per_image", ms))
+        rows.append((cat, "m", 0, "clean", np.nan, "images_per_second", 1000 / ms))
+        rows.append((cat, "r", 0, "clean", np.nan, "images_per_second", 1000 / ms))  # rate only
+    metrics = pd.DataFrame(
+        rows, columns=["category", "model", "seed", "protocol", "severity", "metric", "value"]
+    )
+    eff = efficiency_table(metrics).set_index("model")
+    for model in ("m", "r"):
+        assert eff.loc[model, "ms_per_image"] == pytest.approx(5.0)
+        assert eff.loc[model, "images_per_second"] == pytest.approx(200.0)
 
 
 def test_threshold_transfer_table_flags_degenerate_rule(fake_run, built):
@@ -433,25 +498,44 @@ def _png_size(path: Path) -> tuple[int, int]:
 
 
 def test_figures_written_with_expected_sizes(fake_run, built):
+    """Every figure is one (3.5 in) or two columns (7 in) wide at 300 dpi; PDFs embed
+    TrueType fonts (pdf.fonttype 42)."""
     from shiftbench.analysis.figures import DPI
 
+    assert DPI == 300
     figs = fake_run / "figures"
     expected = {
-        "degradation_image_auroc": (6.9, 2.4),
-        "roc_pr_brick": (6.9, 4.4),
-        "roc_pr_toy_block": (6.9, 4.4),
-        "scores_brick_padim": (6.9, 2.2),
-        "cd_clean": None,
-        "cd_shift-noadapt": None,
-        "qualitative_brick_patchcore": (6.9, 1.45 * 4 + 0.3),
+        "degradation_image_auroc": 7.0,
+        "roc_pr_brick": 7.0,
+        "roc_pr_toy_block": 7.0,
+        "scores_brick_padim": 7.0,
+        "qualitative_brick_patchcore": 7.0,
+        "heatmap_image_auroc": 7.0,
     }
-    for stem, inches in expected.items():
+    for stem, width in expected.items():
         png, pdf = figs / f"{stem}.png", figs / f"{stem}.pdf"
         assert pdf.is_file() and pdf.read_bytes()[:4] == b"%PDF", stem
+        assert b"/FontFile2" in pdf.read_bytes() and b"/Type3" not in pdf.read_bytes(), stem
         w, h = _png_size(png)
-        if inches:
-            assert (w, h) == (round(inches[0] * DPI), round(inches[1] * DPI)), stem
+        assert w == round(width * DPI), stem
+    for png in figs.glob("*.png"):
+        assert _png_size(png)[0] in (round(3.5 * DPI), round(7.0 * DPI)), png.name
     assert any("severity" in s for s in built.skipped)  # no sweep in this run: skipped, not failed
+    # 2 categories x 2 seeds = 4 blocks: no CD diagram, and the report says why
+    assert not list(figs.glob("cd_*"))
+    assert any("critical-difference diagram" in s and "4 blocks" in s and "< 10" in s
+               for s in built.skipped)  # fmt: skip
+
+
+def test_model_style_is_fixed_by_name_not_order():
+    from shiftbench.analysis import palette
+    from shiftbench.analysis.figures import model_style
+
+    assert model_style("patchcore") == palette.MODEL_STYLES["patchcore"].line()
+    a = palette.model_style("my-plugin-model")
+    assert a == palette.model_style("my-plugin-model")  # stable, no registry needed
+    styles = {palette.model_style(m) for m in ("patchcore", "ae", "anomalib-padim")}
+    assert len({s.color for s in styles}) == 3 and len({s.marker for s in styles}) == 3
 
 
 def test_report_html_is_self_contained(fake_run, built):
@@ -459,22 +543,44 @@ def test_report_html_is_self_contained(fake_run, built):
     assert built.html == fake_run / "report.html"
     n_png = len(list((fake_run / "figures").glob("*.png")))
     assert text.count("data:image/png;base64,") == n_png
+    assert text.count("<figcaption>") == n_png  # every figure with its caption
     assert not re.search(r"<img[^>]+src=['\"](?!data:)", text)  # no external images
     assert "<table>" in text and "Image AUROC" in text
+    assert "<nav><h2>Contents</h2>" in text
+    # links to the files, relative to the report
+    assert "href='tables/image_auroc.tex'" in text and "href='figures/roc_pr_brick.pdf'" in text
+    for href in re.findall(r"href='([^'#]+)'", text):
+        assert (fake_run / href).is_file(), href
 
 
-def test_report_html_shows_manifest_keys_the_runner_writes(fake_run, built):
-    """The Run section holds exactly the schema's report keys, all of which the runner
-    writes (the fake run is written by the same writer)."""
+def test_report_html_shows_the_configuration_as_a_table(fake_run, built):
+    """The Run section is a table of the schema's report keys (config flattened), not a
+    JSON dump; all of them are keys the runner writes."""
     from shiftbench.results import schema
 
     text = built.html.read_text()
-    shown = json.loads(html.unescape(re.search(r"<h2>Run</h2><pre>(.*?)</pre>", text, re.S)[1]))
-    assert list(shown) == list(schema.REPORT_MANIFEST_KEYS)
+    run = re.search(r"<h2 id='run'>Run</h2><table class='config'>(.*?)</table>", text, re.S)[1]
+    keys = [html.unescape(k) for k in re.findall(r"<tr><td>(.*?)</td>", run)]
+    assert "command" in keys and "config: suite" in keys and "config: models" in keys
+    assert "{" not in run  # no JSON
     assert set(schema.REPORT_MANIFEST_KEYS) <= set(schema.MANIFEST_KEYS)
     manifest = json.loads((fake_run / "manifest.json").read_text())
     assert manifest["format_version"] == schema.FORMAT_VERSION
     assert set(manifest) <= set(schema.MANIFEST_KEYS)
+
+
+def test_summary_json_has_headline_numbers_with_intervals(fake_run, built):
+    doc = json.loads((fake_run / "summary.json").read_text())
+    assert built.summary == fake_run / "summary.json"
+    table = pd.read_csv(fake_run / "tables" / "image_auroc.csv")
+    mean = table[table["category"] == "mean"].set_index("model")
+    for model in MODELS:
+        cell = doc["models"][model]["image_auroc"]["d_noadapt_clean"]
+        assert cell["value"] == pytest.approx(mean.loc[model, "d_noadapt_clean"])
+        assert cell["low"] <= cell["value"] <= cell["high"]
+        assert cell["test"] == "wilcoxon" and 0 <= cell["p_holm"] <= 1
+    assert doc["seeds"] == list(SEEDS) and doc["suite"] == SUITE
+    assert {r["model"] for r in doc["robustness"]} == set(MODELS)
 
 
 def test_cli_report_and_errors(fake_run, tmp_path):
@@ -494,6 +600,17 @@ def test_cli_report_and_errors(fake_run, tmp_path):
     assert not (run / "tables" / "image_auroc.tex").exists() and not (run / "report.html").exists()
     assert not list((run / "figures").glob("*.png"))
     assert "skipped: figures: not requested" in res.output
+    res = CliRunner().invoke(
+        app, ["report", str(run), "--format", "markdown", "--n-resamples", "200", "--no-figures",
+              "--baseline", "padim", "--out", str(tmp_path / "elsewhere")],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    rob = pd.read_csv(tmp_path / "elsewhere" / "tables" / "robustness.csv").set_index("model")
+    assert rob.loc["padim", "mce"] == pytest.approx(1.0)
+    assert (tmp_path / "elsewhere" / "summary.json").is_file()
+    with pytest.raises(SystemExit) as exc:
+        main(["report", str(run), "--baseline", "nope", "--no-figures"])
+    assert exc.value.code == 2
     with pytest.raises(SystemExit) as exc:
         main(["report", str(tmp_path / "nope")])
     assert exc.value.code == 2
@@ -524,7 +641,28 @@ def test_severity_sweep_draws_curves(tmp_path):
     assert not any("severity" in x for x in out.skipped)
     assert "qualitative grids: the run saved no maps/" in out.skipped  # said, not crashed
     md = (run / "tables" / "image_auroc.md").read_text()
-    assert "severity 3 of the sweep (1, 3, 5)" in md
+    assert "suite mvtec-shift, severity 3 of 1, 3, 5" in md
+    # every level as a column, with the clean reference
+    sev = pd.read_csv(run / "tables" / "severity_image_auroc.csv")
+    assert {"clean", "sev1", "sev3", "sev5"} <= set(sev.columns)
+    metrics = pd.read_parquet(run / "metrics.parquet")
+    m = metrics[(metrics["metric"] == "image_auroc") & (metrics["category"] == "brick")
+                & (metrics["model"] == "padim")]  # fmt: skip
+    r = sev[(sev["protocol"] == "shift-noadapt") & (sev["category"] == "brick")
+            & (sev["model"] == "padim")].iloc[0]  # fmt: skip
+    for col, proto, level in (("clean", "clean", None), ("sev1", "shift-noadapt", 1.0),
+                              ("sev5", "shift-noadapt", 5.0)):  # fmt: skip
+        ref = m[m["protocol"] == proto]
+        ref = ref[ref["severity"] == level] if level else ref
+        assert r[col] == pytest.approx(ref["value"].mean())
+    # the curve starts at the clean value (severity 0) and has a band around each point
+    band = pd.read_csv(run / "tables" / "severity_curve_shift-noadapt.csv")
+    pad = band[band["model"] == "padim"].set_index("severity")
+    clean_auroc = metrics[(metrics["metric"] == "image_auroc") & (metrics["protocol"] == "clean")
+                          & (metrics["model"] == "padim") & (metrics["category"] != "mean")]
+    assert pad.loc[0.0, "value"] == pytest.approx(clean_auroc["value"].mean())
+    assert (band["low"] <= band["value"] + 1e-9).all() and (band["value"] <= band["high"] + 1e-9).all()
+    assert list(pad.index) == [0.0, 1.0, 3.0, 5.0]
 
 
 def test_pixel_table_from_metrics_hand_worked():
@@ -599,13 +737,99 @@ def test_qualitative_grid_replays_the_twins_the_runner_made(fake_run):
     )  # fmt: skip
     assert np.array_equal(twin, made[0]) and np.array_equal(twin_mask, made_masks[0])
     assert not np.array_equal(twin, image)  # the suite did shift it
-    rows, protocol = qualitative_rows(run, run.scores, 3.0, "brick", "patchcore", 0)
+    rows, protocol, scale = qualitative_rows(run, run.scores, 3.0, "brick", "patchcore", 0)
     assert protocol == "shift-noadapt"
+    # chosen by rule: the highest-scored image of the (one) defect type first
+    s = run.scores
+    s = s[(s["category"] == "brick") & (s["model"] == "patchcore") & (s["seed"] == 0)
+          & (s["protocol"] == "shift-noadapt") & (s["split"] == "test")]  # fmt: skip
+    anom = s[s["label"] == 1].sort_values(["score", "sample_id"], ascending=[False, True])
     first = rows[0]
-    ids = sorted(sp[(sp["seed"] == 0) & (sp["split"] == "test") & (sp["category"] == "brick")
-                    & (sp["label"] == 1)]["sample_id"])  # fmt: skip
-    want, _, _ = shift_batch(load_suite(SUITE, 3), first["image"][None], None, [ids[0]], 0)
+    assert first["sample_id"] == anom["sample_id"].iloc[0] and first["reason"] == "scratch: highest"
+    assert [r["reason"] for r in rows[1:]] == ["anomalous: lowest", "normal: highest",
+                                               "normal: lowest"]  # fmt: skip
+    want, _, _ = shift_batch(
+        load_suite(SUITE, 3), first["image"][None], None, [first["sample_id"]], 0
+    )
     assert np.array_equal(first["shifted"], want[0])
+    # colour scale from the validation pixel threshold (0.5): threshold at mid-scale
+    assert scale == {"vmin": 0.0, "vmax": pytest.approx(1.0), "threshold": 0.5}
+
+
+def test_select_samples_rule_hand_worked():
+    from shiftbench.analysis.qualitative import select_samples
+
+    rows = pd.DataFrame(
+        [("a", 1, "crack", 0.9), ("b", 1, "crack", 0.2), ("c", 1, "hole", 0.5),
+         ("d", 1, "hole", 0.7), ("e", 0, "good", 0.6), ("f", 0, "good", 0.1),
+         ("g", 0, "good", 0.3)],
+        columns=["sample_id", "label", "defect_type", "score"],
+    )  # fmt: skip
+    assert select_samples(rows) == [
+        ("a", "crack: highest"), ("d", "hole: highest"), ("b", "anomalous: lowest"),
+        ("e", "normal: highest"), ("f", "normal: lowest"),
+    ]  # fmt: skip
+    assert [x for x, _ in select_samples(rows, max_defect_rows=1)][:2] == ["a", "b"]
+
+
+def test_defect_table_hand_worked():
+    from shiftbench.analysis.tables import defect_table
+
+    rows = []
+    for seed, decisions in ((0, (1, 0, 1, 1)), (1, (1, 1, 0, 0))):
+        for sid, (label, defect), dec in zip(
+            ("x", "y", "z", "w"), ((1, "crack"), (1, "crack"), (1, "hole"), (0, "good")),
+            decisions, strict=True,
+        ):  # fmt: skip
+            rows.append({"category": "c", "model": "m", "seed": seed, "protocol": "clean",
+                         "split": "test", "sample_id": sid, "label": label,
+                         "defect_type": defect, "decision": dec})  # fmt: skip
+    t = defect_table(pd.DataFrame(rows)).set_index("defect_type")
+    assert t.loc["crack", "rate"] == pytest.approx((0.5 + 1.0) / 2)  # recall per seed, then mean
+    assert t.loc["hole", "rate"] == pytest.approx(0.5)
+    assert t.loc["good", "rate"] == pytest.approx(0.5)  # the false-positive rate
+    assert t.loc["crack", "n"] == 2
+    assert list(t.index) == ["crack", "hole", "good"]  # normals last
+
+
+def test_combined_report_of_two_runs(fake_run, tmp_path):
+    """Two runs of the same design (here: the models split between two copies) give one
+    report; runs that differ are refused, naming the field."""
+    from shiftbench.analysis.report import build_report
+    from shiftbench.errors import ShiftbenchError
+    from shiftbench.testing.fake_run import write_run
+
+    scores = pd.read_parquet(fake_run / "scores.parquet")
+    metrics = pd.read_parquet(fake_run / "metrics.parquet")
+    manifest = json.loads((fake_run / "manifest.json").read_text())
+    keep = {k: manifest[k] for k in ("command", "config", "seeds", "suite", "split_hashes")}
+    splits = pd.read_csv(fake_run / "splits.csv")
+    runs = []
+    for name, models in (("a", ["patchcore"]), ("b", ["padim", "auto_encoder"])):
+        s = scores[scores["model"].isin(models)]
+        m = metrics[metrics["model"].isin(models) & (metrics["category"] != "mean")]
+        runs.append(write_run(tmp_path / name, {"u": (s, m)}, splits=splits, manifest=keep))
+    out = build_report(runs, "markdown,html", n_resamples=200, figures=("degradation",),
+                       out=tmp_path / "both", baseline="padim")  # fmt: skip
+    table = pd.read_csv(tmp_path / "both" / "tables" / "image_auroc.csv")
+    assert set(table["model"]) == set(MODELS)
+    single = pd.read_csv(fake_run / "tables" / "image_auroc.csv")
+    a = table.set_index(["category", "model"]).sort_index()["clean"]
+    b = single.set_index(["category", "model"]).sort_index()["clean"]
+    assert np.allclose(a.to_numpy(), b.to_numpy())
+    doc = json.loads((tmp_path / "both" / "summary.json").read_text())
+    assert doc["runs"] == [str(r) for r in runs] and doc["baseline"] == "padim"
+    assert out.html == tmp_path / "both" / "report.html"
+    with pytest.raises(ShiftbenchError, match="--out"):
+        build_report(runs, "markdown", n_resamples=200, figures=False)
+    other = dict(keep, config={**keep["config"], "dataset": "visa"})
+    odd = write_run(tmp_path / "c", {"u": (scores[scores["model"] == "padim"], metrics[
+        (metrics["model"] == "padim") & (metrics["category"] != "mean")])}, splits=splits,
+        manifest=other)  # fmt: skip
+    with pytest.raises(ShiftbenchError, match=r"config\.dataset differs"):
+        build_report([runs[0], odd], "markdown", n_resamples=200, figures=False, out=tmp_path / "x")
+    with pytest.raises(ShiftbenchError, match="model 'padim' is in both"):
+        build_report([runs[1], odd], "markdown", n_resamples=200, figures=False, out=tmp_path / "y")
 
 
 def test_qualitative_grid_refuses_a_suite_that_changed(fake_run, tmp_path):

@@ -284,3 +284,84 @@ def test_schema_names_the_runners_files():
     assert len(set(schema.METRIC_NAMES)) == len(schema.METRIC_NAMES) == 18
     with pytest.raises(ShiftbenchError, match="not a positive integer"):
         schema.format_version({"format_version": "2"}, "m.json")
+
+
+# -- run directory hygiene: close(), file modes, reusing the folder of a run that failed early
+
+
+def test_close_removes_the_lock_file_and_an_empty_partial_folder(tmp_path):
+    run = RunDir.create(tmp_path / "r")
+    run.write_manifest({"status": "running"})
+    run.write_unit("a__m__seed0__clean", *_tables())  # leaves .partial/ empty behind
+    assert (run.path / ".lock").is_file() and (run.path / ".partial").is_dir()
+    run.close()
+    run.close()  # twice is harmless
+    assert sorted(p.name for p in run.path.iterdir()) == ["manifest.json", "units"]
+    again = RunDir.open(tmp_path / "r")  # the lock is free
+    (again.path / ".partial" / "staged").mkdir(parents=True)
+    again.close()  # a staged unit is not thrown away by close()
+    assert (again.path / ".partial" / "staged").is_dir() and not (again.path / ".lock").exists()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_every_file_of_a_run_follows_the_umask(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        run = RunDir.create(tmp_path / "r")
+        run.write_manifest({"status": "running"})
+        run.write_splits(pd.DataFrame({c: ["x"] for c in schema.SPLIT_COLUMNS}))
+        run.write_unit("a__m__seed0__clean", *_tables())
+        atomic_write_table(run.path / "t.parquet", _tables()[0])
+        atomic_write_npz(run.path / "m.npz", a=np.zeros(2))
+        files = [p for p in run.path.rglob("*") if p.is_file()]
+        run.unlock()
+    finally:
+        os.umask(old)
+    assert len(files) >= 7
+    modes = {p.relative_to(tmp_path).as_posix(): oct(p.stat().st_mode & 0o777) for p in files}
+    assert set(modes.values()) == {oct(0o666 & ~umask)}, modes
+
+
+def _failed_early(path, **extra):
+    """What a run that failed before its first unit leaves: manifest (running), splits,
+    maybe some shift params and an empty .partial/, and its lock file."""
+    run = RunDir.create(path)
+    run.write_manifest({"status": "running", **extra})
+    run.write_splits(pd.DataFrame({c: ["x"] for c in schema.SPLIT_COLUMNS}))
+    (path / "shift_params" / "seed0").mkdir(parents=True)
+    (path / ".partial" / "a__m__seed0__clean").mkdir(parents=True)
+    run.unlock()
+    return path
+
+
+def test_a_run_that_failed_before_its_first_unit_can_be_reused(tmp_path):
+    path = _failed_early(tmp_path / "r")
+    assert RunDir.is_empty_failed(path)
+    with pytest.raises(ShiftbenchError, match="--resume"):  # still refused by default
+        RunDir.create(path)
+    run = RunDir.create(path, reuse_empty=True)
+    assert [p.name for p in path.iterdir()] == [".lock"]  # leftovers gone, lock held
+    with pytest.raises(ShiftbenchError, match="another shiftbench run is writing"):
+        RunDir.create(path, reuse_empty=True)
+    run.unlock()
+
+
+def test_only_a_run_without_any_finished_unit_counts_as_empty(tmp_path):
+    assert not RunDir.is_empty_failed(tmp_path / "missing")
+    done = _failed_early(tmp_path / "done")
+    run = RunDir.open(done)
+    run.write_unit("a__m__seed0__clean", *_tables())
+    run.unlock()
+    assert not RunDir.is_empty_failed(done)
+    with pytest.raises(ShiftbenchError, match="--resume"):
+        RunDir.create(done, reuse_empty=True)
+    assert RunDir(done, None).unit_done("a__m__seed0__clean")  # nothing was removed
+    finished = _failed_early(tmp_path / "finished")
+    RunDir(finished, None).write_manifest({"status": "complete"})
+    assert not RunDir.is_empty_failed(finished)
+    mine = _failed_early(tmp_path / "mine")
+    (mine / "notes.txt").write_text("a file the user put there")
+    assert not RunDir.is_empty_failed(mine)
+    broken = _failed_early(tmp_path / "broken")
+    (broken / "manifest.json").write_text("{not json")
+    assert not RunDir.is_empty_failed(broken)

@@ -70,8 +70,7 @@ def study(tiny_synthetic, tmp_path_factory):
         runner = StudyRunner(
             _config(tiny_synthetic, save_maps=True), out, progress=False, echo=lambda s: None
         )
-        runner.prepare()
-        path = runner.run()
+        path = runner.run().path
     return path, fits
 
 
@@ -314,9 +313,8 @@ def test_study_file_and_cli_override(tiny_synthetic, tmp_path):
 def test_global_model_pools_categories(tiny_synthetic, tmp_path):
     cfg = _config(tiny_synthetic, models="patchcore", protocol="clean", global_model=True)
     runner = StudyRunner(cfg, tmp_path / "g", progress=False, echo=lambda s: None)
-    runner.prepare()
     assert [u.key for u in runner.units] == ["global__patchcore__seed0__clean"]
-    path = runner.run()
+    path = runner.run().path
     m = pd.read_parquet(path / "metrics.parquet")
     assert set(m["category"]) == {"brick", "washer", "mean"}
 
@@ -337,18 +335,17 @@ def test_severity_sweep_end_to_end(tiny_synthetic, tmp_path):
     """--severity 1,4: one clean fit serves clean and shift-noadapt at both levels;
     shift-adapt fits once per level; the report draws the severity curves."""
     from shiftbench.analysis.report import build_report
-    from shiftbench.protocols.runner import summary_table
+    from shiftbench.analysis.summary import summary_table
 
     cfg = _config(tiny_synthetic, categories="brick", models="patchcore", severity="4,1")
     assert cfg.severity == [1, 4] and cfg.severities == [1, 4]
     runner = StudyRunner(cfg, tmp_path / "sweep", progress=False, echo=lambda s: None)
-    runner.prepare()
     assert [u.key for u in runner.units] == [
         "brick__patchcore__seed0__clean",
         "brick__patchcore__seed0__shift-sev1",
         "brick__patchcore__seed0__shift-sev4",
     ]
-    path = runner.run()
+    path = runner.run().path
     scores = pd.read_parquet(path / "scores.parquet")
     assert scores.loc[scores["protocol"] == "clean", "severity"].isna().all()
     for proto in ("shift-noadapt", "shift-adapt"):

@@ -112,16 +112,46 @@ def test_shift_refuses_a_non_empty_out_and_a_bad_suite(mvtec_tree, tmp_path, cap
     out.mkdir()
     (out / "x.txt").write_text("keep me")
     code, _, err = _run(
-        ["shift", "--dataset", "mvtec", "--root", str(mvtec_tree), "--out", str(out), "--workers", "1"], capsys
+        [
+            "shift",
+            "--dataset",
+            "mvtec",
+            "--root",
+            str(mvtec_tree),
+            "--out",
+            str(out),
+            "--workers",
+            "1",
+        ],
+        capsys,
     )
     assert code == 2 and "folder exists and is not empty" in err and str(out) in err
     code, _, err = _run(
-        ["shift", "--dataset", "mvtec", "--root", str(mvtec_tree), "--suite", "nope", "--out", str(tmp_path / "o")],
+        [
+            "shift",
+            "--dataset",
+            "mvtec",
+            "--root",
+            str(mvtec_tree),
+            "--suite",
+            "nope",
+            "--out",
+            str(tmp_path / "o"),
+        ],
         capsys,
     )
     assert code == 2 and "--suite: unknown suite 'nope'" in err
     code, _, err = _run(
-        ["shift", "--dataset", "mvtec", "--root", str(mvtec_tree), "--out", str(mvtec_tree / "carpet" / "x")], capsys
+        [
+            "shift",
+            "--dataset",
+            "mvtec",
+            "--root",
+            str(mvtec_tree),
+            "--out",
+            str(mvtec_tree / "carpet" / "x"),
+        ],
+        capsys,
     )
     assert code == 2 and "must not be the dataset root or inside it" in err
 

@@ -498,7 +498,8 @@ def render_frame(
         notes=list(notes), group=group and len(text_columns) > 1,
     )  # fmt: skip
     key = text_columns[0][0]
-    for _, sub in frame.groupby(key, sort=False):
+    groups = frame.groupby(key, sort=False) if group else [(None, frame)]
+    for _, sub in groups:
         block = []
         for _, r in sub.iterrows():
             text = [str(r[c]) for c, _, _ in text_columns]

@@ -11,7 +11,16 @@ try:  # typer >= 0.2x vendors click as typer._click; older typer uses click itse
 except ImportError:  # pragma: no cover
     from click import exceptions as _click_errors
 
-from shiftbench.cli import cache_cmd, data_cmd, list_cmd, report_cmd, run_cmd, shift_cmd
+from shiftbench.cli import (
+    app_cmd,
+    cache_cmd,
+    data_cmd,
+    list_cmd,
+    predict_cmd,
+    report_cmd,
+    run_cmd,
+    shift_cmd,
+)
 from shiftbench.cli.options import flag_of
 from shiftbench.errors import ShiftbenchError
 
@@ -41,7 +50,8 @@ def _root(
     """Robustness and domain-shift studies of industrial visual anomaly detection."""
 
 
-for _module in (data_cmd, shift_cmd, list_cmd, run_cmd, report_cmd, cache_cmd):
+_COMMANDS = (data_cmd, shift_cmd, list_cmd, run_cmd, report_cmd, cache_cmd, predict_cmd, app_cmd)
+for _module in _COMMANDS:
     _module.register(app)
 
 

@@ -32,11 +32,18 @@ def _show(value: Any) -> str:
     return str(value)
 
 
+def cli_fields() -> list[str]:
+    """The study fields that have a command-line flag (all of them: a field declared
+    without ``_opt`` metadata is left out here rather than breaking the CLI, and
+    tests/test_cli.py fails on it)."""
+    return [name for name, f in study_fields().items() if f.metadata.get("flag")]
+
+
 def flag_of(param: str) -> str:
     """The command-line flag of parameter ``param`` (``image_size`` -> ``--image-size``;
     for a switch, its 'on' form)."""
     f = study_fields().get(param)
-    if f is not None:
+    if f is not None and f.metadata.get("flag"):
         return f.metadata["flag"].split("/")[0]
     return "--" + param.replace("_", "-")
 

@@ -9,25 +9,37 @@ import typer
 
 def predict(
     run_dir: Path = typer.Argument(..., help="A run folder written with --save-models."),
-    images: list[Path] = typer.Argument(..., help="Image files (PNG, JPEG, TIFF, BMP; any size/mode)."),
+    images: list[Path] = typer.Argument(
+        ..., help="Image files (PNG, JPEG, TIFF, BMP; any size/mode)."
+    ),
     category: str = typer.Option(..., "--category", help="Category whose model scores the images."),
     model: str = typer.Option(..., "--model", help="Model name as in the run (e.g. patchcore)."),
-    seed: int | None = typer.Option(None, "--seed", help="Seed of the fit. [default: smallest saved]"),
+    seed: int | None = typer.Option(
+        None, "--seed", help="Seed of the fit. [default: smallest saved]"
+    ),
     fit: str = typer.Option("clean", "--fit", help="Training domain: clean or shift-sev<L>."),
     mask: list[Path] | None = typer.Option(
-        None, "--mask", help="Ground-truth mask, one per image in the same order (repeat the option)."
+        None,
+        "--mask",
+        help="Ground-truth mask, one per image in the same order (repeat the option).",
     ),
     perturb: str | None = typer.Option(
-        None, "--perturb", help="Shift the images first: a perturbation or suite name, or a suite YAML."
+        None,
+        "--perturb",
+        help="Shift the images first: a perturbation or suite name, or a suite YAML.",
     ),
     severity: int = typer.Option(3, "--severity", min=0, max=5, help="Level of --perturb (0-5)."),
     shift_seed: int = typer.Option(0, "--shift-seed", min=0, help="Seed of --perturb."),
-    out: Path = typer.Option(..., "--out", help="Folder for the composites, predictions.json/.csv."),
+    out: Path = typer.Option(
+        ..., "--out", help="Folder for the composites, predictions.json/.csv."
+    ),
 ) -> None:
-    """Score images with a model saved in a run: per image a composite PNG (image | heat-map
-    on the model's fixed validation colour scale | predicted region | ground truth) and a
-    row of predictions.json / predictions.csv (score, threshold, decision, pixel IoU/F1,
-    timing)."""
+    """Score images with a model saved in a run (composites + predictions.json/.csv).
+
+    Per image: a composite PNG (image | heat-map on the model's fixed validation colour
+    scale | predicted region | ground truth) and a row of predictions.json/.csv (score,
+    threshold, decision, pixel IoU/F1, timing).
+    """
     import json
 
     import pandas as pd

@@ -1,4 +1,5 @@
-"""``shiftbench report RUN_DIR``: tables, figures and report.html for a finished run."""
+"""``shiftbench report RUN_DIR [RUN_DIR ...]``: tables, figures, report.html and
+summary.json for one finished run, or one report for several runs of the same design."""
 
 from __future__ import annotations
 
@@ -8,7 +9,11 @@ import typer
 
 
 def report(
-    run_dir: Path = typer.Argument(..., help="Run directory written by `shiftbench run`."),
+    run_dirs: list[Path] = typer.Argument(
+        ...,
+        help="Run directories written by `shiftbench run`; several are combined into one "
+        "report when they share dataset, splits and seeds (needs --out).",
+    ),
     format: str = typer.Option(
         "latex,markdown,html",
         "--format",
@@ -25,18 +30,39 @@ def report(
     figures: bool = typer.Option(
         True, "--figures/--no-figures", help="Draw figures (PDF, PNG) or tables only."
     ),
+    baseline: str | None = typer.Option(
+        None,
+        "--baseline",
+        help="Model that normalises the corruption error (mCE, relative mCE = 100 for it).",
+    ),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        help="Folder for the report (default: the run directory; required for several runs).",
+    ),
 ) -> None:
-    """Write tables/ (LaTeX, Markdown, CSV), figures/ (PDF, PNG) and report.html into RUN_DIR."""
+    """Write tables/ (LaTeX, Markdown, CSV), figures/ (PDF, PNG), report.html and
+    summary.json into RUN_DIR (or --out)."""
     from shiftbench.analysis.report import build_report
 
-    out = build_report(
-        run_dir, format, n_resamples=n_resamples, alpha=alpha, seed=seed, figures=figures
+    result = build_report(
+        run_dirs if len(run_dirs) > 1 else run_dirs[0],
+        format,
+        n_resamples=n_resamples,
+        alpha=alpha,
+        seed=seed,
+        figures=figures,
+        baseline=baseline,
+        out=out,
     )
-    typer.echo(f"tables:  {len(out.tables)} files in {Path(run_dir) / 'tables'}")
-    typer.echo(f"figures: {len(out.figures)} files in {Path(run_dir) / 'figures'}")
-    if out.html is not None:
-        typer.echo(f"report:  {out.html}")
-    for reason in out.skipped:
+    where = out if out is not None else run_dirs[0]
+    typer.echo(f"tables:  {len(result.tables)} files in {Path(where) / 'tables'}")
+    typer.echo(f"figures: {len(result.figures)} files in {Path(where) / 'figures'}")
+    if result.summary is not None:
+        typer.echo(f"summary: {result.summary}")
+    if result.html is not None:
+        typer.echo(f"report:  {result.html}")
+    for reason in result.skipped:
         typer.echo(f"skipped: {reason}")
 
 

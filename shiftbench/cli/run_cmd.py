@@ -6,8 +6,7 @@ from pathlib import Path
 
 import typer
 
-from shiftbench.cli.options import with_study_options
-from shiftbench.protocols.config import study_fields
+from shiftbench.cli.options import cli_fields, with_study_options
 
 
 def _model_options(items: list[str] | None) -> dict | None:
@@ -32,18 +31,23 @@ def _model_options(items: list[str] | None) -> dict | None:
 
 
 def check_names(cfg) -> None:
-    """Look up the models and the suite now (cheap registry lookups), so an unknown name
-    is an error naming its option (``--models: unknown model 'padim'; did you mean
-    'anomalib-padim'?``) before any data is read."""
+    """Look up the models and the suite now (cheap lookups), so an unknown name is an
+    error naming its option (``--models: unknown model 'padim'; did you mean
+    'anomalib-padim'?``, ``--suite: unknown suite ...``) before any data is read."""
     from shiftbench.errors import about
     from shiftbench.models.registry import MODELS
 
     with about("models"):
         for name in cfg.models:
             MODELS.entry(name)
+    if any("shift" in (p.fit_on, p.evaluate_on) for p in cfg.protocols):
+        from shiftbench.transforms import load_suite
+
+        with about("suite"):
+            load_suite(cfg.suite)
 
 
-@with_study_options(list(study_fields()))
+@with_study_options(cli_fields())
 def run(
     study: dict,
     config: Path | None = typer.Option(

@@ -172,7 +172,7 @@ def _store(path: Path, arrays: dict[str, np.ndarray]) -> None:
     except OSError:
         return
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; cache files follow the umask
+        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600; cache files follow the umask
         with os.fdopen(fd, "wb") as f:
             np.savez_compressed(f, **arrays)
         os.replace(tmp, path)
@@ -182,9 +182,18 @@ def _store(path: Path, arrays: dict[str, np.ndarray]) -> None:
     _evict(path.parent, keep=path)
 
 
-def _umask() -> int:
-    """The process's umask (read by setting it and putting it back)."""
-    mask = os.umask(0o022)
+def current_umask() -> int:
+    """The process's umask: from ``/proc/self/status`` where Linux shows it, else read by
+    setting a restrictive one and putting the old one back (a thread creating a file in
+    between gets stricter, never looser, permissions)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o077)
     os.umask(mask)
     return mask
 

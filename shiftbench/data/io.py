@@ -49,7 +49,12 @@ def _decode(source, name, max_pixels: int | None = None) -> Image.Image:
             raise _too_many_pixels(name, (w, h), limit)
         img.load()
     except Image.DecompressionBombError:
-        size = _png_size(source) if isinstance(source, Path) else None
+        if isinstance(source, Path):
+            size = _png_size(source)
+        else:  # a PNG's size from its IHDR chunk, for the message
+            head = source.getvalue()[:24]
+            png = head[:8] == _PNG_SIGNATURE and head[12:16] == b"IHDR" and len(head) == 24
+            size = struct.unpack(">II", head[16:24])[::-1] if png else None
         raise _too_many_pixels(name, size and (size[1], size[0]), limit) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise ShiftbenchError(

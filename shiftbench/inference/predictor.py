@@ -102,7 +102,10 @@ class Predictor:
         pixel = info.get("pixel_threshold")
         self.pixel_threshold = None if pixel is None or not math.isfinite(pixel) else float(pixel)
         lo, hi = info.get("map_range") or (None, None)
-        self.map_range = (float(lo if lo is not None else 0.0), float(hi if hi is not None else 1.0))
+        self.map_range = (
+            float(lo if lo is not None else 0.0),
+            float(hi if hi is not None else 1.0),
+        )
         inp = meta.get("input") or {}
         self.image_size = int(inp.get("image_size") or model.image_size)
         crop = inp.get("crop")
@@ -135,11 +138,7 @@ class Predictor:
         return self.crop or self.image_size
 
     def _crop(self, arr: np.ndarray) -> np.ndarray:
-        if not self.crop or self.crop >= arr.shape[0]:
-            return arr
-        top = (arr.shape[0] - self.crop) // 2
-        left = (arr.shape[1] - self.crop) // 2
-        return np.ascontiguousarray(arr[top : top + self.crop, left : left + self.crop])
+        return arr if not self.crop else io.center_crop(arr[None], self.crop)[0]
 
     def prepare(self, image) -> np.ndarray:
         """``image`` (a path, encoded bytes, a PIL image or an array: grey, 16-bit, RGB,

@@ -56,3 +56,51 @@ def refit_clean(run_dir: str | Path, category: str, model: str, seed: int = 0) -
         "suite": None,
     }
     return save_fitted(run.path, key, fitted, meta)
+
+
+def tiny_run(
+    out: str | Path,
+    dataset_root: str | Path | None = None,
+    *,
+    image_size: int = 64,
+    models: tuple[str, ...] = ("patchcore", "ae"),
+    category: str = "brick",
+) -> Path:
+    """A tiny finished study with saved models (tests, demos, benchmarks): one category,
+    random weights, ``shiftbench run --save-models``; models the runner did not save are
+    fitted again here (:func:`refit_clean`). Reused when ``out`` already holds one."""
+    from shiftbench.cli.main import app
+    from shiftbench.results.models import list_fitted
+
+    out = Path(out)
+    if (out / "manifest.json").is_file() and len(list_fitted(out)) >= len(models):
+        return out
+    args = [
+        "run",
+        "--dataset",
+        "synthetic",
+        "--categories",
+        category,
+        "--models",
+        ",".join(models),
+        "--weights",
+        "random",
+        "--image-size",
+        str(image_size),
+        "--protocol",
+        "clean",
+        "--save-models",
+        "--no-progress",
+        "--out",
+        str(out),
+    ]
+    if dataset_root is not None:
+        args += ["--root", str(dataset_root)]
+    code = app(args=args, standalone_mode=False)
+    if code not in (None, 0):
+        raise ShiftbenchError(f"tiny_run: `shiftbench {' '.join(args)}` exited with {code}")
+    saved = set(list_fitted(out)["model"])
+    for model in models:
+        if model not in saved:
+            refit_clean(out, category, model, 0)
+    return out

@@ -76,6 +76,7 @@ class Autoencoder(AnomalyModel):
         image_size: int = 256,
         seed: int = 0,
         batch_size: int = 16,
+        device: str = "cpu",
         epochs: int = 20,
         lr: float = 1e-3,
         base_channels: int = 16,
@@ -90,6 +91,7 @@ class Autoencoder(AnomalyModel):
             image_size=image_size,
             seed=seed,
             batch_size=batch_size,
+            device=device,
         )
         self.epochs = epochs
         self.lr = lr

@@ -390,13 +390,18 @@ class FeatureExtractor(nn.Module):
 
 
 def create_feature_extractor(
-    backbone: str, weights: str, layers: list[str] | tuple[str, ...], seed: int = 0
+    backbone: str,
+    weights: str,
+    layers: list[str] | tuple[str, ...],
+    seed: int = 0,
+    device: str | torch.device = "cpu",
 ) -> FeatureExtractor:
-    """A frozen, truncated :class:`FeatureExtractor` of ``backbone`` at ``layers``."""
+    """A frozen, truncated :class:`FeatureExtractor` of ``backbone`` at ``layers``, on
+    ``device`` (built on the CPU, so weights do not depend on the device, then moved)."""
     indices = check_layers(backbone, tuple(layers))
     model = create_timm_model(backbone, weights, seed)
     model.prune_intermediate_layers(indices, prune_norm=True, prune_head=True)
     extractor = FeatureExtractor(model, indices).eval()
     for param in extractor.parameters():
         param.requires_grad_(False)
-    return extractor
+    return extractor.to(device)

@@ -26,8 +26,10 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from shiftbench.errors import ShiftbenchError
+from shiftbench.models.device import check_device_spec, numerics, resolve_device
 
 FORMAT = "shiftbench-model"
 FORMAT_VERSION = 1
@@ -53,6 +55,10 @@ class AnomalyModel(ABC):
     - ``batch_size``: images per forward pass (memory and speed, not results); ``None``
       sizes batches to ~2^18 input pixels (16 images at 128 px, 4 at 256 px), which keeps
       a backbone's activations in cache on CPU (inference-only models default to it).
+    - ``device``: where the networks, features and fitted state live (``cpu``, ``cuda``,
+      ``cuda:N``, ``mps`` or ``auto``; see :mod:`shiftbench.models.device`), resolved at
+      ``fit``. Images arrive and results leave on the CPU. A saved model loads on the
+      CPU; :meth:`to` moves a fitted model (``load_model(path).to("cuda")``).
     """
 
     #: registry name, set by :func:`shiftbench.models.registry.register_model`
@@ -68,12 +74,14 @@ class AnomalyModel(ABC):
         image_size: int = 256,
         seed: int = 0,
         batch_size: int | None = 16,
+        device: str = "cpu",
     ) -> None:
         self.backbone = backbone
         self.weights = weights
         self.image_size = image_size
         self.seed = seed
         self.batch_size = batch_size
+        self.device = device
 
     # ------------------------------------------------------------------ parameters
     @classmethod
@@ -85,6 +93,11 @@ class AnomalyModel(ABC):
             for p in inspect.signature(klass.__init__).parameters.values():
                 if p.name != "self" and p.kind is p.KEYWORD_ONLY and p.name not in names:
                     names.append(p.name)
+        # ``device`` came later than the other common parameters: an adapter whose own
+        # __init__ does not take it runs on the CPU and neither reports nor accepts it
+        own = inspect.signature(cls.__init__).parameters
+        if "device" not in own and not any(p.kind is p.VAR_KEYWORD for p in own.values()):
+            names.remove("device")
         return names
 
     def get_params(self) -> dict[str, Any]:
@@ -117,6 +130,7 @@ class AnomalyModel(ABC):
             raise ShiftbenchError(
                 f"batch_size={self.batch_size!r}: must be a positive integer, or None (auto)"
             )
+        check_device_spec(self.device)
 
     @property
     def resolved_batch_size(self) -> int:
@@ -200,17 +214,42 @@ class AnomalyModel(ABC):
 
     # ------------------------------------------------------------------ public API
     def fit(self, images: np.ndarray) -> AnomalyModel:
-        """Fit on normal images ``uint8 [N,H,W,3]`` (RGB); returns ``self``."""
+        """Fit on normal images ``uint8 [N,H,W,3]`` (RGB) on :attr:`device`; returns ``self``."""
         images = _check_images(images, "fit")
         self.validate()
-        with _seeded_global_rngs(self.seed):
+        self.device_ = resolve_device(self.device)
+        with _seeded_global_rngs(self.seed), numerics(self.device_):
             self._build(pretrained=True)
+            self._move_to_device()
             # what building drew (more on a cold cache than a warm one) must not move the
             # fit's draws: seed again, so the fit depends on (seed, images) only
             _seed_global_rngs(self.seed)
-            self._fit(self._prepare(images))
+            self._fit(self._prepare(images).to(self.device_))
         self.n_fit_images_ = int(images.shape[0])
         return self
+
+    def to(self, device: str | torch.device) -> AnomalyModel:
+        """Run on ``device`` from now on (fitted state moved there too); returns ``self``."""
+        check_device_spec(device)
+        self.device = str(device)
+        if self.is_fitted:
+            self.device_ = resolve_device(self.device)
+            self._move_to_device()
+        return self
+
+    @property
+    def _run_device(self) -> torch.device:
+        """The resolved device of a fitted (or fitting) model; the CPU before ``fit``."""
+        return getattr(self, "device_", torch.device("cpu"))
+
+    def _move_to_device(self) -> None:
+        """Move every network (``nn.Module``) and tensor attribute to ``device_``: the one
+        place adapters' state changes device (a no-op on the CPU: same tensors)."""
+        for name, value in list(vars(self).items()):
+            if isinstance(value, nn.Module):
+                value.to(self.device_)
+            elif isinstance(value, torch.Tensor) and value.device != self.device_:
+                setattr(self, name, value.to(self.device_))
 
     def score(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Score images ``uint8 [N,H,W,3]``.
@@ -223,11 +262,12 @@ class AnomalyModel(ABC):
         n, h, w = images.shape[:3]
         scores = np.empty(n, np.float64)
         maps = np.empty((n, h, w), np.float32)
-        with torch.random.fork_rng(devices=[]), torch.inference_mode():
+        device = self._run_device
+        with torch.random.fork_rng(devices=[]), torch.inference_mode(), numerics(device):
             torch.manual_seed(self.seed)
             bs = self.resolved_batch_size
             for start in range(0, n, bs):
-                x = self._prepare(images[start : start + bs])
+                x = self._prepare(images[start : start + bs]).to(device)
                 s, m = self._score_batch(x)
                 if m.shape[-2:] != (h, w):
                     m = F.interpolate(
@@ -255,13 +295,23 @@ class AnomalyModel(ABC):
 
     @classmethod
     def _restore(
-        cls, params: dict[str, Any], state: dict[str, Any], n_fit_images: int
+        cls,
+        params: dict[str, Any],
+        state: dict[str, Any],
+        n_fit_images: int,
+        device: str | torch.device = "cpu",
     ) -> AnomalyModel:
+        """The saved model on ``device`` (the CPU unless asked: wherever it was fitted)."""
+        params = dict(params)
+        if "device" in cls._param_names():
+            params["device"] = str(device)
         model = cls(**params)
+        model.device_ = resolve_device(device)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(model.seed)
             model._build(pretrained=False)
         model._load_state(state)
+        model._move_to_device()
         model.n_fit_images_ = n_fit_images
         return model
 
@@ -377,8 +427,8 @@ def gaussian_blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
     h, w = maps.shape[-2:]
     # reflect padding needs pad < size; replicate is the safe choice for tiny maps
     reflect = int(4.0 * sigma + 0.5) < min(h, w)
-    rows = _blur_matrix(h, sigma, maps.dtype, reflect)
-    cols = rows if w == h else _blur_matrix(w, sigma, maps.dtype, reflect)
+    rows = _blur_matrix(h, sigma, maps.dtype, reflect).to(maps.device)
+    cols = rows if w == h else _blur_matrix(w, sigma, maps.dtype, reflect).to(maps.device)
     return torch.matmul(torch.matmul(rows, maps), cols.T)
 
 

@@ -65,15 +65,16 @@ def greedy_coreset(
         proj = torch.randn(z.shape[1], projection_dim, generator=generator) / math.sqrt(
             projection_dim
         )
-        z = z @ proj
+        z = z @ proj.to(z.device)
     z = z.contiguous()
     sq = (z * z).sum(1)
     n_blocks = -(-m // block_size)
-    centres = torch.empty(n, z.shape[1], dtype=z.dtype)
-    centres_sq = torch.empty(n, dtype=z.dtype)
-    min_d2 = torch.full((m,), math.inf, dtype=z.dtype)  # squared distance to the centres seen
+    dev = z.device
+    centres = torch.empty(n, z.shape[1], dtype=z.dtype, device=dev)
+    centres_sq = torch.empty(n, dtype=z.dtype, device=dev)
+    min_d2 = torch.full((m,), math.inf, dtype=z.dtype, device=dev)  # sq. distance to centres seen
     seen = [0] * n_blocks  # centres each block has been compared with
-    bound = torch.full((n_blocks,), math.inf, dtype=z.dtype)  # >= max of min_d2 in block
+    bound = torch.full((n_blocks,), math.inf, dtype=z.dtype, device=dev)  # >= max min_d2 in block
     chosen = torch.empty(n, dtype=torch.long)
     start = int(torch.randint(m, (1,), generator=generator))
     chosen[0], centres[0], centres_sq[0] = start, z[start], sq[start]
@@ -152,6 +153,7 @@ class PatchCore(AnomalyModel):
         image_size: int = 256,
         seed: int = 0,
         batch_size: int | None = None,
+        device: str = "cpu",
         layers: list[str] | None = None,
         coreset_ratio: float = 0.1,
         projection_dim: int = 256,
@@ -164,6 +166,7 @@ class PatchCore(AnomalyModel):
             image_size=image_size,
             seed=seed,
             batch_size=batch_size,
+            device=device,
         )
         self.layers = layers
         self.coreset_ratio = coreset_ratio
@@ -187,7 +190,11 @@ class PatchCore(AnomalyModel):
     def _build(self, pretrained: bool) -> None:
         weights = self.weights if pretrained else "random"
         self.extractor_ = backbones.create_feature_extractor(
-            self.resolved_backbone, weights, self.resolved_layers, seed=self.seed
+            self.resolved_backbone,
+            weights,
+            self.resolved_layers,
+            seed=self.seed,
+            device=self._run_device,
         ).to(memory_format=torch.channels_last)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
@@ -242,7 +249,7 @@ class PatchCore(AnomalyModel):
         self, patch: torch.Tensor, nn_idx: torch.Tensor, flat: torch.Tensor
     ) -> torch.Tensor:
         """Image score: the max patch score times ``1 - softmax(...)[0]`` (paper eq. 7)."""
-        rows = torch.arange(patch.shape[0])
+        rows = torch.arange(patch.shape[0], device=patch.device)
         worst = patch.argmax(1)
         s_star = patch[rows, worst]
         if self.num_neighbors == 1:

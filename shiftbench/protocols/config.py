@@ -168,7 +168,10 @@ class StudyConfig:
         show="all of it",
     )
     val_normal_frac: float = _opt(
-        0.2, "Fraction of train/good that goes to Val-clean.", flag="--val-normal-frac", cli_type=float
+        0.2,
+        "Fraction of train/good that goes to Val-clean.",
+        flag="--val-normal-frac",
+        cli_type=float,
     )
     val_anomalous_frac: float = _opt(
         0.3,
@@ -182,6 +185,13 @@ class StudyConfig:
         flag="--save-maps/--no-save-maps",
         cli_type=bool,
         show="no-save-maps",
+    )
+    save_models: bool = _opt(
+        False,
+        "Keep each fitted model with its thresholds under models/ (for predict and the app).",
+        flag="--save-models/--no-save-models",
+        cli_type=bool,
+        show="no-save-models",
     )
     workers: int = _opt(
         2,
@@ -203,9 +213,72 @@ class StudyConfig:
         cli_type=list[str],
         show="none",
     )
+    # where the units run (shiftbench.protocols.executors): how, not what, is computed
+    executor: str = _opt(
+        "serial",
+        "Where fits run: serial (this process), process (--jobs worker processes) or "
+        "ray (a Ray cluster; pip install 'shiftbench[ray]').",
+        flag="--executor",
+        cli_type=str,
+    )
+    jobs: int | None = _opt(
+        None,
+        "Worker processes for --executor process.",
+        flag="--jobs",
+        cli_type=int,
+        show="CPU cores / --cpus-per-unit",
+    )
+    ray_address: str | None = _opt(
+        None,
+        "Ray cluster to join for --executor ray: auto, or HOST:PORT of the head.",
+        flag="--ray-address",
+        cli_type=str,
+        show="a local Ray instance",
+    )
+    cpus_per_unit: float | None = _opt(
+        None,
+        "CPU cores (torch threads) per fit. Scores are bit-identical across executors for "
+        "the same value (torch's CPU reductions follow the thread count).",
+        flag="--cpus-per-unit",
+        cli_type=float,
+        show="1; serial: torch's default",
+    )
+    gpus_per_unit: float = _opt(
+        0.0,
+        "GPUs per fit on Ray; a fraction (0.25) lets small models share a card.",
+        flag="--gpus-per-unit",
+        cli_type=float,
+    )
+    ship_images: bool = _opt(
+        False,
+        "Ray: send decoded images to the workers through the object store, for nodes "
+        "that cannot read the dataset root.",
+        flag="--ship-images/--no-ship-images",
+        cli_type=bool,
+        show="no-ship-images",
+    )
+    device: str = _opt(
+        "auto",
+        "Where models run: auto (a GPU when torch sees one), cpu, cuda, cuda:N or mps. "
+        "Scores agree across devices within docs/devices.md's tolerances.",
+        flag="--device",
+        cli_type=str,
+    )
 
     # options that change where/how results are written, not what they are
-    _NOT_HASHED = ("save_maps", "workers", "image_cache")
+    _NOT_HASHED = (
+        "save_maps",
+        "save_models",
+        "workers",
+        "image_cache",
+        "executor",
+        "jobs",
+        "ray_address",
+        "cpus_per_unit",
+        "gpus_per_unit",
+        "ship_images",
+        "device",
+    )
     # options added after studies were hashed: left out of the hash while unset (None), so
     # every study that does not use them keeps its hash, run folder name and resumability
     _HASHED_WHEN_SET = ("crop",)
@@ -346,6 +419,34 @@ def _number(values: dict[str, Any], name: str, kind, *, minimum=None) -> None:
     values[name] = number
 
 
+#: the executors a study can run on (:mod:`shiftbench.protocols.executors`)
+EXECUTORS = ("serial", "process", "ray")
+
+
+def _executor_options(values: dict[str, Any]) -> None:
+    """Check the options of where units run (their names are in the messages)."""
+    name = values.get("executor")
+    if name not in EXECUTORS:
+        raise ShiftbenchError(
+            f"executor {name!r}: unknown; choose from {', '.join(EXECUTORS)}", param="executor"
+        )
+    cpus, gpus = values.get("cpus_per_unit"), values.get("gpus_per_unit") or 0.0
+    if cpus is not None and not cpus > 0:
+        raise ShiftbenchError(f"cpus_per_unit {cpus}: give a number > 0", param="cpus_per_unit")
+    if not gpus >= 0:
+        raise ShiftbenchError(f"gpus_per_unit {gpus}: give a number >= 0", param="gpus_per_unit")
+    if name != "ray":
+        if gpus != int(gpus):
+            raise ShiftbenchError(
+                f"gpus_per_unit {gpus}: fractional GPUs need --executor ray", param="gpus_per_unit"
+            )
+        if values.get("ray_address") is not None:
+            raise ShiftbenchError(
+                f"ray_address {values['ray_address']}: only used with --executor ray",
+                param="ray_address",
+            )
+
+
 def _read_study_file(study_file: str | Path, known: set[str]) -> dict[str, Any]:
     path = Path(study_file)
     if not path.is_file():
@@ -401,6 +502,10 @@ def load_config(
     _number(values, "image_size", int, minimum=32)
     _number(values, "crop", int, minimum=32)
     _number(values, "workers", int, minimum=1)
+    _number(values, "jobs", int, minimum=1)
+    _number(values, "cpus_per_unit", float)
+    _number(values, "gpus_per_unit", float)
+    _executor_options(values)
     for name in ("train_subsample", "val_normal_frac", "val_anomalous_frac"):
         _number(values, name, float)
     config = StudyConfig(**values)

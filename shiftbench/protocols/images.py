@@ -21,7 +21,7 @@ import pandas as pd
 from shiftbench.data.cache import batch_key, cached, digest, entry_path, read_batch
 from shiftbench.protocols.manifest import shift_code
 from shiftbench.protocols.plan import CLEAN, EVAL_SPLITS, Domain
-from shiftbench.results import RunDir, shift_params_frame
+from shiftbench.results import shift_params_frame
 
 #: above this many pixels per batch, shifting uses worker processes instead of threads
 PARALLEL_SHIFT_PIXELS = 50_000_000
@@ -59,13 +59,24 @@ class SplitImages:
 
 class ImageSource:
     """Reads a study's images and makes their shifted twins; ``shift_seconds`` and
-    ``cache_stats`` (image-cache hits and misses) accumulate over the study."""
+    ``cache_stats`` (image-cache hits and misses) accumulate over the study.
 
-    def __init__(self, config, splits: pd.DataFrame, suites: dict, run: RunDir, progress: bool):
+    ``on_params(seed, severity, category, rows)`` receives the shift parameters of every
+    batch of twins (:func:`shiftbench.results.shift_params_frame` rows): the driver writes
+    them with :meth:`RunDir.write_shift_params`, a worker sends them back to it."""
+
+    def __init__(
+        self,
+        config,
+        splits: pd.DataFrame,
+        suites: dict,
+        on_params: Callable[[int, int, str, pd.DataFrame], object],
+        progress: bool,
+    ):
         self.config = config
         self.splits = splits
         self.suites = suites  # severity -> Suite
-        self.run = run
+        self.on_params = on_params
         self.progress = progress
         self.shift_seconds = 0.0
         self.cache_stats = {"hits": 0, "misses": 0}
@@ -182,5 +193,5 @@ class ImageSource:
             severity,
             twins["params"],
         )
-        self.run.write_shift_params(seed, severity, category, rows)
+        self.on_params(seed, severity, category, rows)
         return twins["images"], twins["masks"], kept

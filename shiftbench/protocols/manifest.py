@@ -17,6 +17,7 @@ import pandas as pd
 
 from shiftbench.data import split_hash
 from shiftbench.data.cache import source_digest
+from shiftbench.models.device import device_info, resolve_device
 from shiftbench.results import schema
 
 #: packages whose versions a run records (shifted pixels depend on numpy's generators and
@@ -96,6 +97,7 @@ def study_fields(config, protocols, command: list[str], splits: pd.DataFrame, su
     return {
         "config": config.to_dict(),
         "config_hash": config.hash,
+        "device": device_info(resolve_device(getattr(config, "device", "cpu"))),
         "command": shlex.join(command),
         "seeds": config.seeds,
         "protocols": [p.__dict__ for p in protocols],

@@ -99,6 +99,14 @@ class StudyRunner:
         # a study-wide backbone applies to the models that have one (not the autoencoder)
         if cfg.backbone is not None and getattr(model_class(name), "default_backbone", None):
             kwargs["backbone"] = cfg.backbone
+        # --device, resolved once (a missing GPU fails here, before any work), for the models
+        # that take it; a per-model device option wins
+        if "device" in getattr(model_class(name), "_param_names", list)():
+            if not hasattr(self, "_device"):
+                from shiftbench.models.device import resolve_device
+
+                self._device = str(resolve_device(cfg.device))
+            kwargs.setdefault("device", self._device)
         return create_model(name, **kwargs)
 
     def describe(self) -> str:
@@ -147,36 +155,40 @@ class StudyRunner:
 
     # -- the whole study -------------------------------------------------------------------
     def run(self) -> StudyResult:
-        """Run every unit not already in the run folder, then assemble its tables."""
-        from tqdm.auto import tqdm
+        """Run every unit not already in the run folder, then assemble its tables.
+
+        ``executor`` ``serial`` runs the units here, one (seed, category group)'s images
+        loaded once for all its units; ``process`` and ``ray`` send them to workers
+        (:mod:`shiftbench.protocols.executors`) and write what comes back. A failure
+        leaves every finished unit on disk for ``--resume``."""
+        from shiftbench._progress import bar as progress_bar
 
         t_start = time.perf_counter()
         run = self._open_run()
-        source = ImageSource(self.config, self.splits, self.suites, run, self.progress)
+        source = ImageSource(
+            self.config, self.splits, self.suites, run.write_shift_params, self.progress
+        )
         timing = {"fit_seconds": 0.0, "score_seconds": 0.0}
         todo = [u for u in self.units if not run.unit_done(u.key)]
         if len(todo) < len(self.units):
             done = len(self.units) - len(todo)
             self.echo(f"resuming {run.path}: {done} of {len(self.units)} fits already done")
-        bar = tqdm(total=len(todo), desc="fits", unit="fit", disable=not self.progress)
-        for seed in self.config.seeds:
-            seed_units = [u for u in todo if u.seed == seed]
-            for cats in dict.fromkeys(u.categories for u in seed_units):
-                # the units that share one set of images: load (and shift) them once
-                group = [u for u in seed_units if u.categories == cats]
-                needs = set().union(*(u.needs() for u in group))
-                data = {}
-                for c in cats:
-                    bar.set_postfix_str(f"reading {c} (seed {seed})")
-                    data[c] = source.load_category(c, seed, needs)
-                for unit in group:
-                    bar.set_postfix_str(unit.key)
-                    result = self._run_unit(run, unit, data)
-                    timing["fit_seconds"] += result.fit_seconds
-                    timing["score_seconds"] += result.score_seconds
-                    bar.update(1)
-                del data  # free this group's images before the next group's are read
+        bar = progress_bar(len(todo), desc="fits", unit="fit", disable=not self.progress)
+        executor = None
+        try:
+            if self.config.executor == "serial":
+                self._run_serial(run, source, todo, bar, timing)
+            else:
+                from shiftbench.protocols.executors import run_distributed
+
+                executor = run_distributed(self, run, source, todo, bar, timing)
+        except BaseException:
+            bar.close()
+            run.unlock()  # what is finished stays; --resume continues
+            raise
         bar.close()
+        if executor is not None:
+            timing["executor"] = executor
         metrics = run.assemble([p.name for p in self.protocols])
         manifest = run.read_manifest()
         manifest.update(
@@ -196,6 +208,41 @@ class StudyRunner:
         run.write_manifest(manifest)
         run.unlock()
         return StudyResult(run.path, metrics)
+
+    def _run_serial(self, run: RunDir, source: ImageSource, todo: list[Unit], bar, timing):
+        """The units in this process, in plan order; each (seed, category group)'s images
+        are read (and shifted) once for all of its units."""
+        from shiftbench.protocols.executors import worker_threads
+
+        threads, before = worker_threads(self.config), None
+        if threads is not None:  # --cpus-per-unit: as many torch threads as a worker's
+            import torch
+
+            before = torch.get_num_threads()
+            torch.set_num_threads(threads)
+        try:
+            for seed in self.config.seeds:
+                seed_units = [u for u in todo if u.seed == seed]
+                for cats in dict.fromkeys(u.categories for u in seed_units):
+                    # the units that share one set of images: load (and shift) them once
+                    group = [u for u in seed_units if u.categories == cats]
+                    needs = set().union(*(u.needs() for u in group))
+                    data = {}
+                    for c in cats:
+                        bar.set_postfix_str(f"reading {c} (seed {seed})")
+                        data[c] = source.load_category(c, seed, needs)
+                    for unit in group:
+                        bar.set_postfix_str(unit.key)
+                        result = self._run_unit(run, unit, data)
+                        timing["fit_seconds"] += result.fit_seconds
+                        timing["score_seconds"] += result.score_seconds
+                        bar.update(1)
+                    del data  # free this group's images before the next group's are read
+        finally:
+            if before is not None:
+                import torch
+
+                torch.set_num_threads(before)
 
     def _run_unit(self, run: RunDir, unit: Unit, data):
         sweep = len(self.config.severities) > 1

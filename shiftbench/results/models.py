@@ -111,7 +111,9 @@ def _read_meta(path: Path) -> dict:
         )
     missing = [k for k in META_KEYS if k not in meta]
     if missing or not isinstance(meta.get("categories"), dict):
-        raise ShiftbenchError(f"{path}: missing keys {', '.join(missing) or 'categories'}; {_RERUN}")
+        raise ShiftbenchError(
+            f"{path}: missing keys {', '.join(missing) or 'categories'}; {_RERUN}"
+        )
     return meta
 
 
@@ -141,7 +143,9 @@ def list_fitted(run_path: str | Path) -> pd.DataFrame:
                         "image_size": inp.get("image_size"),
                         "crop": inp.get("crop"),
                         "file_bytes": meta.get("file_bytes"),
-                        "path": str(side.with_name(meta.get("file") or side.stem + schema.MODEL_SUFFIX)),
+                        "path": str(
+                            side.with_name(meta.get("file") or side.stem + schema.MODEL_SUFFIX)
+                        ),
                     }
                 )
     return pd.DataFrame(rows, columns=list(LIST_COLUMNS))

@@ -32,9 +32,13 @@ class Run:
     shift_params: pd.DataFrame | None = None
     format_version: int = schema.FORMAT_VERSION
     _maps: dict = field(default_factory=dict, repr=False)
+    #: model -> the run directory holding its maps, for a report that combines runs
+    #: (:func:`shiftbench.analysis.report.combine_runs`); models not listed use ``path``
+    map_roots: dict = field(default_factory=dict, repr=False)
 
     def maps_file(self, category: str, model: str, seed: int, name: str) -> Path:
-        return self.path / schema.maps_path(category, model, int(seed), name)
+        root = self.map_roots.get(model, self.path)
+        return root / schema.maps_path(category, model, int(seed), name)
 
     def map_names(self, category: str, model: str, seed: int) -> list[str]:
         """The names (:func:`schema.map_name`) of the maps saved for one fit, sorted."""

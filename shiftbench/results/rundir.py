@@ -16,7 +16,9 @@ Every file is written to a temporary name and moved into place with ``os.replace
 unit's folder is renamed into ``units/`` only once both of its tables are on disk, so a
 process killed at any instant (even ``kill -9``) leaves either a whole unit or none. The
 lock is an OS file lock: the kernel drops it when its process dies, so a crashed run never
-leaves a stale lock behind, while a second live writer is refused.
+leaves a stale lock behind, while a second live writer is refused. A finished run calls
+:meth:`RunDir.close`, which also removes ``.lock`` and an empty ``.partial/``. Every file is
+created with the user's umask (0644 under the usual 022, 0600 under 077).
 """
 
 from __future__ import annotations
@@ -41,13 +43,34 @@ UNITS = schema.UNITS
 UNIT_TABLES = schema.UNIT_TABLES
 
 
+def current_umask() -> int:
+    """The process's umask: from ``/proc/self/status`` where Linux shows it, else read by
+    setting a restrictive one and putting the old one back (a thread creating a file in
+    between gets stricter, never looser, permissions)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def _atomic(path: Path) -> Iterator[Path]:
     """Yield a temporary name beside ``path``; on success move it onto ``path`` in one
-    step, on any failure remove it. Readers see the old file or the new one, never half."""
+    step, on any failure remove it. Readers see the old file or the new one, never half.
+    The file gets the permissions of any other new file (``0666 & ~umask``), not
+    ``mkstemp``'s 0600."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    try:
+        os.fchmod(fd, 0o666 & ~current_umask())
+    finally:
+        os.close(fd)
     tmp = Path(name)
     try:
         yield tmp
@@ -108,7 +131,7 @@ def _try_lock(fd: int) -> bool:
 def _acquire_lock(folder: Path) -> int:
     """Take the run's writer lock; refuse (one line) if another process holds it."""
     lock = folder / LOCK_NAME
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)  # the umask applies
     if not _try_lock(fd):
         holder = lock.read_text().strip() or "?"
         os.close(fd)
@@ -130,14 +153,28 @@ class RunDir:
 
     # -- opening -------------------------------------------------------------------------
     @classmethod
-    def create(cls, path: str | Path) -> RunDir:
-        """Start a new run in ``path``; refused if the folder already holds a run."""
+    def create(cls, path: str | Path, *, reuse_empty: bool = False) -> RunDir:
+        """Start a new run in ``path``; refused if the folder already holds a run.
+
+        With ``reuse_empty``, a folder left by a run that failed before finishing any unit
+        (:meth:`is_empty_failed`) does not count as a run: its leftovers are removed and
+        the new run starts there (so re-running the same command after, say, a bad
+        ``--weights`` file or a crash while loading reuses its folder, ``results/<name>``,
+        instead of moving on to ``results/<name>-2``). Checked under the writer lock."""
         path = Path(path)
         if path.exists() and not path.is_dir():
             raise ShiftbenchError(f"{path}: exists and is not a folder; choose another --out")
         path.mkdir(parents=True, exist_ok=True)
         fd = _acquire_lock(path)
         run = cls(path, fd)
+        if reuse_empty and cls.is_empty_failed(path):
+            for entry in path.iterdir():
+                if entry.name == LOCK_NAME:
+                    continue
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
         if any(p.name != LOCK_NAME for p in path.iterdir()):
             run.unlock()
             raise ShiftbenchError(
@@ -145,6 +182,40 @@ class RunDir:
                 "or choose another --out"
             )
         return run
+
+    #: What a run that failed before its first finished unit may have left behind.
+    _EMPTY_RUN_ENTRIES = frozenset(
+        {schema.MANIFEST, schema.SPLITS, LOCK_NAME, PARTIAL, UNITS, schema.SHIFT_PARAMS_DIR}
+    )
+
+    @staticmethod
+    def is_empty_failed(path: str | Path) -> bool:
+        """True if ``path`` holds a run that stopped before finishing any unit: a readable
+        manifest whose ``status`` is still ``running``, no finished unit under ``units/``,
+        and nothing but what such a run writes (manifest, ``splits.csv``,
+        ``shift_params/``, ``.partial/``, ``.lock``, temporary files). Nothing in it is
+        worth keeping, so the same command may start afresh there
+        (``create(path, reuse_empty=True)``). False for anything else, including a folder
+        without a manifest, a finished run, or one with files a user put there. Takes no
+        lock: a run still live in the folder is refused by :meth:`create`."""
+        path = Path(path)
+        try:
+            manifest = json.loads((path / schema.MANIFEST).read_text())
+            entries = list(path.iterdir())
+        except (OSError, ValueError):
+            return False
+        if not isinstance(manifest, dict) or manifest.get("status") != schema.STATUS_RUNNING:
+            return False
+        for entry in entries:
+            temporary = entry.name.startswith(".") and entry.name.endswith(".tmp")
+            if entry.name not in RunDir._EMPTY_RUN_ENTRIES and not temporary:
+                return False
+        units = path / UNITS
+        if units.is_dir():
+            for folder in units.iterdir():
+                if all((folder / name).is_file() for name in UNIT_TABLES):
+                    return False
+        return True
 
     @classmethod
     def open(cls, path: str | Path) -> RunDir:
@@ -174,6 +245,18 @@ class RunDir:
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # closing the descriptor drops the flock
             self._lock_fd = None
+
+    def close(self) -> None:
+        """End writing a finished run: remove ``.lock`` and an empty ``.partial/``, then
+        release the lock, leaving the folder holding only the run's files. (An interrupted
+        run keeps them; :meth:`unlock` alone releases the lock.) Safe to call twice."""
+        if self._lock_fd is not None:
+            (self.path / LOCK_NAME).unlink(missing_ok=True)  # while still holding the lock
+        try:
+            (self.path / PARTIAL).rmdir()  # only if empty: staged units are never dropped here
+        except OSError:
+            pass
+        self.unlock()
 
     # -- manifest ------------------------------------------------------------------------
     def read_manifest(self) -> dict:

@@ -29,6 +29,7 @@ class AnomalibDraem(_AnomalibModel):
         image_size: int = 256,
         seed: int = 0,
         batch_size: int = 8,
+        device: str = "cpu",
         epochs: int = 10,
         lr: float = 1e-4,
         anomaly_source: str | None = None,
@@ -40,6 +41,7 @@ class AnomalibDraem(_AnomalibModel):
             image_size=image_size,
             seed=seed,
             batch_size=batch_size,
+            device=device,
         )
         self.epochs = epochs
         self.lr = lr

@@ -50,6 +50,7 @@ class AnomalibEfficientAd(_AnomalibModel):
         image_size: int = 256,
         seed: int = 0,
         batch_size: int = 1,
+        device: str = "cpu",
         max_steps: int = 1000,
         lr: float = 1e-4,
         model_size: str = "small",
@@ -62,6 +63,7 @@ class AnomalibEfficientAd(_AnomalibModel):
             image_size=image_size,
             seed=seed,
             batch_size=batch_size,
+            device=device,
         )
         self.max_steps = max_steps
         self.lr = lr
@@ -152,7 +154,7 @@ class AnomalibEfficientAd(_AnomalibModel):
             )
         penalty = None
         if self.imagenet_dir is not None:
-            penalty = _read_image_folder(Path(self.imagenet_dir), self.image_size)
+            penalty = _read_image_folder(Path(self.imagenet_dir), self.image_size).to(x.device)
         params = list(model.student.parameters()) + list(model.ae.parameters())
         opt = torch.optim.Adam(params, lr=self.lr, weight_decay=1e-5)
         sched = torch.optim.lr_scheduler.StepLR(

@@ -23,6 +23,7 @@ class AnomalibFastflow(_AnomalibModel):
         image_size: int = 256,
         seed: int = 0,
         batch_size: int = 16,
+        device: str = "cpu",
         epochs: int = 10,
         lr: float = 1e-3,
         flow_steps: int = 8,
@@ -35,6 +36,7 @@ class AnomalibFastflow(_AnomalibModel):
             image_size=image_size,
             seed=seed,
             batch_size=batch_size,
+            device=device,
         )
         self.epochs = epochs
         self.lr = lr

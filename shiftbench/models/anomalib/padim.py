@@ -30,6 +30,7 @@ class AnomalibPadim(_AnomalibModel):
         image_size: int = 256,
         seed: int = 0,
         batch_size: int | None = None,  # no training: auto (cache-sized) batches
+        device: str = "cpu",
         layers: list[str] | None = None,
         n_features: int | None = None,
     ) -> None:
@@ -39,6 +40,7 @@ class AnomalibPadim(_AnomalibModel):
             image_size=image_size,
             seed=seed,
             batch_size=batch_size,
+            device=device,
         )
         self.layers = layers
         self.n_features = n_features

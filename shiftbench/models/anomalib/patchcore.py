@@ -25,6 +25,7 @@ class AnomalibPatchCore(_AnomalibModel):
         image_size: int = 256,
         seed: int = 0,
         batch_size: int | None = None,  # no training: auto (cache-sized) batches
+        device: str = "cpu",
         layers: list[str] | None = None,
         coreset_ratio: float = 0.1,
         num_neighbors: int = 9,
@@ -35,6 +36,7 @@ class AnomalibPatchCore(_AnomalibModel):
             image_size=image_size,
             seed=seed,
             batch_size=batch_size,
+            device=device,
         )
         self.layers = layers
         self.coreset_ratio = coreset_ratio

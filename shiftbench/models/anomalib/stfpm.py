@@ -25,6 +25,7 @@ class AnomalibStfpm(_AnomalibModel):
         image_size: int = 256,
         seed: int = 0,
         batch_size: int = 16,
+        device: str = "cpu",
         layers: list[str] | None = None,
         epochs: int = 10,
         lr: float = 0.4,
@@ -35,6 +36,7 @@ class AnomalibStfpm(_AnomalibModel):
             image_size=image_size,
             seed=seed,
             batch_size=batch_size,
+            device=device,
         )
         self.layers = layers
         self.epochs = epochs
