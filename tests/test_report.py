@@ -792,7 +792,7 @@ def test_defect_table_hand_worked():
     assert list(t.index) == ["crack", "hole", "good"]  # normals last
 
 
-def test_combined_report_of_two_runs(fake_run, tmp_path):
+def test_combined_report_of_two_runs(fake_run, built, tmp_path):
     """Two runs of the same design (here: the models split between two copies) give one
     report; runs that differ are refused, naming the field."""
     from shiftbench.analysis.report import build_report
@@ -828,8 +828,11 @@ def test_combined_report_of_two_runs(fake_run, tmp_path):
         manifest=other)  # fmt: skip
     with pytest.raises(ShiftbenchError, match=r"config\.dataset differs"):
         build_report([runs[0], odd], "markdown", n_resamples=200, figures=False, out=tmp_path / "x")
+    twin = write_run(tmp_path / "d", {"u": (scores[scores["model"] == "padim"], metrics[
+        (metrics["model"] == "padim") & (metrics["category"] != "mean")])}, splits=splits,
+        manifest=keep)  # fmt: skip
     with pytest.raises(ShiftbenchError, match="model 'padim' is in both"):
-        build_report([runs[1], odd], "markdown", n_resamples=200, figures=False, out=tmp_path / "y")
+        build_report([runs[1], twin], "markdown", n_resamples=200, figures=False, out=tmp_path / "y")
 
 
 def test_qualitative_grid_refuses_a_suite_that_changed(fake_run, tmp_path):

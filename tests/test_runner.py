@@ -398,5 +398,5 @@ def test_severity_sweep_end_to_end(tiny_synthetic, tmp_path):
 def test_bad_severity_is_one_clear_error(bad):
     from shiftbench.errors import ShiftbenchError
 
-    with pytest.raises(ShiftbenchError, match="--severity"):
+    with pytest.raises(ShiftbenchError, match=r"^severity"):
         load_config(None, {"severity": bad})

@@ -13,10 +13,18 @@ def summary_table(metrics: pd.DataFrame, metric: str = "image_auroc") -> pd.Data
     of :data:`schema.DELTAS`.
 
     In a severity sweep each shifted protocol gets one column per level
-    (``shift-noadapt@5``) and no deltas."""
+    (``shift-noadapt@5``) and no deltas; in a per-shift study one column per shift (and
+    level): ``shift-noadapt@cc_contrast``."""
     sub = metrics[metrics["metric"] == metric].copy()
     levels = sorted(sub["severity"].dropna().unique()) if "severity" in sub else []
     protocols = [c for c in schema.PROTOCOLS if c in set(sub["protocol"])]
+    if schema.SHIFT_COLUMN in sub.columns:
+        shift = sub[schema.SHIFT_COLUMN]
+        sub["protocol"] = sub["protocol"].where(shift.isna(), sub["protocol"] + "@" + shift.astype(str))
+        shifts = list(dict.fromkeys(shift.dropna()))
+        protocols = [
+            c for p in protocols for c in ([p] if p == "clean" else [f"{p}@{s}" for s in shifts])
+        ]
     if len(levels) > 1:
         sev = sub["severity"]
         sub["protocol"] = sub["protocol"].where(

@@ -146,6 +146,14 @@ class StudyConfig:
         cli_type=int,
         show=f"{SYNTHETIC_IMAGE_SIZE} for synthetic, {REAL_IMAGE_SIZE} otherwise",
     )
+    each: bool | None = _opt(
+        None,
+        "Evaluate each suite member alone (one condition per shift x severity), or the "
+        "suite's members together; --suite each:NAME also sets it.",
+        flag="--each/--together",
+        cli_type=bool,
+        show="as the suite's YAML says (each: true)",
+    )
     crop: int | None = _opt(
         None,
         "Centre crop in px after resizing to --image-size (e.g. 256 then 224, as PatchCore).",
@@ -281,9 +289,11 @@ class StudyConfig:
     )
     # options added after studies were hashed: left out of the hash while unset (None), so
     # every study that does not use them keeps its hash, run folder name and resumability
-    _HASHED_WHEN_SET = ("crop",)
+    _HASHED_WHEN_SET = ("crop", "each")
 
     def __post_init__(self) -> None:
+        if isinstance(self.suite, str) and self.suite.startswith("each:"):
+            self.suite, self.each = self.suite[len("each:") :], True
         if self.image_size is None:  # 128 px for the synthetic demo, 256 px for real data
             self.image_size = (
                 SYNTHETIC_IMAGE_SIZE if self.dataset == "synthetic" else REAL_IMAGE_SIZE

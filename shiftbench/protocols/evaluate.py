@@ -76,8 +76,14 @@ def condition_metrics(labels, test_scores, test_maps, test_masks, thr: Threshold
     return values
 
 
+def _per_shift(unit: Unit) -> bool:
+    """Whether the unit belongs to a per-shift study (its tables get a shift column)."""
+    return any(c.shift is not None for c in unit.conditions) or unit.fit_domain.shift is not None
+
+
 def score_rows(category, unit: Unit, c: Condition, split, rows, scores, thr: Thresholds):
     """The ``scores`` rows of one split under one condition."""
+    shift = {schema.SHIFT_COLUMN: c.shift} if _per_shift(unit) else {}
     return pd.DataFrame(
         {
             "category": category,
@@ -85,6 +91,7 @@ def score_rows(category, unit: Unit, c: Condition, split, rows, scores, thr: Thr
             "seed": unit.seed,
             "protocol": c.protocol.name,
             "severity": severity_value(c.severity),
+            **shift,
             "split": split,
             "sample_id": rows["sample_id"].to_numpy(),
             "label": rows["label"].to_numpy(),
@@ -188,18 +195,20 @@ def run_unit(
     for cat in unit.categories:
         for c in unit.conditions:
             metric_rows += _metric_rows(cat, unit, c, efficiency)
-    metrics = pd.DataFrame(metric_rows, columns=list(schema.METRIC_COLUMNS))
+    columns = list(schema.METRIC_COLUMNS)
+    if _per_shift(unit):
+        columns.insert(columns.index("severity") + 1, schema.SHIFT_COLUMN)
+    metrics = pd.DataFrame(metric_rows, columns=columns)
     return UnitResult(
         pd.concat(score_parts, ignore_index=True), metrics, fit_track.seconds, timing["seconds"]
     )
 
 
 def _metric_rows(category, unit: Unit, c: Condition, values: dict) -> list[tuple]:
-    sev = severity_value(c.severity)
-    return [
-        (category, unit.model, unit.seed, c.protocol.name, sev, k, float(v))
-        for k, v in values.items()
-    ]
+    head = (category, unit.model, unit.seed, c.protocol.name, severity_value(c.severity))
+    if _per_shift(unit):
+        head = (*head, c.shift)
+    return [(*head, k, float(v)) for k, v in values.items()]
 
 
 def _evaluate_category(cat, unit: Unit, scorer: _Scorer, score_parts, metric_rows, on_maps):

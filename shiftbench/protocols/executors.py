@@ -77,7 +77,7 @@ class UnitTask:
     config: dict  # StudyConfig.to_dict()
     unit: Unit
     splits: pd.DataFrame  # the unit's seed and categories (absolute image paths)
-    suites: dict  # severity -> Suite, for the shifted domains
+    suites: dict  # the runner's suites (what ImageSource takes), a few kB
     needs: frozenset  # (Domain, split) pairs to load: the group's, to hit the cache
     threads: int | None  # torch threads; None leaves torch's default
     fault: str | None = None
@@ -98,9 +98,9 @@ class UnitPayload:
     fit_seconds: float
     score_seconds: float
     shift_seconds: float
-    #: (category, protocol name, severity, sample ids, float16 maps) per condition
+    #: (category, protocol name, severity, shift, sample ids, float16 maps) per condition
     maps: list = field(default_factory=list)
-    #: (seed, severity, category, rows) per batch of twins made or read
+    #: (args, kwargs) of ImageSource's on_params per batch of twins made or read
     shift_params: list = field(default_factory=list)
     cache_stats: dict = field(default_factory=dict)
     worker: str = ""  # host:pid
@@ -121,8 +121,14 @@ def make_model(config: StudyConfig, name: str, seed: int):
     from shiftbench.protocols.runner import StudyRunner
 
     key = config.hash + repr(sorted(config.to_dict().items(), key=str))
-    factory = _FACTORIES.setdefault(key, SimpleNamespace(config=config))
-    return StudyRunner._model(factory, name, seed)
+    if key not in _FACTORIES:
+        factory = SimpleNamespace(config=config)
+        if hasattr(config, "device"):  # resolved here: a Ray GPU worker sees its own GPU
+            from shiftbench.models.device import resolve_device
+
+            factory.device = str(resolve_device(config.device))
+        _FACTORIES[key] = factory
+    return StudyRunner._model(_FACTORIES[key], name, seed)
 
 
 def _set_threads(threads: int | None) -> None:
@@ -166,7 +172,7 @@ def execute(task: UnitTask, images: dict | None = None) -> UnitPayload:
     unit = task.unit
     params: list = []
     source = ImageSource(
-        config, task.splits, task.suites, lambda *row: params.append(row), progress=False
+        config, task.splits, task.suites, lambda *a, **k: params.append((a, k)), progress=False
     )
     if images is None:
         images = {c: source.load_category(c, unit.seed, set(task.needs)) for c in unit.categories}
@@ -174,8 +180,16 @@ def execute(task: UnitTask, images: dict | None = None) -> UnitPayload:
 
     def keep_maps(category, condition, sample_ids, m):
         ids = np.asarray(sample_ids).astype(str)
+        shift = getattr(condition, "shift", None)
         maps.append(
-            (category, condition.protocol.name, condition.severity, ids, m.astype(np.float16))
+            (
+                category,
+                condition.protocol.name,
+                condition.severity,
+                shift,
+                ids,
+                m.astype(np.float16),
+            )
         )
 
     model = make_model(config, unit.model, unit.seed)
@@ -534,12 +548,12 @@ def run_distributed(runner, run, source, todo: list[Unit], bar, timing: dict) ->
     written_params: set = set()
     write_params = source.on_params
 
-    def params_once(seed, severity, category, rows):
+    def params_once(seed, severity, category, rows, **kw):
         # every unit of a group reads the same twins: write their parameters once
-        key = (seed, severity, category, tuple(rows["sample_id"]))
+        key = (seed, severity, category, tuple(sorted(kw.items())), tuple(rows["sample_id"]))
         if key not in written_params:
             written_params.add(key)
-            write_params(seed, severity, category, rows)
+            write_params(seed, severity, category, rows, **kw)
 
     source.on_params = params_once
     executor = make_executor(config)
@@ -559,7 +573,7 @@ def _dispatch(runner, run, source, todo, bar, timing, executor: _Executor, param
     # make each group's twins once, into the image cache, before the workers read them
     if config.image_cache and runner.suites and not config.ship_images:
         for (seed, cats), needs in groups.items():
-            shifted = sorted({d for d, _ in needs if not d.is_clean})
+            shifted = sorted({d for d, _ in needs if not d.is_clean}, key=str)
             if not shifted:
                 continue
             for c in cats:
@@ -603,12 +617,11 @@ def _dispatch(runner, run, source, todo, bar, timing, executor: _Executor, param
     def task_of(u: Unit) -> UnitTask:
         rows = splits[(splits["seed"] == u.seed) & splits["category"].isin(u.categories)]
         needs = groups[u.seed, u.categories] if config.image_cache else u.needs()
-        sevs = {d.severity for d, _ in needs if not d.is_clean}
         return UnitTask(
             config=config_dict,
             unit=u,
             splits=rows.reset_index(drop=True),
-            suites={s: runner.suites[s] for s in sevs},
+            suites=runner.suites,
             needs=frozenset(needs),
             threads=threads,
             fault=fault,
@@ -619,11 +632,16 @@ def _dispatch(runner, run, source, todo, bar, timing, executor: _Executor, param
 
     def on_done(task: UnitTask, p: UnitPayload, seconds: float) -> None:
         unit = task.unit
-        for category, protocol, severity, ids, maps in p.maps:
-            name = schema.map_name(protocol, severity if sweep else None)
+        for category, protocol, severity, shift, ids, maps in p.maps:
+            sev = severity if sweep else None
+            name = (
+                schema.map_name(protocol, sev)
+                if shift is None
+                else schema.map_name(protocol, sev, shift)
+            )
             run.write_maps(category, unit.model, unit.seed, name, ids, maps)
-        for seed, severity, category, rows in p.shift_params:
-            params_once(seed, severity, category, rows)
+        for args, kwargs in p.shift_params:
+            params_once(*args, **kwargs)
         run.write_unit(p.key, p.scores, p.metrics)
         timing["fit_seconds"] += p.fit_seconds
         timing["score_seconds"] += p.score_seconds

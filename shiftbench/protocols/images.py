@@ -61,7 +61,7 @@ class ImageSource:
     """Reads a study's images and makes their shifted twins; ``shift_seconds`` and
     ``cache_stats`` (image-cache hits and misses) accumulate over the study.
 
-    ``on_params(seed, severity, category, rows)`` receives the shift parameters of every
+    ``on_params(seed, severity, category, rows, shift=)`` receives the shift parameters of every
     batch of twins (:func:`shiftbench.results.shift_params_frame` rows): the driver writes
     them with :meth:`RunDir.write_shift_params`, a worker sends them back to it."""
 
@@ -70,12 +70,12 @@ class ImageSource:
         config,
         splits: pd.DataFrame,
         suites: dict,
-        on_params: Callable[[int, int, str, pd.DataFrame], object],
+        on_params: Callable[..., object],
         progress: bool,
     ):
         self.config = config
         self.splits = splits
-        self.suites = suites  # severity -> Suite
+        self.suites = suites  # (severity, shift or None) -> Suite
         self.on_params = on_params
         self.progress = progress
         self.shift_seconds = 0.0
@@ -88,7 +88,8 @@ class ImageSource:
         ``needs`` names: a ``shift-noadapt`` study shifts its test images only, never
         training images no model will see. Twins are made now, or, with the image cache
         on, when first used (:meth:`SplitImages.pixels`)."""
-        size, cache, stats = self.config.image_size, self.config.image_cache, self.cache_stats
+        cfg, stats = self.config, self.cache_stats
+        size, cache, crop = cfg.image_size, cfg.image_cache, cfg.crop
         table = self.splits[(self.splits["seed"] == seed) & (self.splits["category"] == category)]
         table = (
             table[table["split"].isin(["train", *EVAL_SPLITS])]
@@ -96,13 +97,17 @@ class ImageSource:
             .reset_index(drop=True)
         )
         data = SplitImages(table)
-        images = read_batch(table["image_path"], size, kind="image", cache=cache, stats=stats)
-        masks = read_batch(table["mask_path"], size, kind="mask", cache=cache, stats=stats)
+        images = read_batch(
+            table["image_path"], size, kind="image", cache=cache, stats=stats, crop=crop
+        )
+        masks = read_batch(
+            table["mask_path"], size, kind="mask", cache=cache, stats=stats, crop=crop
+        )
         split_of = table["split"].to_numpy()
         for split in ("train", *EVAL_SPLITS):
             idx = np.flatnonzero(split_of == split)
             data.images[CLEAN, split], data.masks[CLEAN, split] = images[idx], masks[idx]
-        for domain in sorted({d for d, _ in needs} - {CLEAN}):
+        for domain in sorted({d for d, _ in needs} - {CLEAN}, key=lambda d: d.sort_key):
             splits = sorted({sp for d, sp in needs if d == domain})
             load = functools.partial(self._load_twins, category, seed, data, domain, splits)
             if cache:
@@ -123,36 +128,31 @@ class ImageSource:
         for split in splits:
             at = np.searchsorted(rows, np.flatnonzero(split_of == split))
             images[at], masks[at] = data.images[CLEAN, split], data.masks[CLEAN, split]
-        im, ma, kept = self._shifted(
-            category, seed, domain.severity, data.table.iloc[rows], images, masks
-        )
+        im, ma, kept = self._shifted(category, seed, domain, data.table.iloc[rows], images, masks)
         if not kept:  # the cache could not keep them (unwritable, full): keep them in memory
             data.loaders.pop(domain, None)
         for split in splits:
             idx = np.flatnonzero(split_of[rows] == split)
             data.images[domain, split], data.masks[domain, split] = im[idx], ma[idx]
 
-    def _shift(self, category, severity, seed, ids, images, masks) -> dict[str, np.ndarray]:
+    def _shift(self, category, domain, seed, ids, images, masks) -> dict[str, np.ndarray]:
         """Shift a batch now: threads for small batches (starting worker processes costs
         seconds, each imports albumentations and torch), processes above ~50 Mpx."""
-        from tqdm.auto import tqdm
-
+        from shiftbench._progress import bar
         from shiftbench.transforms.twins import shift_batch
 
         big = images[..., 0].size > PARALLEL_SHIFT_PIXELS
-        desc = f"shifting {category} (severity {severity})"
-        with tqdm(
-            total=len(ids), desc=desc, unit="img", leave=False, disable=not self.progress
-        ) as bar:
+        desc = f"shifting {category} ({domain})"
+        with bar(len(ids), desc, "img", leave=False, disable=not self.progress) as progress:
             out_images, out_masks, params = shift_batch(
-                self.suites[severity],
+                self.suites[domain.severity, domain.shift],
                 images,
                 masks,
                 list(ids),
                 seed,
                 workers=self.config.workers if big else 1,
                 threads=1 if big else self.config.workers,
-                progress=bar.update,
+                progress=progress.update,
             )
         return {
             "images": out_images,
@@ -160,26 +160,27 @@ class ImageSource:
             "params": np.array([json.dumps(p, sort_keys=True) for p in params]),
         }
 
-    def _shifted(self, category, seed, severity, table: pd.DataFrame, images, masks):
+    def _shifted(self, category, seed, domain: Domain, table: pd.DataFrame, images, masks):
         """Shifted twins of one category's images, made once per (suite, severity, seed)
         and shared by every model. With the image cache on they are kept there too, so a
         resumed run or a later study on the same images reads them back (byte-identical:
         shifting is deterministic); their parameters are written to the run. Returns the
         twins and whether the cache holds them."""
         ids = table["sample_id"].to_numpy().astype(str)
-        suite = self.suites[severity]
+        severity = domain.severity
+        suite = self.suites[severity, domain.shift]
         t0 = time.perf_counter()
         key = None
         if self.config.image_cache:
-            size = self.config.image_size
+            size, crop = self.config.image_size, self.config.crop
             inputs = [
-                batch_key(table["image_path"], size, "image"),
-                batch_key(table["mask_path"], size, "mask"),
+                batch_key(table["image_path"], size, "image", crop=crop),
+                batch_key(table["mask_path"], size, "mask", crop=crop),
             ]
             if None not in inputs:
                 key = digest(["twins", shift_code(suite), suite.hash, seed, inputs, list(ids)])
         name = f"twins-{suite.name}-sev{severity}-seed{seed}"
-        compute = functools.partial(self._shift, category, severity, seed, ids, images, masks)
+        compute = functools.partial(self._shift, category, domain, seed, ids, images, masks)
         twins = cached(name, key, compute, self.cache_stats)
         kept = key is not None and entry_path(name, key).is_file()
         self.shift_seconds += time.perf_counter() - t0
@@ -193,5 +194,5 @@ class ImageSource:
             severity,
             twins["params"],
         )
-        self.on_params(seed, severity, category, rows)
+        self.on_params(seed, severity, category, rows, shift=domain.shift)
         return twins["images"], twins["masks"], kept

@@ -87,13 +87,19 @@ def study_fields(config, protocols, command: list[str], splits: pd.DataFrame, su
     """The manifest keys that describe the study (written at every start or resume)."""
     suite = None
     if suites:
+        shifts = [k for _, k in suites if k is not None]
         first = next(iter(suites.values()))
         suite = {
-            "name": first.name,
+            "name": first.name if not shifts else config.suite,
             "hash": first.hash,
             "severity": config.severity,
-            "hashes": {str(s): st.hash for s, st in suites.items()},
+            "hashes": {
+                str(s) if k is None else f"{s}-{k}": st.hash for (s, k), st in suites.items()
+            },
         }
+        if shifts:  # a per-shift study: each member of the suite alone
+            suite["each"] = True
+            suite["shifts"] = list(dict.fromkeys(shifts))
     return {
         "config": config.to_dict(),
         "config_hash": config.hash,

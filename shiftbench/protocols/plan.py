@@ -21,26 +21,34 @@ from shiftbench.protocols.config import Protocol, StudyConfig, resolve_protocols
 EVAL_SPLITS = ("val", "test")
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Domain:
-    """The clean images (``severity`` None) or their shifted twins at one severity."""
+    """The clean images (``severity`` None) or their shifted twins at one severity: of the
+    whole suite (``shift`` None), or of one of its members alone (a per-shift study)."""
 
     severity: int | None = None
+    shift: str | None = None
 
     @property
     def is_clean(self) -> bool:
         return self.severity is None
 
+    @property
+    def sort_key(self) -> tuple:
+        return (self.severity is not None, self.severity or 0, self.shift or "")
+
     def __str__(self) -> str:
-        return "clean" if self.is_clean else f"shift@{self.severity}"
+        if self.is_clean:
+            return "clean"
+        return f"shift@{self.severity}" if self.shift is None else f"{self.shift}@{self.severity}"
 
 
 CLEAN = Domain()
 
 
-def domain_of(side: str, severity: int | None) -> Domain:
+def domain_of(side: str, severity: int | None, shift: str | None = None) -> Domain:
     """The domain a protocol names for one of its sides (``"clean"`` or ``"shift"``)."""
-    return CLEAN if side == "clean" else Domain(severity)
+    return CLEAN if side == "clean" else Domain(severity, shift)
 
 
 def severity_value(severity: int | None) -> float:
@@ -54,18 +62,19 @@ class Condition:
 
     protocol: Protocol
     severity: int | None
+    shift: str | None = None  # one suite member alone (a per-shift study)
 
     @property
     def threshold_domain(self) -> Domain:
-        return domain_of(self.protocol.threshold_from, self.severity)
+        return domain_of(self.protocol.threshold_from, self.severity, self.shift)
 
     @property
     def eval_domain(self) -> Domain:
-        return domain_of(self.protocol.evaluate_on, self.severity)
+        return domain_of(self.protocol.evaluate_on, self.severity, self.shift)
 
     @property
     def label(self) -> str:
-        name = self.protocol.name
+        name = self.protocol.name if self.shift is None else f"{self.protocol.name}@{self.shift}"
         return name if self.severity is None else f"{name}@sev{self.severity}"
 
 
@@ -82,7 +91,10 @@ class Unit:
 
     @property
     def key(self) -> str:
-        fit = "clean" if self.fit_domain.is_clean else f"shift-sev{self.fit_domain.severity}"
+        d = self.fit_domain
+        fit = "clean" if d.is_clean else f"shift-sev{d.severity}"
+        if d.shift is not None:
+            fit = f"shift-{d.shift}-sev{d.severity}"
         return f"{self.group}__{self.model}__seed{self.seed}__{fit}"
 
     def needs(self) -> set[tuple[Domain, str]]:
@@ -110,13 +122,19 @@ def touches_shift(p: Protocol) -> bool:
     return "shift" in (p.fit_on, p.threshold_from, p.evaluate_on)
 
 
-def plan_units(config: StudyConfig, categories: list[str]) -> list[Unit]:
-    """The grid of fits the study needs, in execution order."""
+def plan_units(
+    config: StudyConfig, categories: list[str], shifts: list[str] | None = None
+) -> list[Unit]:
+    """The grid of fits the study needs, in execution order.
+
+    ``shifts``: the suite members evaluated one at a time (a per-shift study), or None
+    when the suite is applied as a whole. The clean fit serves every (shift, severity)
+    condition; ``shift-adapt`` needs one fit per (shift, severity)."""
     protocols = with_clean_reference(config.protocols)
     groups = (
         [("global", tuple(categories))] if config.global_model else [(c, (c,)) for c in categories]
     )
-    sevs = config.severities
+    cells = [(s, m) for s in config.severities for m in (shifts or [None])]
     clean = [p for p in protocols if p.fit_on == "clean"]
     shifted = [p for p in protocols if p.fit_on == "shift"]
     units = []
@@ -125,10 +143,12 @@ def plan_units(config: StudyConfig, categories: list[str]) -> list[Unit]:
             for model in config.models:
                 if clean:
                     conditions = tuple(
-                        Condition(p, s) for p in clean for s in (sevs if touches_shift(p) else [None])
+                        Condition(p, s, m)
+                        for p in clean
+                        for s, m in (cells if touches_shift(p) else [(None, None)])
                     )
                     units.append(Unit(group, cats, model, seed, CLEAN, conditions))
-                for s in sevs if shifted else []:
-                    conditions = tuple(Condition(p, s) for p in shifted)
-                    units.append(Unit(group, cats, model, seed, Domain(s), conditions))
+                for s, m in cells if shifted else []:
+                    conditions = tuple(Condition(p, s, m) for p in shifted)
+                    units.append(Unit(group, cats, model, seed, Domain(s, m), conditions))
     return units

@@ -23,7 +23,7 @@ from shiftbench.data import load_dataset, make_splits
 from shiftbench.data.cache import arrays_dir, budget_gb
 from shiftbench.errors import ShiftbenchError
 from shiftbench.protocols import manifest as mf
-from shiftbench.protocols.config import StudyConfig
+from shiftbench.protocols.config import StudyConfig, config_differences
 from shiftbench.protocols.evaluate import run_unit
 from shiftbench.protocols.images import ImageSource
 from shiftbench.protocols.plan import Unit, plan_units, touches_shift, with_clean_reference
@@ -65,11 +65,19 @@ class StudyRunner:
             budget_gb()  # a bad $SHIFTBENCH_CACHE_GB fails now, not after the first fit
         self.samples = load_dataset(config.dataset, config.root, config.categories)
         self.categories = sorted(self.samples["category"].unique())
-        self.suites = {}
+        #: (severity, shift) -> Suite; shift names a member alone in a per-shift study
+        self.suites: dict = {}
+        self.shifts: list[str] | None = None
         if any(touches_shift(p) for p in self.protocols):
             from shiftbench.transforms import load_suite
 
-            self.suites = {s: load_suite(config.suite, s) for s in config.severities}
+            whole = {s: load_suite(config.suite, s) for s in config.severities}
+            each = config.each if config.each is not None else whole[config.severities[0]].each
+            if each:
+                self.shifts = [m.key for m in whole[config.severities[0]].members]
+                self.suites = {(s, k): st.alone(k) for s, st in whole.items() for k in self.shifts}
+            else:
+                self.suites = {(s, None): st for s, st in whole.items()}
         self.splits = pd.concat(
             [
                 make_splits(
@@ -83,7 +91,11 @@ class StudyRunner:
             ],
             ignore_index=True,
         )
-        self.units = plan_units(config, self.categories)
+        self.units = plan_units(config, self.categories, self.shifts)
+        from shiftbench.models.device import resolve_device
+
+        # resolved once: a missing GPU fails here, before any work
+        self.device = str(resolve_device(config.device))
         for name in config.models:  # unknown names and unloadable weights fail now
             self._model(name, config.seeds[0])
 
@@ -94,19 +106,17 @@ class StudyRunner:
 
         cfg = self.config
         kwargs = dict(
-            weights=cfg.weights, image_size=cfg.image_size, seed=seed, **cfg.model_options.get(name, {})
+            weights=cfg.weights,
+            image_size=cfg.input_size,
+            seed=seed,
+            **cfg.model_options.get(name, {}),
         )
         # a study-wide backbone applies to the models that have one (not the autoencoder)
         if cfg.backbone is not None and getattr(model_class(name), "default_backbone", None):
             kwargs["backbone"] = cfg.backbone
-        # --device, resolved once (a missing GPU fails here, before any work), for the models
-        # that take it; a per-model device option wins
+        # the study's device, for the models that take one; a per-model device option wins
         if "device" in getattr(model_class(name), "_param_names", list)():
-            if not hasattr(self, "_device"):
-                from shiftbench.models.device import resolve_device
-
-                self._device = str(resolve_device(cfg.device))
-            kwargs.setdefault("device", self._device)
+            kwargs.setdefault("device", self.device)
         return create_model(name, **kwargs)
 
     def describe(self) -> str:
@@ -138,13 +148,15 @@ class StudyRunner:
             manifest = run.read_manifest()
             if manifest.get("config_hash") != cfg.hash:
                 run.unlock()
+                diff = "; ".join(config_differences(manifest.get("config", {}), cfg))
                 raise ShiftbenchError(
-                    f"{out}: its study config differs from this one; resume with the same options or use another --out"
+                    f"{out}: its study config differs from this one ({diff or 'config hash'}); "
+                    "resume with the same options or use another --out"
                 )
             run.clean_partial()
             manifest.setdefault("resumed_at", []).append(mf.now())
         else:
-            run = RunDir.create(out)
+            run = RunDir.create(out, reuse_empty=True)  # a run that failed before any unit
             manifest = {"started_at": mf.now()}
         manifest.update(
             mf.study_fields(cfg, self.protocols, self.command, self.splits, self.suites, self.units)
@@ -206,7 +218,7 @@ class StudyRunner:
             },
         )
         run.write_manifest(manifest)
-        run.unlock()
+        run.close()
         return StudyResult(run.path, metrics)
 
     def _run_serial(self, run: RunDir, source: ImageSource, todo: list[Unit], bar, timing):
@@ -250,7 +262,7 @@ class StudyRunner:
         def save_maps(category, condition, sample_ids, maps):
             # rewritten identically if the unit is re-run
             sev = condition.severity if sweep else None
-            name = schema.map_name(condition.protocol.name, sev)
+            name = schema.map_name(condition.protocol.name, sev, condition.shift)
             run.write_maps(category, unit.model, unit.seed, name, sample_ids, maps)
 
         model = self._model(unit.model, unit.seed)

@@ -285,12 +285,16 @@ class RunDir:
         return atomic_write_table(self.path / schema.SPLITS, table[list(schema.SPLIT_COLUMNS)])
 
     def write_shift_params(
-        self, seed: int, severity: int, category: str, rows: pd.DataFrame
+        self, seed: int, severity: int, category: str, rows: pd.DataFrame, shift: str | None = None
     ) -> Path:
         """``shift_params/seed{S}/sev{L}/{category}.parquet`` (rows as built by
-        :func:`shift_params_frame`). An existing file (a resumed run that shifts other
-        splits) is merged: every image keeps one row, the newest, sorted by sample_id."""
-        path = self.path / schema.shift_params_path(seed, severity, category)
+        :func:`shift_params_frame`; in a per-shift study ``shift`` names the suite member
+        and becomes a :data:`schema.SHIFT_COLUMN` column). An existing file (a resumed run
+        that shifts other splits) is merged: every image keeps one row, the newest, sorted
+        by sample_id."""
+        path = self.path / schema.shift_params_path(seed, severity, category, shift)
+        if shift is not None:
+            rows = rows.assign(**{schema.SHIFT_COLUMN: shift})
         if path.is_file():
             rows = pd.concat([pd.read_parquet(path), rows], ignore_index=True)
             rows = rows.drop_duplicates("sample_id", keep="last").sort_values("sample_id")
@@ -366,6 +370,10 @@ class RunDir:
         scores = self.read_units(schema.UNIT_SCORES)
         metrics = self.read_units(schema.UNIT_METRICS)
         keys = ["model", "seed", "protocol", "severity", "metric"]
+        sort = list(schema.METRIC_SORT)
+        if schema.SHIFT_COLUMN in metrics.columns:  # a per-shift study
+            keys.insert(4, schema.SHIFT_COLUMN)
+            sort.insert(5, schema.SHIFT_COLUMN)
         if metrics["category"].nunique() > 1:
             mean = (
                 metrics.groupby(keys, sort=False, dropna=False)["value"]
@@ -376,7 +384,7 @@ class RunDir:
             metrics = pd.concat([metrics, mean[metrics.columns]], ignore_index=True)
         order = {name: i for i, name in enumerate(protocol_order)}
         metrics = metrics.sort_values(
-            list(schema.METRIC_SORT),
+            sort,
             key=lambda c: c.map(order) if c.name == "protocol" else c,
         ).reset_index(drop=True)
         atomic_write_table(self.path / schema.SCORES, scores)

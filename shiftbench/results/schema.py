@@ -87,15 +87,20 @@ PARTIAL = ".partial"
 LOCK = ".lock"
 
 
-def shift_params_path(seed: int, severity: int, category: str) -> PurePosixPath:
-    """``shift_params/seed{S}/sev{L}/{category}.parquet`` (relative to the run)."""
-    return PurePosixPath(SHIFT_PARAMS_DIR, f"seed{seed}", f"sev{severity}", f"{category}.parquet")
+def shift_params_path(
+    seed: int, severity: int, category: str, shift: str | None = None
+) -> PurePosixPath:
+    """``shift_params/seed{S}/sev{L}/{category}.parquet`` (relative to the run); in a
+    per-shift study (:data:`SHIFT_COLUMN`) the level folder is ``sev{L}-{shift}``."""
+    level = f"sev{severity}" if shift is None else f"sev{severity}-{shift}"
+    return PurePosixPath(SHIFT_PARAMS_DIR, f"seed{seed}", level, f"{category}.parquet")
 
 
-def map_name(protocol: str, severity: int | float | None = None) -> str:
-    """The name of a maps file: the protocol, plus ``-sev{L}`` for a level of a sweep
-    (pass ``severity`` only then)."""
-    return protocol if severity is None else f"{protocol}-sev{int(severity)}"
+def map_name(protocol: str, severity: int | float | None = None, shift: str | None = None) -> str:
+    """The name of a maps file: the protocol, plus ``-{shift}`` for one perturbation of a
+    per-shift study and ``-sev{L}`` for a level of a sweep (pass each only then)."""
+    name = protocol if shift is None else f"{protocol}-{shift}"
+    return name if severity is None else f"{name}-sev{int(severity)}"
 
 
 def maps_path(category: str, model: str, seed: int, name: str) -> PurePosixPath:

@@ -104,6 +104,20 @@ class Suite:
             self._hash = hex_digest(canonical_json(self.definition()))
         return self._hash
 
+    def alone(self, key: str) -> Suite:
+        """The suite of one member applied alone (named ``<suite>-<member key>``): what a
+        per-shift study (``each``) evaluates as one condition."""
+        member = next((m for m in self.members if m.key == key), None)
+        if member is None:
+            raise KeyError(f"{self.name}: no member {key!r}")
+        return Suite(
+            f"{self.name}-{key}",
+            [member],
+            description=f"{key} of {self.name}, alone",
+            severity=self.severity,
+            source=self.source,
+        )
+
     def __repr__(self) -> str:
         return f"Suite({self.name!r}, severity={self.severity}, members={[m.key for m in self.members]})"
 
