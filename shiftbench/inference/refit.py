@@ -96,6 +96,8 @@ def tiny_run(
     ]
     if dataset_root is not None:
         args += ["--root", str(dataset_root)]
+    if "ae" in models:  # a demo, not a benchmark: a few epochs are enough
+        args += ["--model-option", "ae.epochs=3"]
     code = app(args=args, standalone_mode=False)
     if code not in (None, 0):
         raise ShiftbenchError(f"tiny_run: `shiftbench {' '.join(args)}` exited with {code}")
