@@ -30,12 +30,16 @@ def bomb_png(path: Path, side: int = 20000) -> Path:
     """A valid grey 1-bit PNG of side x side px that is only a few KB on disk."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     raw = (b"\x00" + b"\x00" * ((side + 7) // 8)) * side
     ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
     path.write_bytes(
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw, 9))
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(raw, 9))
         + chunk(b"IEND", b"")
     )
     return path
@@ -59,9 +63,10 @@ def test_list_and_load_fitted(app_run):
     model, meta = load_fitted(app_run, "brick", "ae")
     assert isinstance(model, AnomalyModel) and meta["selected"]["category"] == "brick"
     side = json.loads((app_run / "models" / f"{meta['unit']}.json").read_text())
-    assert side["format_version"] == 1 and side["file_bytes"] == (
-        app_run / "models" / f"{meta['unit']}.pt"
-    ).stat().st_size
+    assert (
+        side["format_version"] == 1
+        and side["file_bytes"] == (app_run / "models" / f"{meta['unit']}.pt").stat().st_size
+    )
 
 
 @pytest.mark.parametrize(
@@ -130,8 +135,9 @@ def test_save_fitted_atomic_and_nan(tmp_path):
         "model": "ae",
         "seed": 0,
         "fit": "clean",
-        "categories": {"x": {"image_threshold": 0.5, "pixel_threshold": float("nan"),
-                             "map_range": [lo, hi]}},
+        "categories": {
+            "x": {"image_threshold": 0.5, "pixel_threshold": float("nan"), "map_range": [lo, hi]}
+        },
         "input": {"image_size": 32, "crop": None},
         "suite": None,
     }
@@ -178,10 +184,12 @@ def test_predict_fields_shift_and_mask(app_run):
     json.dumps(d)
     assert set(d) >= {"score", "threshold", "decision", "pixel_iou", "pixel_f1", "timing_ms"}
     # the shifted prediction is the prediction of the shifted image
-    shifted = predictor.predict(row.image_path, perturb="gaussian_blur", severity=4,
-                                shift_seed=1, image_id=row.sample_id)
-    manual = shift(predictor.prepare(row.image_path), "gaussian_blur", 4, seed=1,
-                   image_id=row.sample_id)
+    shifted = predictor.predict(
+        row.image_path, perturb="gaussian_blur", severity=4, shift_seed=1, image_id=row.sample_id
+    )
+    manual = shift(
+        predictor.prepare(row.image_path), "gaussian_blur", 4, seed=1, image_id=row.sample_id
+    )
     assert np.array_equal(shifted.image, manual)
     assert shifted.perturbation["params"] and shifted.perturbation["severity"] == 4
     assert predictor.predict(manual, prepared=True).score == pytest.approx(shifted.score)
@@ -231,9 +239,23 @@ def test_predict_cli(app_run, tmp_path, capsys):
     from shiftbench.cli.main import main
 
     rows = _test_rows(app_run).dropna(subset=["mask_path"]).head(2)
-    args = ["predict", str(app_run), *rows["image_path"], "--category", "brick", "--model",
-            "patchcore", "--perturb", "gaussian_blur", "--severity", "2", "--shift-seed", "3",
-            "--out", str(tmp_path / "out")]
+    args = [
+        "predict",
+        str(app_run),
+        *rows["image_path"],
+        "--category",
+        "brick",
+        "--model",
+        "patchcore",
+        "--perturb",
+        "gaussian_blur",
+        "--severity",
+        "2",
+        "--shift-seed",
+        "3",
+        "--out",
+        str(tmp_path / "out"),
+    ]
     for m in rows["mask_path"]:
         args += ["--mask", m]
     main(args)
@@ -260,8 +282,9 @@ def test_predict_cli_errors(app_run, tmp_path, capsys, extra, needle):
 
     image = _test_rows(app_run)["image_path"].iloc[0]
     with pytest.raises(SystemExit) as exit_:
-        main(["predict", str(app_run), image, "--category", "brick", *extra,
-              "--out", str(tmp_path)])
+        main(
+            ["predict", str(app_run), image, "--category", "brick", *extra, "--out", str(tmp_path)]
+        )
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip()
     assert needle in err and len(err.splitlines()) == 1
@@ -273,8 +296,19 @@ def test_predict_cli_bomb(app_run, tmp_path, capsys):
     bomb = bomb_png(tmp_path / "bomb.png")
     assert bomb.stat().st_size < 500_000
     with pytest.raises(SystemExit):
-        main(["predict", str(app_run), str(bomb), "--category", "brick", "--model", "ae",
-              "--out", str(tmp_path / "o")])
+        main(
+            [
+                "predict",
+                str(app_run),
+                str(bomb),
+                "--category",
+                "brick",
+                "--model",
+                "ae",
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
     err = capsys.readouterr().err.strip()
     assert "bomb.png" in err and "20000x20000" in err and len(err.splitlines()) == 1
 

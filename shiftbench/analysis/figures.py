@@ -256,8 +256,8 @@ def roc_pr_curves(
             if prevalence:
                 pv = float(np.mean(prevalence))
                 ax_pr.axhline(pv, color="0.5", linewidth=0.6, linestyle=":")
-                ax_pr.text(0.02, pv + 0.02, f"prevalence {pv:.2f}", fontsize=8, color="0.3",
-                           va="bottom", ha="left")  # fmt: skip
+                ax_pr.text(0.98, pv - 0.03, f"prevalence {pv:.2f}", fontsize=8, color="0.3",
+                           va="top", ha="right")  # fmt: skip
             ax_roc.set_title(PROTOCOL_STYLE[p]["label"])
             ax_roc.set_xlabel("false-positive rate")
             ax_roc.set_ylabel("true-positive rate")

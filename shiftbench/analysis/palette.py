@@ -25,8 +25,10 @@ __all__ = [
     "register_model_style",
 ]
 
-#: Okabe-Ito colours (black last: reserved for references)
-OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442")
+#: Okabe-Ito colours, without its yellow (too pale for a line on white) and black (reserved
+#: for references), plus two of Paul Tol's muted colours for more models
+OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#882255",
+             "#999933")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
 LINES = ("-", "--", "-.", ":")
 
@@ -52,7 +54,7 @@ MODEL_STYLES: dict[str, ModelStyle] = {
     "anomalib-fastflow": ModelStyle("#CC79A7", "D", ":"),
     "anomalib-stfpm": ModelStyle("#E69F00", "v", "-"),
     "anomalib-efficientad": ModelStyle("#56B4E9", "P", "-."),
-    "anomalib-draem": ModelStyle("#F0E442", "X", "--"),
+    "anomalib-draem": ModelStyle("#882255", "X", "--"),
 }
 
 

@@ -18,6 +18,7 @@ import pandas as pd
 from shiftbench.protocols.images import SplitImages
 from shiftbench.protocols.plan import Condition, Domain, Unit, severity_value
 from shiftbench.results import schema
+from shiftbench.results.models import map_range as fixed_scale
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,8 @@ class Thresholds:
     image: float
     pixel: float  # NaN without ground-truth masks
     has_pixels: bool
-    map_range: tuple[float, float] | None = None  # 0.1/99.9 percentiles of validation maps
+    #: the fixed colour scale of the maps (percentiles of validation maps; saved models)
+    map_range: tuple[float, float] | None = None
 
 
 def calibrate(labels, val_scores, val_maps, val_masks, has_masks: bool, *, map_range=False):
@@ -37,11 +39,8 @@ def calibrate(labels, val_scores, val_maps, val_masks, has_masks: bool, *, map_r
     image, _ = f1_optimal_threshold(labels, val_scores)
     has_pixels = bool((val_masks > 0).any()) and has_masks
     pixel = pixel_f1_optimal_threshold(val_maps, val_masks)[0] if has_pixels else np.nan
-    rng = None
-    if map_range:
-        lo, hi = np.percentile(val_maps, [0.1, 99.9])
-        rng = (float(lo), float(hi))
-    return Thresholds(image, pixel, has_pixels, rng)
+    scale = tuple(fixed_scale(val_maps)) if map_range else None
+    return Thresholds(image, pixel, has_pixels, scale)
 
 
 def condition_metrics(labels, test_scores, test_maps, test_masks, thr: Thresholds) -> dict:

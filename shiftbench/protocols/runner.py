@@ -28,6 +28,7 @@ from shiftbench.protocols.evaluate import run_unit
 from shiftbench.protocols.images import ImageSource
 from shiftbench.protocols.plan import Unit, plan_units, touches_shift, with_clean_reference
 from shiftbench.results import RunDir, schema
+from shiftbench.results.models import save_fitted, saved_model_sizes
 
 
 @dataclass(frozen=True)
@@ -203,6 +204,8 @@ class StudyRunner:
             timing["executor"] = executor
         metrics = run.assemble([p.name for p in self.protocols])
         manifest = run.read_manifest()
+        if self.config.save_models:
+            manifest["saved_models"] = saved_model_sizes(run.path)
         manifest.update(
             status=schema.STATUS_COMPLETE,
             finished_at=mf.now(),
@@ -265,9 +268,42 @@ class StudyRunner:
             name = schema.map_name(condition.protocol.name, sev, condition.shift)
             run.write_maps(category, unit.model, unit.seed, name, sample_ids, maps)
 
+        def save_model(model, thresholds):
+            save_fitted(run.path, unit.key, model, self.model_meta(unit, thresholds))
+
         model = self._model(unit.model, unit.seed)
         result = run_unit(
-            unit, model, data, on_maps=save_maps if self.config.save_maps else None
+            unit,
+            model,
+            data,
+            on_maps=save_maps if self.config.save_maps else None,
+            on_fitted=save_model if self.config.save_models else None,
         )
         run.write_unit(unit.key, result.scores, result.metrics)
         return result
+
+    def model_meta(self, unit: Unit, thresholds: dict) -> dict:
+        """What a saved model carries beside its weights (:func:`save_fitted`): the fit,
+        each category's validation thresholds in the fit domain and its fixed colour
+        scale, the input the model expects and the suite of a shifted fit."""
+        d = unit.fit_domain
+        suite = None
+        if not d.is_clean:
+            s = self.suites[d.severity, d.shift]
+            suite = {"name": s.name, "hash": s.hash, "severity": d.severity}
+        return {
+            "unit": unit.key,
+            "model": unit.model,
+            "seed": unit.seed,
+            "fit": unit.key.split("__")[-1],
+            "categories": {
+                c: {
+                    "image_threshold": t.image,
+                    "pixel_threshold": t.pixel,
+                    "map_range": list(t.map_range),
+                }
+                for c, t in thresholds.items()
+            },
+            "input": {"image_size": self.config.image_size, "crop": self.config.crop},
+            "suite": suite,
+        }

@@ -236,3 +236,11 @@ def map_range(maps) -> list[float]:
     if not hi > lo:
         hi = lo + max(abs(lo) * 1e-6, 1e-6)
     return [lo, hi]
+
+
+def saved_model_sizes(run_path: str | Path) -> dict[str, float]:
+    """``{unit key: MB on disk}`` of the models saved in a run (the manifest records it)."""
+    folder = Path(run_path) / schema.MODELS
+    if not folder.is_dir():
+        return {}
+    return {p.stem: round(p.stat().st_size / 2**20, 3) for p in sorted(folder.glob("*.pt"))}

@@ -220,8 +220,12 @@ MANIFEST_KEYS = (
     "finished_at",
     "timing",
     "image_cache",
+    "device",  # where the models ran (shiftbench.models.device.device_info)
+    "saved_models",  # {unit key: MB on disk}, only with --save-models
 )
-SUITE_KEYS = ("name", "hash", "severity", "hashes")
+#: the suite record; ``each`` and ``shifts`` only in a per-shift study (one member alone
+#: per condition; ``hashes`` then keyed ``{level}-{shift}``)
+SUITE_KEYS = ("name", "hash", "severity", "hashes", "each", "shifts")
 STATUS_RUNNING = "running"
 STATUS_COMPLETE = "complete"
 #: the manifest fields runs must share to be combined in one report (``shiftbench report A B``):
