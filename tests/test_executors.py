@@ -322,7 +322,9 @@ def test_two_node_ray_cluster(tiny_synthetic, serial_run, tmp_path):
     port = _free_port()
     address = f"127.0.0.1:{port}"
     temp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    # a throw-away cluster on loopback: no token authentication (Ray >= 2.5x turns it on;
+    # every node and the driver would then need the same token)
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
     common = ["--block", "--disable-usage-stats", "--num-cpus=1", "--node-ip-address=127.0.0.1"]
     nodes = [
         subprocess.Popen(

@@ -124,3 +124,64 @@ def test_ranking_rule_for_cd():
     assert few.n_blocks == 4 and not few.draw_cd and "4 blocks < 10" in few.reason
     two = rb.ranking(rb.curve_frame(metrics[metrics["model"] != "z"]))
     assert two.result is None and "3 models" in two.reason
+
+
+def _per_shift_run(root):
+    """A tiny per-shift run (a ``shift`` column in scores and metrics) through the writer."""
+    from shiftbench.testing.fake_run import write_run
+
+    rng = np.random.default_rng(0)
+    units = {}
+    y = np.r_[np.zeros(12, int), np.ones(10, int)]
+    ids = [f"c/test/{'good' if v == 0 else 'crack'}/{i:03d}" for i, v in enumerate(y)]
+    loss = {"m1": 0.3, "m2": 0.8, "m3": 1.2}
+    for model, sep in (("m1", 2.0), ("m2", 1.5), ("m3", 1.0)):
+        srows, mrows = [], []
+        base = rng.normal(size=y.size)
+        conds = [("clean", np.nan, None, base + sep * y)]
+        for f, k in (("blur", 1.0), ("noise", 2.0)):
+            for lev in (1.0, 3.0):
+                conds.append(("shift-noadapt", lev, f, base + (sep - k * loss[model] * lev / 3) * y))
+        for proto, lev, f, sc in conds:
+            for sid, lab, v in zip(ids, y, sc, strict=True):
+                srows.append({"category": "c", "model": model, "seed": 0, "protocol": proto,
+                              "severity": lev, "split": "test", "sample_id": sid, "label": lab,
+                              "defect_type": "good" if lab == 0 else "crack", "score": v,
+                              "threshold": 1.0, "decision": int(v >= 1.0),
+                              "pixel_threshold": np.nan, schema.SHIFT_COLUMN: f})  # fmt: skip
+            from sklearn.metrics import roc_auc_score
+
+            mrows.append(("c", model, 0, proto, lev, "image_auroc", roc_auc_score(y, sc), f))
+        units[f"u_{model}"] = (
+            pd.DataFrame(srows),
+            pd.DataFrame(mrows, columns=[*schema.METRIC_COLUMNS, schema.SHIFT_COLUMN]),
+        )
+    manifest = {"config": {"suite": "mvtec-shift", "severity": [1, 3]}, "seeds": [0],
+                "suite": {"name": "mvtec-shift", "hash": "x", "severity": [1, 3],
+                          "hashes": {}}}  # fmt: skip
+    return write_run(root / "pershift", units, manifest=manifest, protocols=("clean", "shift-noadapt"))
+
+
+def test_report_of_a_per_shift_run(tmp_path):
+    """A run with a ``shift`` column: heat-map rows per shift, mCE per shift, tables pool the
+    shifts (each twin paired with its clean original)."""
+    from shiftbench.analysis.report import build_report
+
+    run = _per_shift_run(tmp_path)
+    out = build_report(run, "markdown", n_resamples=200, baseline="m3",
+                       figures=("heatmap", "severity"))  # fmt: skip
+    heat = pd.read_csv(run / "tables" / "heatmap_image_auroc.csv")
+    assert set(heat["shift"]) == {"blur", "noise"}
+    ce = pd.read_csv(run / "tables" / "corruption_error.csv").set_index(["model", "shift"])
+    assert ce.loc[("m3", "blur"), "ce"] == pytest.approx(1.0)
+    assert (run / "tables" / "corruption_error.md").is_file()  # several shifts: a table
+    rob = pd.read_csv(run / "tables" / "robustness.csv").set_index("model")
+    assert rob.loc["m1", "drop"] < rob.loc["m3", "drop"]
+    auroc = pd.read_csv(run / "tables" / "image_auroc.csv").set_index(["category", "model"])
+    m = pd.read_parquet(run / "metrics.parquet")
+    clean = m[(m["protocol"] == "clean") & (m["model"] == "m2")]["value"].iloc[0]
+    assert auroc.loc[("c", "m2"), "clean"] == pytest.approx(clean)
+    assert "2 shifts pooled" in (run / "tables" / "image_auroc.md").read_text()
+    assert (run / "figures" / "heatmap_image_auroc.png").is_file()
+    assert (run / "figures" / "severity_image_auroc.png").is_file()
+    assert not any("robustness" in s for s in out.skipped if "ranking" not in s)

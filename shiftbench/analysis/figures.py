@@ -594,12 +594,13 @@ def qualitative_grid(
             axes[r][0].set_ylabel(row.get("title", ""), rotation=0, ha="right", va="center",
                                   labelpad=4)  # fmt: skip
         if im is not None:
-            cb = fig.colorbar(im, ax=axes[:, 3].tolist(), location="right", shrink=0.9, pad=0.02,
-                              aspect=30)  # fmt: skip
-            cb.set_label("anomaly score")
+            cb = fig.colorbar(im, ax=axes.ravel().tolist(), location="right", shrink=0.8,
+                              pad=0.01, aspect=35)  # fmt: skip
+            cb.set_label("anomaly score (fixed scale)")
             if threshold is not None:
-                cb.ax.axhline(threshold, color="white", linewidth=1.2)
-                cb.ax.axhline(threshold, color="black", linewidth=0.5, linestyle="--")
+                cb.ax.axhline(threshold, color="#D55E00", linewidth=1.6)
+                cb.ax.text(-0.3, threshold, "threshold", rotation=90, ha="right", va="center",
+                           color="#D55E00", transform=cb.ax.get_yaxis_transform())  # fmt: skip
         if title:
             fig.suptitle(title)
         return _save(fig, stem)

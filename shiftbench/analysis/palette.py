@@ -3,8 +3,9 @@
 A model's colour, marker and line style are fixed by its *name*, never by its position in a
 run: ``patchcore`` is the same blue circle in a one-model run, in a ten-model run and in a
 report that combines runs. Registered names (:data:`MODEL_STYLES`) get hand-picked styles;
-any other name gets one from the same palette chosen by a stable hash of the name (so it is
-the same on every machine), avoiding the colours already registered where possible.
+any other name gets colour, marker and line style from the same palette, chosen by a
+stable hash of the name (the same on every machine); register a plugin's model with
+:func:`register_model_style` to pick its look.
 
 Colours are Okabe & Ito (2008), safe for the common colour-vision deficiencies; markers and
 line styles also differ, so a greyscale print still tells the models apart.
@@ -68,10 +69,8 @@ def model_style(name: str) -> ModelStyle:
     if name in MODEL_STYLES:
         return MODEL_STYLES[name]
     h = stable_int(f"shiftbench-model-style|{name}", 8)
-    used = {s.color for s in MODEL_STYLES.values()}
-    free = [c for c in OKABE_ITO if c not in used] or list(OKABE_ITO)
-    colour = free[h % len(free)] if h % 3 else OKABE_ITO[h % len(OKABE_ITO)]
-    return ModelStyle(colour, MARKERS[(h // 7) % len(MARKERS)], LINES[(h // 70) % len(LINES)])
+    colour = OKABE_ITO[h % len(OKABE_ITO)]
+    return ModelStyle(colour, MARKERS[(h // 8) % len(MARKERS)], LINES[(h // 80) % len(LINES)])
 
 
 #: how every figure and table names the protocols

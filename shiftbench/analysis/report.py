@@ -114,9 +114,18 @@ def _table_scores(run: Run, level: float | None) -> pd.DataFrame:
         s = s[(s["severity"] == level) | s["severity"].isna()]
         s = s.drop_duplicates(["category", "model", "seed", "protocol", "split", "sample_id"])
     if schema.SHIFT_COLUMN in s.columns:
-        shifted = s["protocol"] != "clean"
-        tag = s[schema.SHIFT_COLUMN].fillna("").astype(str)
-        s = s.assign(sample_id=s["sample_id"].where(~shifted, s["sample_id"] + "@" + tag))
+        # each shift's twin is a test image of its own, paired with its clean original:
+        # clean rows without a shift are repeated once per shift (same AUROC, and pairs stay
+        # aligned for the paired bootstrap and tests)
+        tag = s[schema.SHIFT_COLUMN].astype(object).where(s[schema.SHIFT_COLUMN].notna(), "")
+        tag = tag.astype(str)
+        shifts = sorted(set(tag[s["protocol"] != "clean"]) - {""})
+        plain = (s["protocol"] == "clean") & (tag == "")
+        parts = [s[~plain].assign(_tag=tag[~plain])]
+        parts += [s[plain].assign(_tag=f) for f in shifts]
+        s = pd.concat(parts, ignore_index=True)
+        s["sample_id"] = s["sample_id"] + "@" + s["_tag"]
+        s = s.drop(columns="_tag")
     return s
 
 
@@ -395,46 +404,76 @@ def _sweep_tables(b: _Build) -> None:
         b.grid(grid, f"severity_{metric}", "Severity", f"{label} per severity", csv)
 
 
-def _defect_tables(b: _Build) -> None:
-    """Per category: image recall per defect type at the validation threshold (and the
-    false-positive rate on normal images), per protocol."""
+def _defect_grid(b: _Build, d: pd.DataFrame, value: str, cat: str, caption: str, notes: list,
+                 label: str, normal: bool):  # fmt: skip
+    """Rows = (model, protocol), columns = defect types (normal images last, if ``normal``)."""
     from shiftbench.analysis import render, tables
     from shiftbench.analysis.palette import protocol_label
+
+    defects = sorted(x for x in set(d["defect_type"]) if x != tables.NORMAL_DEFECT)
+    if normal and tables.NORMAL_DEFECT in set(d["defect_type"]):
+        defects.append(tables.NORMAL_DEFECT)
+    wide = d.pivot_table(index=["model", "protocol"], columns="defect_type", values=value)
+    wide = wide.reindex(columns=defects).reset_index()
+    order = {p: i for i, p in enumerate(schema.PROTOCOLS)}
+    wide = wide.assign(_p=wide["protocol"].map(order)).sort_values(["model", "_p"])
+    wide["protocol"] = wide["protocol"].map(protocol_label)
+    n = d.groupby("defect_type")["n"].mean()
+
+    def head(x: str, tex: bool) -> str:
+        name = "normal FPR" if x == tables.NORMAL_DEFECT else (render.latex_escape(x) if tex else x)
+        return f"{name}\n($n={n[x]:.0f}$)" if tex else f"{name} (n={n[x]:.0f})"
+
+    return render.render_frame(
+        wide, caption=caption, label=label,
+        text_columns=[("model", "Model", "Model"), ("protocol", "Protocol", "Protocol")],
+        value_columns=[(x, head(x, False), head(x, True)) for x in defects],
+        notes=notes, group=True, formats={x: {"digits": 0} for x in defects},
+    )  # fmt: skip
+
+
+def _defect_tables(b: _Build) -> None:
+    """Per category: image recall per defect type at the validation threshold (and the
+    false-positive rate on normal images), per protocol; pixel PRO per defect type where
+    the run saved maps."""
+    from shiftbench.analysis import render, tables
+    from shiftbench.analysis.defects import defect_pro_table
 
     dt = tables.defect_table(b.scores)
     if dt.empty:
         return
+    pro, skipped = defect_pro_table(b.run, b.level)
+    b.out.skipped.extend(skipped)
     for cat in sorted(dt["category"].unique()):
         d = dt[dt["category"] == cat]
         csv = b.table(d, f"defects_{cat}")
-        defects = [x for x in dict.fromkeys(d["defect_type"]) if x != tables.NORMAL_DEFECT]
-        defects = sorted(defects) + ([tables.NORMAL_DEFECT] if tables.NORMAL_DEFECT in set(d["defect_type"]) else [])
-        wide = d.pivot_table(index=["model", "protocol"], columns="defect_type", values="rate")
-        wide = wide.reindex(columns=defects).reset_index()
-        order = {p: i for i, p in enumerate(schema.PROTOCOLS)}
-        wide = wide.sort_values(["model", "protocol"], key=lambda s: s.map(order) if s.name == "protocol" else s)
-        wide["protocol"] = wide["protocol"].map(protocol_label)
-        n = d.groupby("defect_type")["n"].mean()
-        vcols = [
-            (x, f"{x} (n={n[x]:.0f})" if x != tables.NORMAL_DEFECT else f"normal FPR (n={n[x]:.0f})",
-             (render.latex_escape(x) if x != tables.NORMAL_DEFECT else "normal FPR")
-             + f"\n($n={n[x]:.0f}$)")
-            for x in defects
-        ]  # fmt: skip
-        grid = render.render_frame(
-            wide,
+        grid = _defect_grid(
+            b, d, "rate", cat,
             caption=f"{render.latex_escape(cat)}: share of test images called anomalous per "
             f"defect type at the validation threshold, {b.over}; {b.context or 'no shift'}.",
-            label=f"tab:defects_{cat}",
-            text_columns=[("model", "Model", "Model"), ("protocol", "Protocol", "Protocol")],
-            value_columns=vcols,
             notes=["In \\%. For a defect type: image recall (true-positive rate); normal FPR: "
                    "false-positive rate on the normal test images. $n$: test images per seed. "
                    "A defect whose recall holds under shift survives it."],
-            group=True,
-            formats={x: {"digits": 0} for x in defects},
+            label=f"tab:defects_{cat}", normal=True,
         )  # fmt: skip
         b.grid(grid, f"defects_{cat}", "Defect types", f"Defect types, {cat}", csv)
+        if pro.empty or cat not in set(pro["category"]):
+            continue
+        dp = pro[pro["category"] == cat]
+        csv = b.table(dp, f"defects_pro_{cat}")
+        seeds = sorted({int(x) for v in dp["seeds"] for x in str(v).split(",")})
+        over = render.describe_seeds(len(seeds), seeds)
+        grid = _defect_grid(
+            b, dp.rename(columns={"pro": "rate"}), "rate", cat,
+            caption=f"{render.latex_escape(cat)}: pixel PRO per defect type (\\%), {over}; "
+            f"{b.context or 'no shift'}; models with saved maps.",
+            notes=["Normalised AUPRO up to FPR 0.3 on the maps of the type's anomalous test "
+                   "images plus all normal test images; shifted masks are the twins' masks. "
+                   "$n$: anomalous test images of the type per seed."],
+            label=f"tab:defects_pro_{cat}", normal=False,
+        )  # fmt: skip
+        b.grid(grid, f"defects_pro_{cat}", "Defect types", f"Pixel PRO per defect type, {cat}",
+               csv)  # fmt: skip
 
 
 def _robustness(b: _Build) -> None:
@@ -571,6 +610,11 @@ def _robustness(b: _Build) -> None:
             )  # fmt: skip
 
 
+def _num(v) -> float | None:
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
 def _records(df: pd.DataFrame) -> list[dict]:
     out = []
     for rec in df.to_dict(orient="records"):
@@ -620,7 +664,8 @@ def _curve_figures(b: _Build, auroc, n_resamples: int, seed: int) -> None:
             return
         nres = min(n_resamples, 1000)
         bands = {p: rb.severity_bands(b.run.scores, protocol=p, n_resamples=nres,
-                                      alpha=b.alpha, seed=seed) for p in shifted}  # fmt: skip
+                                      alpha=b.alpha, seed=seed, pool_shifts=True)
+                 for p in shifted}  # fmt: skip
         n_cat = b.run.scores["category"].nunique()
         n_seed = b.run.scores["seed"].nunique()
         over = f"{n_cat} categor{'ies' if n_cat > 1 else 'y'} x {n_seed} seed{'s' if n_seed > 1 else ''}"
@@ -641,7 +686,8 @@ def _curve_figures(b: _Build, auroc, n_resamples: int, seed: int) -> None:
         )  # fmt: skip
         if n_cat > 1:
             by_cat = rb.severity_bands(b.run.scores, protocol="shift-noadapt", n_resamples=nres,
-                                       alpha=b.alpha, seed=seed, by_category=True)  # fmt: skip
+                                       alpha=b.alpha, seed=seed, by_category=True,
+                                       pool_shifts=True)  # fmt: skip
             b.figure(
                 fig.severity_small_multiples(by_cat, fdir / "severity_image_auroc_by_category",
                                              protocol="shift-noadapt",
@@ -768,10 +814,10 @@ def _headline(b: _Build, comparisons: dict) -> None:
             cols = {}
             for c in COLUMNS:
                 if pd.notna(r.get(c)):
-                    cols[c] = {"value": float(r[c]), "low": float(r[f"{c}_low"]),
-                               "high": float(r[f"{c}_high"])}  # fmt: skip
+                    cols[c] = {"value": _num(r[c]), "low": _num(r[f"{c}_low"]),
+                               "high": _num(r[f"{c}_high"])}  # fmt: skip
                     if f"{c}_p" in r and pd.notna(r[f"{c}_p"]):
-                        cols[c]["p_holm"] = float(r[f"{c}_p"])
+                        cols[c]["p_holm"] = _num(r[f"{c}_p"])
                         cols[c]["test"] = str(r[f"{c}_test"])
             entry[metric] = cols
     b.summary["models"] = models

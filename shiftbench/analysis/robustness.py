@@ -270,14 +270,16 @@ def severity_bands(
     alpha: float = 0.05,
     seed: int = 0,
     by_category: bool = False,
+    pool_shifts: bool = False,
 ) -> pd.DataFrame:
     """Severity curve of ``metric`` with a bootstrap band, from per-image test scores.
 
     Per (category, seed) the test images are resampled (stratified by label, the same
     resamples at every level: paired, as in the tables); a point is the mean over categories
     and seeds (or seeds only with ``by_category``) and its band the percentile interval of
-    the index-wise mean of the replicates. Severity 0 is the ``clean`` protocol. Returns
-    ``model, shift, [category,] severity, value, low, high``."""
+    the index-wise mean of the replicates. Severity 0 is the ``clean`` protocol. With
+    ``pool_shifts`` the shifts of a per-shift run are averaged too (shift ``"all"``).
+    Returns ``model, shift, [category,] severity, value, low, high``."""
     from shiftbench._hashing import stable_int
 
     test = scores[scores["split"] == "test"]
@@ -288,6 +290,8 @@ def severity_bands(
     shifted = test[test["protocol"] == protocol].copy()
     shifted["severity"] = shifted["severity"].astype(float).fillna(1.0)
     shifted["_shift"] = shifted[schema.SHIFT_COLUMN].astype(str) if has_shift else "shift"
+    if pool_shifts:
+        shifted["_shift"] = "all"
     acc: dict[tuple, list[tuple[float, np.ndarray]]] = {}
     for (cat, model, s), g in rows_clean.groupby(["category", "model", "seed"]):
         g = g.sort_values("sample_id")

@@ -167,6 +167,22 @@ def read_mask(
     return mask if crop is None else center_crop(mask[None], crop)[0]
 
 
+def resize_like_reader(
+    array: np.ndarray, size: int, *, kind: str = "image", crop: int | None = None
+) -> np.ndarray:
+    """Resize a decoded (e.g. shifted full-resolution) image ``[H, W, 3]`` or mask
+    ``[H, W]`` to ``size`` x ``size`` exactly as :func:`read_image` / :func:`read_mask` do
+    (bilinear / nearest, masks kept in {0, 255}), then centre-crop to ``crop``."""
+    img = Image.fromarray(np.ascontiguousarray(array))
+    if kind == "image":
+        out = image_to_array(img, size)
+    else:
+        if img.size != (size, size):
+            img = img.resize((size, size), Image.NEAREST)
+        out = np.where(np.asarray(img) > 0, 255, 0).astype(np.uint8)
+    return out if crop is None else center_crop(out[None], crop)[0]
+
+
 def write_image(path: str | Path, array: np.ndarray) -> None:
     """Write an RGB or grey ``uint8`` array as PNG (lossless), creating parent folders."""
     path = Path(path)

@@ -43,6 +43,7 @@ def greedy_coreset(
     projection_dim: int | None = 256,
     generator: torch.Generator | None = None,
     block_size: int = 256,
+    precision: str = "fp32",
 ) -> torch.Tensor:
     """Indices (``int64 [n]``) of a greedy k-center coreset of ``features [M, D]``.
 
@@ -55,6 +56,10 @@ def greedy_coreset(
     many centres they have seen and an upper bound of their largest distance; only the
     block holding the current maximum must be up to date, so the others catch up later,
     many centres at a time, in one matrix-matrix product (compute-bound, ~10x faster).
+
+    ``precision="bf16"`` (opt-in, approximate): those products take bfloat16 inputs
+    (centred features; AMX/AVX512-BF16 on recent Xeons), so distances carry ~2^-8 relative
+    error and the greedy choice may pick a near-farthest point instead of the farthest.
     """
     m = features.shape[0]
     if m == 0:
@@ -66,18 +71,24 @@ def greedy_coreset(
             projection_dim
         )
         z = z @ proj.to(z.device)
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"greedy_coreset: precision {precision!r} is not fp32 or bf16")
+    low = precision == "bf16"
+    if low:  # distances do not change when centred; bf16 rounding error shrinks with |z|
+        z = z - z.mean(0)
     z = z.contiguous()
     sq = (z * z).sum(1)
+    zz = z.bfloat16() if low else z
     n_blocks = -(-m // block_size)
     dev = z.device
-    centres = torch.empty(n, z.shape[1], dtype=z.dtype, device=dev)
+    centres = torch.empty(n, z.shape[1], dtype=zz.dtype, device=dev)
     centres_sq = torch.empty(n, dtype=z.dtype, device=dev)
     min_d2 = torch.full((m,), math.inf, dtype=z.dtype, device=dev)  # sq. distance to centres seen
     seen = [0] * n_blocks  # centres each block has been compared with
     bound = torch.full((n_blocks,), math.inf, dtype=z.dtype, device=dev)  # >= max min_d2 in block
     chosen = torch.empty(n, dtype=torch.long)
     start = int(torch.randint(m, (1,), generator=generator))
-    chosen[0], centres[0], centres_sq[0] = start, z[start], sq[start]
+    chosen[0], centres[0], centres_sq[0] = start, zz[start], sq[start]
     for k in range(1, n):
         while True:
             b = int(torch.argmax(bound))
@@ -87,12 +98,18 @@ def greedy_coreset(
             block = min_d2[lo:hi]
             for c0 in range(seen[b], k, 1024):  # caps the temporary at block x 1024 floats
                 c1 = min(k, c0 + 1024)
-                d2 = torch.addmm(centres_sq[None, c0:c1], z[lo:hi], centres[c0:c1].T, alpha=-2.0)
+                if low:  # |c|^2 - 2 z.c in bf16, the norms added in fp32
+                    d2 = torch.mm(zz[lo:hi], centres[c0:c1].T).float()
+                    d2 = d2.mul_(-2.0).add_(centres_sq[None, c0:c1])
+                else:
+                    d2 = torch.addmm(
+                        centres_sq[None, c0:c1], z[lo:hi], centres[c0:c1].T, alpha=-2.0
+                    )
                 torch.minimum(block, d2.amin(1).add_(sq[lo:hi]), out=block)
             bound[b] = block.max()
             seen[b] = k
         j = lo + int(torch.argmax(min_d2[lo:hi]))
-        chosen[k], centres[k], centres_sq[k] = j, z[j], sq[j]
+        chosen[k], centres[k], centres_sq[k] = j, zz[j], sq[j]
     return chosen
 
 
@@ -124,6 +141,49 @@ def nearest_neighbours(
         v.add_((q * q).sum(1, keepdim=True))
         dists.append(v.clamp_min_(0).sqrt_())
         idxs.append(i)
+    return torch.cat(dists), torch.cat(idxs)
+
+
+#: ``PatchCore(search=...)``: exact fp32 products (default) or bf16 candidates re-ranked in fp32
+SEARCH_MODES = ("exact", "bf16-recheck")
+#: ``PatchCore(coreset=...)``: exact fp32 greedy search (default) or bf16 products
+CORESET_MODES = ("exact", "bf16")
+#: candidates per query that ``search="bf16-recheck"`` re-ranks in fp32
+_RECHECK_K = 4
+_BF16_CHUNK = 512
+
+
+def bf16_index(bank: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The bank as ``search="bf16-recheck"`` reads it: ``(mean [D], centred bank.T in
+    bfloat16 [D, N], squared norms of the centred rows in bfloat16 [1, N])``."""
+    mean = bank.mean(0)
+    centred = bank - mean
+    return mean, centred.T.contiguous().bfloat16(), (centred * centred).sum(1).bfloat16()[None]
+
+
+def nearest_neighbour_bf16_recheck(
+    queries: torch.Tensor,
+    bank: torch.Tensor,
+    index: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    k: int = _RECHECK_K,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The nearest bank row of each query, ``(distances [Q,1], indices [Q,1])``.
+
+    A bfloat16 product (centred features) ranks the bank approximately; its ``k`` best
+    rows are re-ranked by exact fp32 distances ``|q - b|``. Exact whenever the true
+    nearest row is among those ``k`` (its bf16 distance is off by ~2^-8 of ``|q||b|``).
+    """
+    mean, bank_t16, sq16 = index
+    k = min(k, bank.shape[0])
+    dists, idxs = [], []
+    for start in range(0, queries.shape[0], _BF16_CHUNK):
+        q = queries[start : start + _BF16_CHUNK]
+        approx = torch.addmm(sq16, (q - mean).bfloat16(), bank_t16, alpha=-2.0)
+        cand = approx.topk(k, dim=1, largest=False, sorted=False).indices  # [c, k]
+        d2 = (q[:, None, :] - bank[cand]).square_().sum(2)  # exact, [c, k]
+        v, j = d2.min(1, keepdim=True)
+        dists.append(v.sqrt_())
+        idxs.append(cand.gather(1, j))
     return torch.cat(dists), torch.cat(idxs)
 
 
@@ -159,6 +219,8 @@ class PatchCore(AnomalyModel):
         projection_dim: int = 256,
         num_neighbors: int = 9,
         sigma: float = 4.0,
+        search: str = "exact",
+        coreset: str = "exact",
     ) -> None:
         super().__init__(
             backbone=backbone,
@@ -173,6 +235,8 @@ class PatchCore(AnomalyModel):
         self.projection_dim = projection_dim
         self.num_neighbors = num_neighbors
         self.sigma = sigma
+        self.search = search
+        self.coreset = coreset
 
     @property
     def resolved_layers(self) -> list[str]:
@@ -185,6 +249,14 @@ class PatchCore(AnomalyModel):
             raise ShiftbenchError(f"coreset_ratio={self.coreset_ratio!r}: must be in (0, 1]")
         if self.num_neighbors < 1:
             raise ShiftbenchError(f"num_neighbors={self.num_neighbors!r}: must be >= 1")
+        if self.search not in SEARCH_MODES:
+            raise ShiftbenchError(
+                f"search={self.search!r}: choose {' or '.join(SEARCH_MODES)} (exact is the default)"
+            )
+        if self.coreset not in CORESET_MODES:
+            raise ShiftbenchError(
+                f"coreset={self.coreset!r}: choose {' or '.join(CORESET_MODES)} (exact is the default)"
+            )
 
     # ---------------------------------------------------------------- hooks
     def _build(self, pretrained: bool) -> None:
@@ -217,7 +289,13 @@ class PatchCore(AnomalyModel):
         gen = seeded_generator(self.seed)
         n_keep = max(1, int(emb.shape[0] * self.coreset_ratio))
         if n_keep < emb.shape[0]:
-            idx = greedy_coreset(emb, n_keep, projection_dim=self.projection_dim, generator=gen)
+            idx = greedy_coreset(
+                emb,
+                n_keep,
+                projection_dim=self.projection_dim,
+                generator=gen,
+                precision="bf16" if self.coreset == "bf16" else "fp32",
+            )
             emb = emb[idx]
         self.memory_bank_ = emb.contiguous().clone()
         self._index_bank()
@@ -230,9 +308,13 @@ class PatchCore(AnomalyModel):
         emb = self.embed(x)
         b, d, h, w = emb.shape
         flat = self._flat(emb)
-        dist, nn_idx = nearest_neighbours(
-            flat, self.memory_bank_, self.bank_sq_, bank_t=self.bank_t_
-        )
+        if self.search == "bf16-recheck":
+            index = (self.bank_mean_, self.bank_t16_, self.bank_sq16_)
+            dist, nn_idx = nearest_neighbour_bf16_recheck(flat, self.memory_bank_, index)
+        else:
+            dist, nn_idx = nearest_neighbours(
+                flat, self.memory_bank_, self.bank_sq_, bank_t=self.bank_t_
+            )
         patch = dist[:, 0].view(b, h * w)
         nn_idx = nn_idx[:, 0].view(b, h * w)
         scores = self._reweight(patch, nn_idx, flat.view(b, h * w, d))
@@ -277,3 +359,5 @@ class PatchCore(AnomalyModel):
         """Search helpers derived from the memory bank (not saved: recomputed on load)."""
         self.bank_sq_ = (self.memory_bank_ * self.memory_bank_).sum(1)
         self.bank_t_ = self.memory_bank_.T.contiguous()
+        if self.search == "bf16-recheck":
+            self.bank_mean_, self.bank_t16_, self.bank_sq16_ = bf16_index(self.memory_bank_)

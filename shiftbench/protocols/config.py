@@ -146,6 +146,15 @@ class StudyConfig:
         cli_type=int,
         show=f"{SYNTHETIC_IMAGE_SIZE} for synthetic, {REAL_IMAGE_SIZE} otherwise",
     )
+    shift_at: str | None = _opt(
+        None,
+        "Where shifts are applied: native (to the decoded full-resolution image, then "
+        "resized: what a camera does) or model (after resizing to --image-size, as "
+        "ImageNet-C-style benchmarks do).",
+        flag="--shift-at",
+        cli_type=str,
+        show="model for synthetic, native otherwise",
+    )
     each: bool | None = _opt(
         None,
         "Evaluate each suite member alone (one condition per shift x severity), or the "
@@ -289,15 +298,28 @@ class StudyConfig:
     )
     # options added after studies were hashed: left out of the hash while unset (None), so
     # every study that does not use them keeps its hash, run folder name and resumability
-    _HASHED_WHEN_SET = ("crop", "each")
+    _HASHED_WHEN_SET = ("crop", "each", "shift_at")
 
     def __post_init__(self) -> None:
         if isinstance(self.suite, str) and self.suite.startswith("each:"):
             self.suite, self.each = self.suite[len("each:") :], True
+        if self.shift_at not in (None, "native", "model"):
+            raise ShiftbenchError(
+                f"shift_at {self.shift_at!r}: unknown; use native or model", param="shift_at"
+            )
         if self.image_size is None:  # 128 px for the synthetic demo, 256 px for real data
             self.image_size = (
                 SYNTHETIC_IMAGE_SIZE if self.dataset == "synthetic" else REAL_IMAGE_SIZE
             )
+
+    @property
+    def shift_resolution(self) -> str:
+        """``native`` or ``model`` (:attr:`shift_at`; unset: ``model`` for the synthetic
+        dataset, whose images are made at the study's size, ``native`` for real data,
+        whose shifts happen at the camera — see docs/corruptions.md)."""
+        if self.shift_at is not None:
+            return self.shift_at
+        return "model" if self.dataset == "synthetic" else "native"
 
     @property
     def protocols(self) -> list[Protocol]:

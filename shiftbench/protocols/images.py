@@ -135,13 +135,32 @@ class ImageSource:
             idx = np.flatnonzero(split_of[rows] == split)
             data.images[domain, split], data.masks[domain, split] = im[idx], ma[idx]
 
+    def _shift_native(self, category, domain, seed, table, ids) -> dict[str, np.ndarray]:
+        """Shift at the camera's resolution (``shift_at: native``): decode each image and
+        mask at full size, shift them there, then resize (and crop) them exactly as the
+        readers do. Sensor noise, blur and lighting then act before the resize, as on a
+        real line, and a warp is resampled once at full resolution."""
+        from shiftbench.data.io import read_image, read_mask, resize_like_reader
+
+        images = [read_image(p) for p in table["image_path"]]
+        masks = [read_mask(m, shape=im.shape[:2]) for m, im in zip(table["mask_path"], images)]
+        twins = self._shift(category, domain, seed, ids, images, masks)
+        size, crop = self.config.image_size, self.config.crop
+        twins["images"] = np.stack(
+            [resize_like_reader(x, size, crop=crop) for x in twins["images"]]
+        )
+        twins["masks"] = np.stack(
+            [resize_like_reader(x, size, kind="mask", crop=crop) for x in twins["masks"]]
+        )
+        return twins
+
     def _shift(self, category, domain, seed, ids, images, masks) -> dict[str, np.ndarray]:
         """Shift a batch now: threads for small batches (starting worker processes costs
         seconds, each imports albumentations and torch), processes above ~50 Mpx."""
         from shiftbench._progress import bar
         from shiftbench.transforms.twins import shift_batch
 
-        big = images[..., 0].size > PARALLEL_SHIFT_PIXELS
+        big = sum(x[..., 0].size for x in images) > PARALLEL_SHIFT_PIXELS
         desc = f"shifting {category} ({domain})"
         with bar(len(ids), desc, "img", leave=False, disable=not self.progress) as progress:
             out_images, out_masks, params = shift_batch(
@@ -169,6 +188,7 @@ class ImageSource:
         ids = table["sample_id"].to_numpy().astype(str)
         severity = domain.severity
         suite = self.suites[severity, domain.shift]
+        native = self.config.shift_resolution == "native"
         t0 = time.perf_counter()
         key = None
         if self.config.image_cache:
@@ -178,9 +198,13 @@ class ImageSource:
                 batch_key(table["mask_path"], size, "mask", crop=crop),
             ]
             if None not in inputs:
-                key = digest(["twins", shift_code(suite), suite.hash, seed, inputs, list(ids)])
-        name = f"twins-{suite.name}-sev{severity}-seed{seed}"
-        compute = functools.partial(self._shift, category, domain, seed, ids, images, masks)
+                parts = ["twins", shift_code(suite), suite.hash, seed, inputs, list(ids)]
+                key = digest(parts if not native else [*parts, "native"])
+        name = f"twins-{suite.name}-sev{severity}-seed{seed}" + ("-native" if native else "")
+        if native:
+            compute = functools.partial(self._shift_native, category, domain, seed, table, ids)
+        else:
+            compute = functools.partial(self._shift, category, domain, seed, ids, images, masks)
         twins = cached(name, key, compute, self.cache_stats)
         kept = key is not None and entry_path(name, key).is_file()
         self.shift_seconds += time.perf_counter() - t0

@@ -93,6 +93,7 @@ def study_fields(config, protocols, command: list[str], splits: pd.DataFrame, su
             "name": first.name if not shifts else config.suite,
             "hash": first.hash,
             "severity": config.severity,
+            "shift_at": config.shift_resolution,
             "hashes": {
                 str(s) if k is None else f"{s}-{k}": st.hash for (s, k), st in suites.items()
             },

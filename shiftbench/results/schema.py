@@ -225,7 +225,7 @@ MANIFEST_KEYS = (
 )
 #: the suite record; ``each`` and ``shifts`` only in a per-shift study (one member alone
 #: per condition; ``hashes`` then keyed ``{level}-{shift}``)
-SUITE_KEYS = ("name", "hash", "severity", "hashes", "each", "shifts")
+SUITE_KEYS = ("name", "hash", "severity", "shift_at", "hashes", "each", "shifts")
 STATUS_RUNNING = "running"
 STATUS_COMPLETE = "complete"
 #: the manifest fields runs must share to be combined in one report (``shiftbench report A B``):

@@ -235,6 +235,8 @@ async function drawLoadBase() {
   D.baseToken = S.image;
   D.baseMask = S.mask;
   $("#before").innerHTML = `before: ${verdictHtml(r)}`;
+  $("#result").hidden = false;
+  $("#verdict").textContent = "draw on the image, then paint the defect";
   const img = new Image();
   img.onload = () => {
     const c = $("#base").getContext("2d");
