@@ -65,6 +65,7 @@ def tiny_run(
     image_size: int = 64,
     models: tuple[str, ...] = ("patchcore", "ae"),
     category: str = "brick",
+    weights: str = "random",
 ) -> Path:
     """A tiny finished study with saved models (tests, demos, benchmarks): one category,
     random weights, ``shiftbench run --save-models``; models the runner did not save are
@@ -84,7 +85,7 @@ def tiny_run(
         "--models",
         ",".join(models),
         "--weights",
-        "random",
+        weights,
         "--image-size",
         str(image_size),
         "--protocol",

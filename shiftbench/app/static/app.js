@@ -201,7 +201,8 @@ function showResult(r) {
 
 /* coalescing: while a request runs, only the latest change is sent after it */
 async function onChange() {
-  if (!S.image || VIEW === "compare" || VIEW === "draw") return;
+  if (VIEW === "compare") { if (S.image) await compareRun(); return; }
+  if (!S.image || VIEW === "draw") return;
   if (S.busy) { S.pending = true; return; }
   S.busy = true;
   try {
