@@ -51,6 +51,7 @@ def _config(root, **over):
         workers=1,
         model_options=FAST,
         save_maps=True,
+        save_models=True,
         cpus_per_unit=1,  # one torch thread per fit everywhere: bit-identical scores
     )
     base.update(over)
@@ -91,6 +92,14 @@ def _assert_same(a: Path, b: Path) -> None:
         x, y = np.load(a / rel), np.load(b / rel)
         assert np.array_equal(x["sample_id"], y["sample_id"])
         assert np.array_equal(x["maps"], y["maps"])
+    if (a / "models").is_dir() and (b / "models").is_dir():  # --save-models: the same models
+        names = sorted(p.name for p in (a / "models").iterdir())
+        assert names == sorted(p.name for p in (b / "models").iterdir())
+        for name in names:
+            if name.endswith(".json"):
+                assert json.loads((a / "models" / name).read_text()) == json.loads(
+                    (b / "models" / name).read_text()
+                )
 
 
 def _executor_figures(path: Path) -> dict:
@@ -242,6 +251,7 @@ def test_killed_driver_resumes_and_leaves_no_workers(tiny_synthetic, serial_run,
         "--model-option=patchcore.coreset_ratio=0.1",
         "--model-option=ae.epochs=2",
         "--save-maps",
+        "--save-models",
         "--cpus-per-unit=1",
         "--executor=process",
         "--jobs=2",
@@ -365,7 +375,7 @@ def test_two_node_ray_cluster(tiny_synthetic, serial_run, tmp_path):
                 f"--root={tiny_synthetic}", "--categories=brick,washer",
                 "--models=patchcore,ae", "--weights=random", "--image-size=64",
                 "--protocol=all", "--workers=1", "--model-option=patchcore.coreset_ratio=0.1",
-                "--model-option=ae.epochs=2", "--save-maps", "--cpus-per-unit=1",
+                "--model-option=ae.epochs=2", "--save-maps", "--save-models", "--cpus-per-unit=1",
                 "--executor=ray", f"--ray-address={address}", f"--out={out}", "--no-progress",
             ],
             capture_output=True, text=True, env=env, timeout=900,

@@ -60,6 +60,13 @@ def test_list_and_load_fitted(app_run):
     assert set(table["fit"]) == {"clean"} and set(table["category"]) == {"brick"}
     assert (table["map_hi"] > table["map_lo"]).all()
     assert (table["file_bytes"] > 0).all() and (table["image_size"] == 64).all()
+    # written by the runner (`shiftbench run --save-models`), sizes in the manifest
+    manifest = json.loads((app_run / "manifest.json").read_text())
+    assert set(manifest["saved_models"]) == set(table["unit"])
+    metrics = pd.read_parquet(app_run / "metrics.parquet")
+    for row in table.itertuples():
+        sel = metrics[(metrics["model"] == row.model) & (metrics["metric"] == "image_threshold")]
+        assert row.image_threshold == pytest.approx(sel["value"].iloc[0])
     model, meta = load_fitted(app_run, "brick", "ae")
     assert isinstance(model, AnomalyModel) and meta["selected"]["category"] == "brick"
     side = json.loads((app_run / "models" / f"{meta['unit']}.json").read_text())
@@ -330,3 +337,44 @@ def test_read_image_refuses_bomb(tmp_path):
     Image.new("RGB", (100, 100)).save(small)
     with pytest.raises(ShiftbenchError, match="over the limit of 5,000 pixels"):
         io.decode_image_bytes(small.read_bytes(), max_pixels=5000)
+
+
+def test_run_refuses_bomb_in_dataset(tiny_synthetic, tmp_path, capsys):
+    """`shiftbench run` on a dataset holding a decompression bomb: one error line naming
+    the file, no traceback."""
+    import shutil
+
+    from shiftbench.cli.main import main
+
+    root = tmp_path / "ds"
+    shutil.copytree(Path(tiny_synthetic) / "brick", root / "brick")
+    victim = sorted((root / "brick" / "train" / "good").glob("*.png"))[0]
+    bomb_png(victim)
+    with pytest.raises(SystemExit) as exit_:
+        main(
+            [
+                "run",
+                "--dataset",
+                "mvtec",
+                "--root",
+                str(root),
+                "--categories",
+                "brick",
+                "--models",
+                "ae",
+                "--weights",
+                "random",
+                "--image-size",
+                "32",
+                "--protocol",
+                "clean",
+                "--no-image-cache",
+                "--no-progress",
+                "--out",
+                str(tmp_path / "run"),
+            ]
+        )
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and str(victim) in err and "20000x20000" in err
+    assert "Traceback" not in err and len(err.splitlines()) == 1

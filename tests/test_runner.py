@@ -391,7 +391,7 @@ def test_severity_sweep_end_to_end(tiny_synthetic, tmp_path):
     assert not any("severity" in x for x in out.skipped)
     md = (path / "tables" / "image_auroc.md").read_text()
     assert "brick" in md and "Shift (adapt.)" in md
-    assert "severity 4 of the sweep (1, 4)" in md  # the middle level of a sweep is tabled
+    assert "suite mvtec-shift, severity 4" in md  # the level a table shows is named
 
 
 @pytest.mark.parametrize("bad", ["7", "-1", ""])

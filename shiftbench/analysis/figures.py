@@ -170,7 +170,7 @@ def degradation_bars(comparison, stem: Path, subtitle: str = "") -> list[Path]:
             ax.grid(axis="y", linewidth=0.3, color="0.8")
             ax.set_axisbelow(True)
         level = round(100 * (1 - comparison.alpha))
-        axes[0][0].set_ylabel(f"{comparison.label}\n(bars: {level}% bootstrap CI)")
+        axes[0][0].set_ylabel(f"{comparison.label}\n(whiskers: {level}% bootstrap CI)")
         handles, labels = axes[0][0].get_legend_handles_labels()
         _boxed_legend(fig, handles, labels, title=subtitle or None)
         return _save(fig, stem)

@@ -319,6 +319,13 @@ def render_comparison(comp: ProtocolComparison, context: str = "", over: str = "
         "excludes 0 without a mark is significant only before the correction.",
         "$\\Delta$ columns are not bolded.",
     ]
+    n_pairs = len(comp.per_seed[["category", "seed"]].drop_duplicates())
+    if n_pairs and 2.0 / 2**n_pairs >= comp.alpha:
+        notes.append(
+            f"The Wilcoxon test of the mean row has {n_pairs} pairs and cannot reach "
+            f"$p<{comp.alpha:g}$ (smallest two-sided $p = 2/2^{{{n_pairs}}}$): no mark there "
+            "is not evidence of no change."
+        )
     header = [("Category", "Category"), ("Model", "Model")] + [HEADERS[c] for c in COLUMNS]
     grid = _Grid(
         caption=caption, label=f"tab:{comp.metric}", header=header, n_text=2, notes=notes,

@@ -533,7 +533,8 @@ def _robustness(b: _Build) -> None:
             "relative robustness = mean shifted / clean; AUSC: area under the severity curve "
             "from clean (severity 0) to the last level, divided by that level; worst level: "
             "lowest AUROC and where. Definitions: docs/robustness.md.",
-            "$\\pm$: standard deviation of the same number computed seed by seed.",
+            "$\\pm$: standard deviation of the same number computed seed by seed. Bold: best "
+            "model in Clean, Mean shifted, Rel.\\ robust.\\ and AUSC (higher is better).",
         ]
         + (["mCE: sum over levels of the error $1-$AUROC, divided by the baseline's, "
             "averaged over shifts; relative mCE does the same with the errors minus the clean "

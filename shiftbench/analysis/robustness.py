@@ -290,8 +290,6 @@ def severity_bands(
     shifted = test[test["protocol"] == protocol].copy()
     shifted["severity"] = shifted["severity"].astype(float).fillna(1.0)
     shifted["_shift"] = shifted[schema.SHIFT_COLUMN].astype(str) if has_shift else "shift"
-    if pool_shifts:
-        shifted["_shift"] = "all"
     acc: dict[tuple, list[tuple[float, np.ndarray]]] = {}
     for (cat, model, s), g in rows_clean.groupby(["category", "model", "seed"]):
         g = g.sort_values("sample_id")
@@ -303,7 +301,7 @@ def severity_bands(
         v = g["score"].to_numpy(np.float64)
         point = metric(y, v)
         reps = metric.weighted(y, v, w)
-        shifts = sorted(shifted["_shift"].unique()) or ["shift"]
+        shifts = ["all"] if pool_shifts else (sorted(shifted["_shift"].unique()) or ["shift"])
         for f in shifts:
             key = (model, f, cat if by_category else None, 0.0)
             acc.setdefault(key, []).append((point, reps))
@@ -315,7 +313,7 @@ def severity_bands(
             if h["score"].isna().any():
                 continue
             hv = h["score"].to_numpy(np.float64)
-            key = (model, f, cat if by_category else None, float(lev))
+            key = (model, "all" if pool_shifts else f, cat if by_category else None, float(lev))
             acc.setdefault(key, []).append((metric(y, hv), metric.weighted(y, hv, w)))
     out = []
     for (model, f, cat, lev), items in acc.items():

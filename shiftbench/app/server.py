@@ -332,8 +332,8 @@ def create_app(
 
     # -- images in ---------------------------------------------------------------------------
     @app.post("/api/upload")
-    async def api_upload(file: UploadFile = File(...)):
-        data = await file.read(state.max_upload_bytes + 1)
+    def api_upload(file: UploadFile = File(...)):
+        data = file.file.read(state.max_upload_bytes + 1)
         name = Path(file.filename or "upload").name
         if not data:
             raise HTTPException(400, f"{name}: empty file")
@@ -444,7 +444,7 @@ def create_app(
         return Response(buf.getvalue(), media_type="image/png")
 
     @app.post("/api/defect")
-    async def api_defect(
+    def api_defect(
         run: str = Form(...),
         category: str = Form(...),
         model: str = Form(...),
@@ -460,7 +460,7 @@ def create_app(
 
         predictor = state.predictor(run, category, model, seed, fit)
         arr = state.prepared(image, predictor)
-        data = await stroke.read(state.max_upload_bytes + 1)
+        data = stroke.file.read(state.max_upload_bytes + 1)
         stroke_img = state.decode(data, "stroke")
         drawn = np.asarray(stroke_img.convert("RGBA"))
         # a transparent canvas with the strokes drawn in (alpha), or an opaque black/white mask
@@ -519,9 +519,9 @@ def create_app(
     def api_figures(rid: str):
         root = state.run_path(rid)
         folder = root / "figures"
-        names = sorted(p.name for p in folder.glob("*.png")) if folder.is_dir() else []
+        pngs = sorted(folder.rglob("*.png")) if folder.is_dir() else []
         return {
-            "figures": [f"figures/{n}" for n in names],
+            "figures": [p.relative_to(root).as_posix() for p in pngs],
             "report": (root / "report.html").is_file(),
         }
 

@@ -28,15 +28,16 @@ def refit_clean(run_dir: str | Path, category: str, model: str, seed: int = 0) -
     rows = run.splits[(run.splits["category"] == category) & (run.splits["seed"] == seed)]
     if rows.empty:
         raise ShiftbenchError(f"{run.path}: no images of {category!r} with seed {seed}")
-    size = int(cfg.get("image_size", 128))
+    size = int(cfg.get("image_size") or 128)
+    crop = cfg.get("crop")
     kwargs = dict(weights=cfg.get("weights", "imagenet"), image_size=size, seed=seed)
     kwargs.update((cfg.get("model_options") or {}).get(model, {}))
     fitted = create_model(model, **kwargs)
     train = rows[rows["split"] == "train"]
     val = rows[rows["split"] == "val"]
-    fitted.fit(read_batch(train["image_path"], size, kind="image"))
-    scores, maps = fitted.score(read_batch(val["image_path"], size, kind="image"))
-    masks = read_batch(val["mask_path"], size, kind="mask")
+    fitted.fit(read_batch(train["image_path"], size, kind="image", crop=crop))
+    scores, maps = fitted.score(read_batch(val["image_path"], size, kind="image", crop=crop))
+    masks = read_batch(val["mask_path"], size, kind="mask", crop=crop)
     threshold, _ = f1_optimal_threshold(val["label"].to_numpy(), scores)
     pixel = pixel_f1_optimal_threshold(maps, masks)[0] if (masks > 0).any() else np.nan
     key = f"{category}__{model}__seed{seed}__clean"
@@ -52,7 +53,7 @@ def refit_clean(run_dir: str | Path, category: str, model: str, seed: int = 0) -
                 "map_range": map_range(maps),
             }
         },
-        "input": {"image_size": size, "crop": None},
+        "input": {"image_size": size, "crop": crop},
         "suite": None,
     }
     return save_fitted(run.path, key, fitted, meta)

@@ -103,6 +103,8 @@ class UnitPayload:
     #: (args, kwargs) of ImageSource's on_params per batch of twins made or read
     shift_params: list = field(default_factory=list)
     cache_stats: dict = field(default_factory=dict)
+    #: --save-models: (the bytes model.save wrote, {category: Thresholds}), else None
+    model: tuple | None = None
     worker: str = ""  # host:pid
     started: float = 0.0  # time.time() on the worker
     finished: float = 0.0
@@ -192,8 +194,25 @@ def execute(task: UnitTask, images: dict | None = None) -> UnitPayload:
             )
         )
 
+    saved: list = []
+
+    def keep_model(fitted, thresholds):
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="shiftbench-model-") as tmp:
+            path = os.path.join(tmp, "model.pt")
+            fitted.save(path)
+            with open(path, "rb") as f:
+                saved.append((f.read(), thresholds))
+
     model = make_model(config, unit.model, unit.seed)
-    result = run_unit(unit, model, images, on_maps=keep_maps if config.save_maps else None)
+    result = run_unit(
+        unit,
+        model,
+        images,
+        on_maps=keep_maps if config.save_maps else None,
+        on_fitted=keep_model if getattr(config, "save_models", False) else None,
+    )
     return UnitPayload(
         key=unit.key,
         scores=result.scores,
@@ -204,6 +223,7 @@ def execute(task: UnitTask, images: dict | None = None) -> UnitPayload:
         maps=maps,
         shift_params=params,
         cache_stats=dict(source.cache_stats),
+        model=saved[0] if saved else None,
         worker=f"{socket.gethostname()}:{os.getpid()}",
         started=started,
         finished=time.time(),
@@ -526,6 +546,17 @@ def make_executor(config: StudyConfig) -> _Executor:
 
 
 # -- the driver's side ---------------------------------------------------------------------
+class _SavedModel:
+    """A fitted model as the bytes its worker's ``model.save`` wrote (for save_fitted)."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def save(self, path) -> None:
+        with open(path, "wb") as f:
+            f.write(self.data)
+
+
 def _absolute(paths: pd.Series) -> pd.Series:
     return paths.map(lambda p: os.path.abspath(p) if isinstance(p, str) and p else p)
 
@@ -642,6 +673,12 @@ def _dispatch(runner, run, source, todo, bar, timing, executor: _Executor, param
             run.write_maps(category, unit.model, unit.seed, name, ids, maps)
         for args, kwargs in p.shift_params:
             params_once(*args, **kwargs)
+        if p.model is not None:
+            from shiftbench.results.models import save_fitted
+
+            data, thresholds = p.model
+            meta = runner.model_meta(unit, thresholds)
+            save_fitted(run.path, unit.key, _SavedModel(data), meta)
         run.write_unit(p.key, p.scores, p.metrics)
         timing["fit_seconds"] += p.fit_seconds
         timing["score_seconds"] += p.score_seconds
