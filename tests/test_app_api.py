@@ -22,7 +22,7 @@ from test_predict import bomb_png  # noqa: E402
 
 @pytest.fixture(scope="session")
 def app_run(tiny_synthetic, tmp_path_factory):
-    from shiftbench.inference.refit import tiny_run
+    from shiftbench.testing.runs import tiny_run
 
     return tiny_run(tmp_path_factory.getbasetemp() / "app_run", tiny_synthetic)
 
@@ -165,6 +165,7 @@ def test_bad_predict_requests(client):
         ({"mask": "deadbeef"}, 404, "not held by the server"),
         ({"run": "nope"}, 404, "unknown run"),
         ({"perturb": "nope"}, 400, "unknown perturbation"),
+        ({"perturb": "/etc/passwd.yaml"}, 400, "not file paths"),
         ({"perturb": "gaussian_blur", "severity": 9}, 422, "severity"),
         ({"shift_seed": -1}, 422, ""),
         ({"seed": "abc"}, 422, ""),
@@ -327,7 +328,7 @@ def test_serve_warns_when_not_loopback(app_run, monkeypatch, capsys):
 
 
 def test_tiny_run_is_reused(app_run, tiny_synthetic):
-    from shiftbench.inference.refit import tiny_run
+    from shiftbench.testing.runs import tiny_run
 
     stamp = Path(app_run, "manifest.json").stat().st_mtime
     assert tiny_run(app_run, tiny_synthetic) == app_run

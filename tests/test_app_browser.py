@@ -62,7 +62,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 @pytest.fixture(scope="session")
 def app_run(tiny_synthetic, tmp_path_factory):
-    from shiftbench.inference.refit import tiny_run
+    from shiftbench.testing.runs import tiny_run
 
     return tiny_run(tmp_path_factory.getbasetemp() / "app_run", tiny_synthetic)
 

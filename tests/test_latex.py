@@ -25,9 +25,7 @@ PREAMBLE = (
 def compile_tables(tex_files: list[Path], workdir: Path, twocolumn: bool) -> tuple[int, str]:
     """Compile one document including every table; returns (return code, log text)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    body = "\n".join(
-        f"\\input{{{p.resolve().as_posix()}}}\n\\clearpage" for p in sorted(tex_files)
-    )
+    body = "\n".join(f"\\input{{{p.resolve().as_posix()}}}\n\\clearpage" for p in sorted(tex_files))
     doc = workdir / ("two.tex" if twocolumn else "one.tex")
     doc.write_text(
         PREAMBLE.format(opts="10pt,twocolumn" if twocolumn else "10pt")

@@ -242,6 +242,41 @@ def test_nearest_neighbours_match_scipy():
     assert np.allclose(d.numpy(), np.take_along_axis(ref, ref_idx, 1), atol=1e-4)
 
 
+def test_bf16_recheck_search_finds_the_exact_nearest_neighbours():
+    """bf16 candidates, re-ranked in fp32, on clustered features with many near-ties: the
+    exact nearest bank row (scipy) for >= 99% of queries, else one within 2% of it."""
+    from shiftbench.models.patchcore import bf16_index, nearest_neighbour_bf16_recheck
+
+    gen = torch.Generator().manual_seed(0)
+    centres = torch.randn(20, 48, generator=gen) * 4 + 10  # far from 0, as ReLU features
+    bank = centres[torch.randint(20, (700,), generator=gen)] + torch.randn(700, 48, generator=gen)
+    q = centres[torch.randint(20, (1100,), generator=gen)] + torch.randn(1100, 48, generator=gen)
+    d, i = nearest_neighbour_bf16_recheck(q, bank, bf16_index(bank))
+    ref = cdist(q.double().numpy(), bank.double().numpy())
+    assert (i[:, 0].numpy() == ref.argmin(1)).mean() >= 0.99
+    assert np.allclose(d[:, 0].numpy(), ref[np.arange(len(ref)), i[:, 0].numpy()], rtol=1e-5)
+    assert np.allclose(d[:, 0].numpy(), ref.min(1), rtol=2e-2)
+    # fewer bank rows than candidates
+    d, i = nearest_neighbour_bf16_recheck(q[:5], bank[:3], bf16_index(bank[:3]))
+    assert np.array_equal(i[:, 0].numpy(), ref[:5, :3].argmin(1))
+
+
+def test_patchcore_search_option_is_opt_in_and_validated():
+    assert PatchCore().search == "exact" and PatchCore().get_params()["search"] == "exact"
+    with pytest.raises(ShiftbenchError, match="search='faiss': choose exact or bf16-recheck"):
+        create_model("patchcore", search="faiss")
+
+
+def test_patchcore_bf16_recheck_scores_like_the_exact_search():
+    train, test = synthetic_images(6, 64, 64, seed=0), synthetic_images(4, 64, 64, seed=1)
+    common = dict(weights="random", image_size=64, coreset_ratio=0.25)
+    exact = create_model("patchcore", **common).fit(train)
+    fast = create_model("patchcore", search="bf16-recheck", **common).fit(train)
+    assert torch.equal(exact.memory_bank_, fast.memory_bank_)  # the fit is the same
+    (s0, m0), (s1, m1) = exact.score(test), fast.score(test)
+    assert np.allclose(s1, s0, rtol=1e-3) and np.allclose(m1, m0, rtol=1e-3, atol=1e-4)
+
+
 def test_density_reweighting_follows_the_paper_formula():
     """s = (1 - exp(|m_test - m*|) / sum_{m in N_b(m*)} exp(|m_test - m|)) * s*, by hand."""
     model = PatchCore(num_neighbors=3)

@@ -21,7 +21,7 @@ from shiftbench.errors import ShiftbenchError
 def app_run(tiny_synthetic, tmp_path_factory):
     """One tiny finished run (64 px, random weights, brick, patchcore + ae) with saved
     models; shared by the predict, app API and browser tests."""
-    from shiftbench.inference.refit import tiny_run
+    from shiftbench.testing.runs import tiny_run
 
     return tiny_run(tmp_path_factory.getbasetemp() / "app_run", tiny_synthetic)
 
@@ -52,8 +52,9 @@ def _test_rows(run: Path) -> pd.DataFrame:
 
 # -- results.models ------------------------------------------------------------------------
 def test_list_and_load_fitted(app_run):
+    from shiftbench.inference.saved import load_fitted
     from shiftbench.models.base import AnomalyModel
-    from shiftbench.results.models import list_fitted, load_fitted
+    from shiftbench.results.models import list_fitted
 
     table = list_fitted(app_run)
     assert set(table["model"]) == {"patchcore", "ae"}
@@ -86,7 +87,7 @@ def test_list_and_load_fitted(app_run):
     ],
 )
 def test_load_fitted_unknown(app_run, kwargs, needle):
-    from shiftbench.results.models import load_fitted
+    from shiftbench.inference.saved import load_fitted
 
     with pytest.raises(ShiftbenchError, match=needle) as err:
         load_fitted(app_run, **kwargs)
@@ -94,7 +95,8 @@ def test_load_fitted_unknown(app_run, kwargs, needle):
 
 
 def test_load_fitted_without_models(tmp_path, app_run):
-    from shiftbench.results.models import list_fitted, load_fitted
+    from shiftbench.inference.saved import load_fitted
+    from shiftbench.results.models import list_fitted
 
     (tmp_path / "manifest.json").write_text("{}")
     assert list_fitted(tmp_path).empty
@@ -110,7 +112,7 @@ def _copy_models(src: Path, dst: Path) -> Path:
 
 
 def test_load_fitted_damaged_and_newer(tmp_path, app_run):
-    from shiftbench.results.models import load_fitted
+    from shiftbench.inference.saved import load_fitted
 
     run = _copy_models(app_run, tmp_path)
     pt = next((run / "models").glob("*ae*.pt"))

@@ -658,10 +658,16 @@ def test_severity_sweep_draws_curves(tmp_path):
     # the curve starts at the clean value (severity 0) and has a band around each point
     band = pd.read_csv(run / "tables" / "severity_curve_shift-noadapt.csv")
     pad = band[band["model"] == "padim"].set_index("severity")
-    clean_auroc = metrics[(metrics["metric"] == "image_auroc") & (metrics["protocol"] == "clean")
-                          & (metrics["model"] == "padim") & (metrics["category"] != "mean")]
+    clean_auroc = metrics[
+        (metrics["metric"] == "image_auroc")
+        & (metrics["protocol"] == "clean")
+        & (metrics["model"] == "padim")
+        & (metrics["category"] != "mean")
+    ]
     assert pad.loc[0.0, "value"] == pytest.approx(clean_auroc["value"].mean())
-    assert (band["low"] <= band["value"] + 1e-9).all() and (band["value"] <= band["high"] + 1e-9).all()
+    assert (band["low"] <= band["value"] + 1e-9).all() and (
+        band["value"] <= band["high"] + 1e-9
+    ).all()
     assert list(pad.index) == [0.0, 1.0, 3.0, 5.0]
 
 
@@ -832,7 +838,9 @@ def test_combined_report_of_two_runs(fake_run, built, tmp_path):
         (metrics["model"] == "padim") & (metrics["category"] != "mean")])}, splits=splits,
         manifest=keep)  # fmt: skip
     with pytest.raises(ShiftbenchError, match="model 'padim' is in both"):
-        build_report([runs[1], twin], "markdown", n_resamples=200, figures=False, out=tmp_path / "y")
+        build_report(
+            [runs[1], twin], "markdown", n_resamples=200, figures=False, out=tmp_path / "y"
+        )
 
 
 def test_qualitative_grid_refuses_a_suite_that_changed(fake_run, tmp_path):

@@ -31,10 +31,14 @@ def _metrics(with_shift_column: bool, shifts=("f", "g"), seeds=(0,)) -> pd.DataF
     for seed in seeds:
         for model, vals in TABLE.items():
             bump = 0.01 * seed
-            rows.append(("c", model, seed, "clean", np.nan, "", "image_auroc", vals["clean"] + bump))
+            rows.append(
+                ("c", model, seed, "clean", np.nan, "", "image_auroc", vals["clean"] + bump)
+            )
             for (f, lev), v in ((k, v) for k, v in vals.items() if k != "clean"):
                 if f in shifts:
-                    rows.append(("c", model, seed, "shift-noadapt", float(lev), f, "image_auroc", v + bump))
+                    rows.append(
+                        ("c", model, seed, "shift-noadapt", float(lev), f, "image_auroc", v + bump)
+                    )
         rows.append(("mean", "A", seed, "clean", np.nan, "", "image_auroc", 0.0))  # ignored
     cols = [*schema.METRIC_COLUMNS[:5], schema.SHIFT_COLUMN, "metric", "value"]
     df = pd.DataFrame(rows, columns=cols)
@@ -141,7 +145,9 @@ def _per_shift_run(root):
         conds = [("clean", np.nan, None, base + sep * y)]
         for f, k in (("blur", 1.0), ("noise", 2.0)):
             for lev in (1.0, 3.0):
-                conds.append(("shift-noadapt", lev, f, base + (sep - k * loss[model] * lev / 3) * y))
+                conds.append(
+                    ("shift-noadapt", lev, f, base + (sep - k * loss[model] * lev / 3) * y)
+                )
         for proto, lev, f, sc in conds:
             for sid, lab, v in zip(ids, y, sc, strict=True):
                 srows.append({"category": "c", "model": model, "seed": 0, "protocol": proto,
@@ -159,7 +165,9 @@ def _per_shift_run(root):
     manifest = {"config": {"suite": "mvtec-shift", "severity": [1, 3]}, "seeds": [0],
                 "suite": {"name": "mvtec-shift", "hash": "x", "severity": [1, 3],
                           "hashes": {}}}  # fmt: skip
-    return write_run(root / "pershift", units, manifest=manifest, protocols=("clean", "shift-noadapt"))
+    return write_run(
+        root / "pershift", units, manifest=manifest, protocols=("clean", "shift-noadapt")
+    )
 
 
 def test_report_of_a_per_shift_run(tmp_path):

@@ -61,7 +61,9 @@ def defect_pro_table(run: Run, level: float | None) -> tuple[pd.DataFrame, list[
         sp = run.splits[(run.splits["seed"] == seed) & (run.splits["category"] == cat)]
         sp = sp.set_index("sample_id")
         for protocol in schema.PROTOCOLS:
-            name = protocol if protocol == "clean" or not sweep else schema.map_name(protocol, level)
+            name = (
+                protocol if protocol == "clean" or not sweep else schema.map_name(protocol, level)
+            )
             if name not in names:
                 continue
             ids, maps = run.maps(cat, model, seed, name)
@@ -90,8 +92,12 @@ def defect_pro_table(run: Run, level: float | None) -> tuple[pd.DataFrame, list[
     df = pd.DataFrame(rows)
     out = (
         df.groupby(["category", "model", "protocol", "defect_type"], sort=True)
-        .agg(pro=("pro", "mean"), pro_sd=("pro", "std"), n=("n", "mean"),
-             seeds=("seed", lambda x: ",".join(str(v) for v in sorted(set(x)))))
+        .agg(
+            pro=("pro", "mean"),
+            pro_sd=("pro", "std"),
+            n=("n", "mean"),
+            seeds=("seed", lambda x: ",".join(str(v) for v in sorted(set(x)))),
+        )
         .reset_index()
     )
     return out, skipped

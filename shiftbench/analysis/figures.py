@@ -48,6 +48,7 @@ __all__ = [
 DPI = 300
 ONE_COLUMN = 3.5  # inches: one column of a two-column paper
 TWO_COLUMN = 7.0  # inches: the text width of a two-column paper
+MAX_HEIGHT = 8.5  # inches: no figure is taller than a page's text
 PROTOCOL_STYLE = {
     "clean": {"facecolor": "0.25", "hatch": "", "label": palette.protocol_label("clean")},
     "shift-noadapt": {
@@ -201,17 +202,19 @@ def _mean_pr(curves: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
     return np.mean(out, axis=0)
 
 
-def roc_pr_curves(
-    test: pd.DataFrame, category: str, stem: Path, subtitle: str = ""
-) -> list[Path]:
+def roc_pr_curves(test: pd.DataFrame, category: str, stem: Path, subtitle: str = "") -> list[Path]:
     """ROC (top) and precision-recall (bottom) curves per protocol (columns) for one
     category: every seed as a thin line and the mean over seeds as a thick one (vertical
     average of the ROC curves; mean interpolated precision for PR). Legends (boxed, below
     each panel) give the mean over seeds of AUROC and of AUPRC, as in the tables; the PR
     panels mark the prevalence (the precision of a random ranking). ``test``: the test rows
     of ``scores.parquet`` at one severity."""
-    from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
-    from sklearn.metrics import roc_curve
+    from sklearn.metrics import (
+        average_precision_score,
+        precision_recall_curve,
+        roc_auc_score,
+        roc_curve,
+    )
 
     sub = test[test["category"] == category]
     models = sorted(sub["model"].unique())
@@ -269,7 +272,11 @@ def roc_pr_curves(
                 ax.set_aspect("equal")
                 ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), frameon=True,
                           title=name, handlelength=2.0, borderaxespad=0.0)  # fmt: skip
-        over = f"thin: each of {len(seeds)} seeds, thick: mean" if len(seeds) > 1 else f"seed {seeds[0]}"
+        over = (
+            f"thin: each of {len(seeds)} seeds, thick: mean"
+            if len(seeds) > 1
+            else f"seed {seeds[0]}"
+        )
         fig.suptitle(f"{category}{', ' + subtitle if subtitle else ''} ({over})")
         return _save(fig, stem)
 
@@ -361,9 +368,12 @@ def severity_curves(
         )  # fmt: skip
         for ax, (p, b) in zip(axes[0], panels, strict=False):
             for model in sorted(b["model"].unique()):
-                d = b[b["model"] == model].groupby("severity", as_index=False)[
-                    ["value", "low", "high"]
-                ].mean().sort_values("severity")
+                d = (
+                    b[b["model"] == model]
+                    .groupby("severity", as_index=False)[["value", "low", "high"]]
+                    .mean()
+                    .sort_values("severity")
+                )
                 st = model_style(model)
                 ax.fill_between(d["severity"], d["low"], d["high"], color=st["color"],
                                 alpha=0.18, linewidth=0)  # fmt: skip
@@ -411,6 +421,8 @@ def severity_small_multiples(
             ax.grid(axis="y", linewidth=0.3, color="0.85")
         for k in range(len(cats), nrow * ncol):
             axes[k // ncol][k % ncol].axis("off")
+        for c in range(ncol):
+            axes[nrow - 1][c].set_xlabel("severity")
         for r in range(nrow):
             axes[r][0].set_ylabel(f"{ylabel}\n(mean over {over})")
         handles, labels = axes[0][0].get_legend_handles_labels()
@@ -538,7 +550,9 @@ def critical_difference_diagram(
             y = -(0.12 + 0.1 * c)
             ax.hlines(y, values[i] - 0.03, values[j] + 0.03, color="black", linewidth=2.5)
         if title:
-            ax.set_title(f"{title}\nFriedman p = {result.p_value:.3g}, N = {result.n_blocks} blocks")
+            ax.set_title(
+                f"{title}\nFriedman p = {result.p_value:.3g}, N = {result.n_blocks} blocks"
+            )
         return _save(fig, stem)
 
 
@@ -567,9 +581,10 @@ def qualitative_grid(
     if vmin is None or vmax is None:
         every = np.concatenate([np.ravel(r["heatmap"]) for r in rows])
         vmin, vmax = float(np.min(every)), float(np.max(every))
+    row_h = min(1.25, (MAX_HEIGHT - 0.55) / max(n, 1))  # the grid fits on one page
     with paper_style():
         fig, axes = plt.subplots(
-            n, 5, figsize=(TWO_COLUMN, 1.25 * n + 0.55), squeeze=False, layout="constrained"
+            n, 5, figsize=(TWO_COLUMN, row_h * n + 0.55), squeeze=False, layout="constrained"
         )
         im = None
         for r, row in enumerate(rows):

@@ -28,8 +28,7 @@ __all__ = [
 
 #: Okabe-Ito colours, without its yellow (too pale for a line on white) and black (reserved
 #: for references), plus two of Paul Tol's muted colours for more models
-OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#882255",
-             "#999933")
+OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#882255", "#999933")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
 LINES = ("-", "--", "-.", ":")
 

@@ -106,7 +106,9 @@ def _maps_choice(run: Run, cat: str, model: str, seed: int, level: float | None)
 MAX_DEFECT_ROWS = 5
 
 
-def select_samples(rows: pd.DataFrame, max_defect_rows: int = MAX_DEFECT_ROWS) -> list[tuple[str, str]]:
+def select_samples(
+    rows: pd.DataFrame, max_defect_rows: int = MAX_DEFECT_ROWS
+) -> list[tuple[str, str]]:
     """Which test images a qualitative grid shows, by rule (not the first files):
 
     1. per defect type (alphabetically, at most ``max_defect_rows``): its highest-scored
@@ -181,7 +183,11 @@ def qualitative_rows(
     cand = rows_sc[rows_sc["sample_id"].isin(pos) & rows_sc["sample_id"].isin(sp.index)]
     if "defect_type" not in cand.columns:
         cand = cand.assign(defect_type=np.where(cand["label"] == 1, "anomalous", "good"))
-    pthr = float(rows_sc["pixel_threshold"].iloc[0]) if "pixel_threshold" in rows_sc and len(rows_sc) else float("nan")
+    pthr = (
+        float(rows_sc["pixel_threshold"].iloc[0])
+        if "pixel_threshold" in rows_sc and len(rows_sc)
+        else float("nan")
+    )
     vmin, vmax = colour_scale(maps, pthr)
     by_id = cand.set_index("sample_id")
     rows = []

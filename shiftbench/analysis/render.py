@@ -228,9 +228,7 @@ class _Grid:
         return "\n".join(lines) + "\n"
 
     def html(self) -> str:
-        out = [
-            f"<table><caption>{html.escape(_plain_caption(self.caption))}</caption><thead><tr>"
-        ]
+        out = [f"<table><caption>{html.escape(_plain_caption(self.caption))}</caption><thead><tr>"]
         out += [f"<th>{html.escape(h[0].replace(chr(10), ' '))}</th>" for h in self.header]
         out.append("</tr></thead><tbody>")
         for block in self.blocks:
@@ -283,7 +281,9 @@ def describe_seeds(n_seeds: int, seeds: list | None = None) -> str:
     return f"mean over {n_seeds} seeds"
 
 
-BOLD_RULE = "Bold: best model per category in each protocol column; $\\Delta$ columns are not bolded."
+BOLD_RULE = (
+    "Bold: best model per category in each protocol column; $\\Delta$ columns are not bolded."
+)
 
 
 _TESTS = {"image_auroc": "DeLong", "image_f1": "McNemar", "image_auprc": "paired bootstrap"}
@@ -311,8 +311,7 @@ def render_comparison(comp: ProtocolComparison, context: str = "", over: str = "
         f"interval ({comp.n_resamples} resamples per category and seed) of the value shown.",
         f"Marks on $\\Delta$: {test} test per category and seed, Holm-corrected over every "
         "test of the table; a mark needs every seed to pass. Mean row: Wilcoxon signed-rank "
-        "test over categories $\\times$ seeds, Holm-corrected over the mean rows. "
-        + _marks_note(),
+        "test over categories $\\times$ seeds, Holm-corrected over the mean rows. " + _marks_note(),
         "Interval and mark answer different questions: the interval is that of the "
         f"seed-averaged $\\Delta$ at {level}\\% with no correction for the "
         f"{max(n_tests, 1)} comparisons; the mark is the corrected test. An interval that "
@@ -361,6 +360,8 @@ def _plain_caption(caption: str) -> str:
         ("$^{**}$", "**"),
         ("$^{*}$", "*"),
         ("$p<", "p < "),
+        ("\\ ", " "),
+        ("--", "–"),
         ("\\textit{", ""),
         ("\\emph{", ""),
         ("}", ""),
@@ -517,7 +518,9 @@ def render_frame(
                     cells.append(_TextCell(v))
                     continue
                 half = r[half_columns[c]] if c in half_columns else float("nan")
-                cells.append(_Cell(float(v) if v is not None else np.nan, float(half), **formats.get(c, {})))
+                cells.append(
+                    _Cell(float(v) if v is not None else np.nan, float(half), **formats.get(c, {}))
+                )
             block.append([*text, *cells])
         for j, (c, _, _) in enumerate(value_columns):
             if c in bold:

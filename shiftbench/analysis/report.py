@@ -552,7 +552,9 @@ def _robustness(b: _Build) -> None:
         csv = b.table(ce, "corruption_error")
         if n_shifts > 1:
             wide = ce.pivot_table(index="model", columns="shift", values="ce").reset_index()
-            cols = [(c, c, render.latex_escape(c)) for c in wide.columns if c not in ("model", "all")]
+            cols = [
+                (c, c, render.latex_escape(c)) for c in wide.columns if c not in ("model", "all")
+            ]
             grid = render.render_frame(
                 wide, caption=f"Corruption error per shift (\\%, baseline "
                 f"{render.latex_escape(baseline)} = 100), {b.over}.", label="tab:corruption_error",
@@ -566,7 +568,9 @@ def _robustness(b: _Build) -> None:
         b.out.skipped.append(f"robustness ranking: {rk.reason}")
     else:
         r = rk.result
-        ranks = pd.DataFrame({"model": r.average_ranks.index, "average_rank": r.average_ranks.values})
+        ranks = pd.DataFrame(
+            {"model": r.average_ranks.index, "average_rank": r.average_ranks.values}
+        )
         ranks["friedman_chi2"], ranks["friedman_p"] = r.statistic, r.p_value
         ranks["critical_difference"], ranks["n_blocks"] = r.critical_difference, r.n_blocks
         csv = b.table(ranks, "robustness_ranks")
@@ -650,7 +654,9 @@ def _curve_figures(b: _Build, auroc, n_resamples: int, seed: int) -> None:
                 "Curves", f"ROC and PR, {cat}",
             )  # fmt: skip
         s0 = seeds[0]
-        for model in sorted(test[test["category"] == cat]["model"].unique()) if "scores" in kinds else ():
+        for model in (
+            sorted(test[test["category"] == cat]["model"].unique()) if "scores" in kinds else ()
+        ):
             b.figure(
                 fig.score_distributions(b.scores, cat, model, s0, fdir / f"scores_{cat}_{model}",
                                         subtitle=b.context),
@@ -659,7 +665,9 @@ def _curve_figures(b: _Build, auroc, n_resamples: int, seed: int) -> None:
                 "Scores", f"Scores, {cat} / {model}",
             )  # fmt: skip
     if "severity" in kinds:
-        shifted = [p for p in ("shift-noadapt", "shift-adapt") if p in set(b.run.scores["protocol"])]
+        shifted = [
+            p for p in ("shift-noadapt", "shift-adapt") if p in set(b.run.scores["protocol"])
+        ]
         if len(b.levels) < 2 or not shifted:
             b.out.skipped.append("severity curves: the run did not sweep severities")
             return
@@ -669,9 +677,9 @@ def _curve_figures(b: _Build, auroc, n_resamples: int, seed: int) -> None:
                  for p in shifted}  # fmt: skip
         n_cat = b.run.scores["category"].nunique()
         n_seed = b.run.scores["seed"].nunique()
-        over = f"{n_cat} categor{'ies' if n_cat > 1 else 'y'} x {n_seed} seed{'s' if n_seed > 1 else ''}"
+        over = f"{n_cat} categor{'ies' if n_cat > 1 else 'y'} × {n_seed} seed{'s' if n_seed > 1 else ''}"
         if schema.SHIFT_COLUMN in b.run.scores.columns:
-            over += " x shifts"
+            over += " × shifts"
         sev = fig.severity_curves(
             bands, fdir / "severity_image_auroc", over=over, level=level,
             title=f"suite {_suite_name(b.run)}; shaded: {level}% bootstrap band",
@@ -781,7 +789,11 @@ def _qualitative_figures(b: _Build) -> None:
                     rows, protocol, scale = got
                     from shiftbench.analysis.palette import protocol_label
 
-                    sev = f", severity {b.level:g}" if protocol != "clean" and b.level is not None else ""
+                    sev = (
+                        f", severity {b.level:g}"
+                        if protocol != "clean" and b.level is not None
+                        else ""
+                    )
                     b.figure(
                         fig.qualitative_grid(
                             rows,
@@ -837,8 +849,11 @@ def _write_summary(b: _Build, out_dir: Path, n_resamples: int) -> Path:
         "severities": b.levels,
         "seeds": sorted(int(s) for s in run.scores["seed"].unique()),
         "categories": sorted(str(c) for c in run.scores["category"].unique()),
-        "interval": {"level": 1 - b.alpha, "method": "paired label-stratified percentile "
-                     "bootstrap", "n_resamples": n_resamples},  # fmt: skip
+        "interval": {
+            "level": 1 - b.alpha,
+            "method": "paired label-stratified percentile bootstrap",
+            "n_resamples": n_resamples,
+        },  # fmt: skip
         "baseline": b.baseline,
         **b.summary,
     }
@@ -974,7 +989,9 @@ def _write_html(
     name = html.escape(out_dir.name)
 
     def rel(p: Path) -> str:
-        return html.escape(p.relative_to(out_dir).as_posix() if p.is_relative_to(out_dir) else str(p))
+        return html.escape(
+            p.relative_to(out_dir).as_posix() if p.is_relative_to(out_dir) else str(p)
+        )
 
     sections = list(dict.fromkeys(e.section for e in entries))
     toc = ["<nav><h2>Contents</h2><ol><li><a href='#run'>Run</a></li>"]
@@ -996,7 +1013,9 @@ def _write_html(
         parts.append(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>")
     parts.append("</tbody></table>")
     if summary is not None:
-        parts.append(f"<p class='files'>Headline numbers: <a href='{rel(summary)}'>{rel(summary)}</a></p>")
+        parts.append(
+            f"<p class='files'>Headline numbers: <a href='{rel(summary)}'>{rel(summary)}</a></p>"
+        )
     for i, sec in enumerate(sections):
         parts.append(f"<h2 id='s{i}'>{html.escape(sec)}</h2>")
         for j, e in enumerate(x for x in entries if x.section == sec):

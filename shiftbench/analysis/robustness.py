@@ -97,7 +97,9 @@ def curve_frame(
     out = pd.concat([clean_rows, shifted], ignore_index=True)
     if out.empty:
         return pd.DataFrame(columns=[*_KEYS, "severity", "value"])
-    return out[[*_KEYS, "severity", "value"]].sort_values([*_KEYS, "severity"]).reset_index(drop=True)
+    return (
+        out[[*_KEYS, "severity", "value"]].sort_values([*_KEYS, "severity"]).reset_index(drop=True)
+    )
 
 
 def mean_curves(curves: pd.DataFrame, by: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -150,7 +152,9 @@ def corruption_errors(mc: pd.DataFrame, baseline: str) -> pd.DataFrame:
     """Per (model, shift): ``ce`` and ``relative_ce`` (fractions; 1.0 = the baseline's),
     from mean curves (:func:`mean_curves`) of AUROC; error ``E = 1 - AUROC``."""
     if baseline not in set(mc["model"]):
-        raise ValueError(f"baseline model {baseline!r} is not in the run ({sorted(set(mc['model']))})")
+        raise ValueError(
+            f"baseline model {baseline!r} is not in the run ({sorted(set(mc['model']))})"
+        )
     err = mc.assign(error=1.0 - mc["value"])
     rows = []
     base = err[err["model"] == baseline]
@@ -192,7 +196,9 @@ def robustness_summary(curves: pd.DataFrame, baseline: str | None = None) -> pd.
         for k, v in list(row.items()):
             if isinstance(v, float) and k != "worst_severity":
                 vals = np.array([p[k] for p in per_seed], dtype=float)
-                row[f"{k}_sd"] = float(np.std(vals, ddof=1)) if np.isfinite(vals).sum() > 1 else np.nan
+                row[f"{k}_sd"] = (
+                    float(np.std(vals, ddof=1)) if np.isfinite(vals).sum() > 1 else np.nan
+                )
         rows.append(row)
     out = pd.DataFrame(rows)
     if baseline is not None and len(out):
@@ -325,4 +331,10 @@ def severity_bands(
     df = pd.DataFrame(out)
     if not by_category and len(df):
         df = df.drop(columns="category")
-    return df.sort_values([c for c in ("model", "shift", "category", "severity") if c in df]).reset_index(drop=True) if len(df) else df
+    return (
+        df.sort_values(
+            [c for c in ("model", "shift", "category", "severity") if c in df]
+        ).reset_index(drop=True)
+        if len(df)
+        else df
+    )

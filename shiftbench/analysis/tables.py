@@ -409,7 +409,9 @@ def severity_table(metrics: pd.DataFrame, metric: str = "image_auroc") -> pd.Dat
     out["_mean_last"] = out["category"] == schema.MEAN_CATEGORY
     order = {p: i for i, p in enumerate(PROTOCOLS)}
     out["_p"] = out["protocol"].map(order)
-    out = out.sort_values(["_p", "_mean_last", "category", "model"]).drop(columns=["_p", "_mean_last"])
+    out = out.sort_values(["_p", "_mean_last", "category", "model"]).drop(
+        columns=["_p", "_mean_last"]
+    )
     cols = ["clean", *[f"sev{int(v) if float(v).is_integer() else v}" for v in levels]]
     lead = ["protocol", "category", "model"]
     return out[lead + cols + [f"{c}_sd" for c in cols]].reset_index(drop=True)

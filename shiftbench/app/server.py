@@ -14,6 +14,7 @@ with a readable ``detail``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -35,6 +36,7 @@ from shiftbench.errors import ShiftbenchError
 from shiftbench.inference import render
 
 HERE = Path(__file__).parent
+_PYPLOT_LOCK = threading.Lock()
 VIEWS = ("inspect", "draw", "compare", "study")
 #: decoded formats accepted for uploads (decided by decoding, never by the file name)
 UPLOAD_FORMATS = ("PNG", "JPEG", "TIFF", "BMP", "WEBP")
@@ -221,6 +223,15 @@ def _decode_sample(state: AppState, path: str, name: str) -> tuple[Image.Image, 
         raise HTTPException(422, str(exc)) from None
 
 
+@functools.lru_cache(maxsize=1)
+def _shift_names() -> frozenset[str]:
+    """Registered perturbations and shipped suites (the app's perturbation choices)."""
+    from shiftbench.transforms.registry import list_perturbations
+    from shiftbench.transforms.suites import list_suites
+
+    return frozenset([n for n, _, _ in list_perturbations()] + [n for n, _ in list_suites()])
+
+
 def _images_of(pred, state: AppState | None = None) -> dict[str, str]:
     lo, hi = pred.map_range
     out = {
@@ -381,6 +392,13 @@ def create_app(
         gt = state.prepared_mask(mask, predictor)
         if not (0 <= severity <= 5):
             raise HTTPException(422, f"severity {severity}: levels run from 0 to 5")
+        if perturb and perturb not in _shift_names():
+            # names only: a suite YAML path would read files outside the runs
+            raise HTTPException(
+                400,
+                f"unknown perturbation or suite {perturb!r}; see /api/perturbations "
+                "(the app takes registered names only, not file paths)",
+            )
         pred = predictor.predict(
             arr,
             gt,
@@ -437,10 +455,11 @@ def create_app(
         predictor, pred, _ = _predict(
             run, category, model, seed, fit, image, mask, perturb, severity, shift_seed
         )
-        fig = predictor.composite(pred)
-        buf = _io.BytesIO()
-        fig.savefig(buf, format="png", dpi=100)
-        plt.close(fig)
+        with _PYPLOT_LOCK:  # pyplot's figure registry is not thread-safe
+            fig = predictor.composite(pred)
+            buf = _io.BytesIO()
+            fig.savefig(buf, format="png", dpi=100)
+            plt.close(fig)
         return Response(buf.getvalue(), media_type="image/png")
 
     @app.post("/api/defect")

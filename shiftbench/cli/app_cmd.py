@@ -40,8 +40,12 @@ def app_command(
 
     Every asset ships with shiftbench, so it works with no network at all.
     """
+    import os
+
     from shiftbench.errors import ShiftbenchError
 
+    # idle OpenMP threads sleep instead of spinning (one image per request; see predict)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         import uvicorn
 

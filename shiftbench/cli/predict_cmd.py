@@ -40,6 +40,11 @@ def predict(
     scale | predicted region | ground truth) and a row of predictions.json/.csv (score,
     threshold, decision, pixel IoU/F1, timing).
     """
+    import os
+
+    # idle OpenMP threads sleep instead of spinning: one image at a time on a busy machine
+    # is otherwise many times slower (only effective before torch is first imported)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import json
 
     import pandas as pd

@@ -126,7 +126,7 @@ class Predictor:
     ) -> Predictor:
         """The model ``model`` fitted for ``category`` saved in the run (``seed=None``: the
         smallest saved seed; ``fit``: ``clean`` or ``shift-sev<L>``)."""
-        from shiftbench.results.models import load_fitted
+        from shiftbench.inference.saved import load_fitted
 
         fitted, meta = load_fitted(run_dir, category, model, seed=seed, fit=fit)
         return cls(fitted, meta, category, run_dir)

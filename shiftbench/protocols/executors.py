@@ -82,6 +82,8 @@ class UnitTask:
     threads: int | None  # torch threads; None leaves torch's default
     fault: str | None = None
     env: dict = field(default_factory=dict)  # environment for the worker (SHIFTBENCH_CACHE)
+    driver_pid: int = 0  # names a saved model's file as the driver would (torch.save
+    # records the file's name inside the archive: the same name, the same bytes)
 
     @property
     def key(self) -> str:
@@ -199,8 +201,9 @@ def execute(task: UnitTask, images: dict | None = None) -> UnitPayload:
     def keep_model(fitted, thresholds):
         import tempfile
 
+        name = f".{unit.key}{schema.MODEL_SUFFIX}.{task.driver_pid}.tmp"  # as save_fitted's
         with tempfile.TemporaryDirectory(prefix="shiftbench-model-") as tmp:
-            path = os.path.join(tmp, "model.pt")
+            path = os.path.join(tmp, name)
             fitted.save(path)
             with open(path, "rb") as f:
                 saved.append((f.read(), thresholds))
@@ -657,6 +660,7 @@ def _dispatch(runner, run, source, todo, bar, timing, executor: _Executor, param
             threads=threads,
             fault=fault,
             env=env,
+            driver_pid=os.getpid(),
         )
 
     figures = {"units": 0, "unit_seconds": 0.0, "overheads": [], "workers": set()}

@@ -1,7 +1,8 @@
 """Fitted models kept in a run directory: ``models/<unit_key>.pt`` + ``models/<unit_key>.json``.
 
 The runner writes them with :func:`save_fitted` when a study runs with ``--save-models``;
-:func:`list_fitted` and :func:`load_fitted` read them (``shiftbench predict``, the web app).
+:func:`list_fitted` and :func:`find_fitted` read their side files; loading the model itself is
+:func:`shiftbench.inference.saved.load_fitted` (this bottom layer never imports the models).
 
 ``<unit_key>.pt`` is :meth:`AnomalyModel.save`'s file; ``<unit_key>.json`` holds the
 runner's meta (:data:`META_KEYS`: unit, model, seed, fit, categories with their
@@ -190,33 +191,6 @@ def find_fitted(
             f"{_choices(by_fit['seed'])}"
         )
     return by_seed.iloc[0]
-
-
-def load_fitted(
-    run_path: str | Path, category: str, model: str, seed: int | None = None, fit: str = "clean"
-):
-    """``(AnomalyModel, meta)`` of a model saved in the run (``seed=None``: the smallest
-    saved seed). ``meta`` is the side file's dict with ``category`` (the chosen one's
-    thresholds and ``map_range``) added under ``"selected"``."""
-    from shiftbench.models import load_model
-
-    row = find_fitted(run_path, category, model, seed, fit)
-    side = Path(row["path"]).with_suffix(schema.MODEL_META_SUFFIX)
-    meta = _read_meta(side)
-    pt = Path(row["path"])
-    if not pt.is_file():
-        raise ShiftbenchError(f"{pt}: missing (its {side.name} is there); {_RERUN}")
-    try:
-        fitted = load_model(pt)
-    except ShiftbenchError as exc:
-        raise ShiftbenchError(f"{exc}; delete it and {_RERUN}") from None
-    except Exception as exc:  # a truncated or foreign file fails in many ways inside torch
-        raise ShiftbenchError(
-            f"{pt}: damaged model file ({exc.__class__.__name__}); delete it and {_RERUN}"
-        ) from None
-    meta = dict(meta)
-    meta["selected"] = {"category": category, **meta["categories"][category]}
-    return fitted, meta
 
 
 #: the percentiles of the fit domain's validation maps that fix a model's colour scale

@@ -30,7 +30,8 @@ Path (in the run folder)                                  Content
 ``models/<unit key>.pt``, ``models/<unit key>.json``     optional fitted models (``--save-models``)
                                                           and their thresholds/colour scale
                                                           (:mod:`shiftbench.results.models`)
-``tables/``, ``figures/``, ``report.html``                written by ``shiftbench report``
+``tables/``, ``figures/``, ``report.html``,               written by ``shiftbench report``
+``summary.json``                                          (:data:`SUMMARY_JSON`: headline numbers)
 ``.partial/``, ``.lock``                                  the writer's staging area and lock
 ========================================================  ==========================================
 
@@ -39,7 +40,8 @@ Columns:
 * ``scores``: ``category, model, seed, protocol, severity`` (float; the shift level of a
   shifted protocol, NaN for ``clean``), ``split`` (``val`` / ``test``), ``sample_id,
   label, defect_type, score, threshold, decision`` (0/1, score >= threshold),
-  ``pixel_threshold``.
+  ``pixel_threshold``. Runs that evaluate each suite member alone add :data:`SHIFT_COLUMN`
+  (``shift``, the perturbation's name) to ``scores`` and ``metrics``.
 * ``metrics``: ``category, model, seed, protocol, severity, metric, value``; metric names
   :data:`IMAGE_METRICS`, :data:`PIXEL_METRICS` and :data:`EFFICIENCY_METRICS`.
 * ``shift params``: ``seed, sample_id, category, split, suite, suite_hash, severity,
