@@ -61,43 +61,76 @@ def predict(
     out.mkdir(parents=True, exist_ok=True)
     records, used = [], set()
     for i, image in enumerate(images):
-        pred = predictor.predict(
-            image,
-            masks[i] if masks else None,
-            perturb=perturb,
-            severity=severity,
-            shift_seed=shift_seed,
-            image_id=image.stem,
-        )
-        stem = image.stem
-        name = stem if stem not in used else f"{stem}-{i}"
-        used.add(name)
-        png = out / f"{name}_{model}.png"
-        predictor.composite(pred, png)
-        rec = {"image": str(image), "mask": str(masks[i]) if masks else None, **pred.to_dict()}
-        rec["composite"] = str(png)
-        rec["seed"] = predictor.seed
-        rec["fit"] = predictor.fit
-        records.append(rec)
-        verdict = "ANOMALOUS" if pred.decision else "normal"
-        typer.echo(
-            f"{image.name}: score {pred.score:.4g} (threshold {pred.threshold:.4g}) {verdict}"
-            + ("" if pred.iou is None else f", pixel IoU {pred.iou:.3f}")
-            + f" -> {png}"
+        records.append(
+            _predict_one(
+                predictor,
+                i,
+                image,
+                masks[i] if masks else None,
+                used,
+                out=out,
+                model=model,
+                perturb=perturb,
+                severity=severity,
+                shift_seed=shift_seed,
+            )
         )
     (out / "predictions.json").write_text(json.dumps(records, indent=2, default=str))
-    flat = []
-    for r in records:
-        row = {k: v for k, v in r.items() if k not in ("perturbation", "timing_ms", "map_range")}
-        row["map_lo"], row["map_hi"] = r["map_range"]
-        row["perturb"] = perturb
-        row["severity"] = severity if perturb else None
-        row["shift_seed"] = shift_seed if perturb else None
-        row["ms_total"] = r["timing_ms"].get("total")
-        row["ms_score"] = r["timing_ms"].get("score")
-        flat.append(row)
+    flat = [_flat_row(r, perturb, severity, shift_seed) for r in records]
     pd.DataFrame(flat).to_csv(out / "predictions.csv", index=False)
     typer.echo(f"wrote {len(records)} composites, predictions.json and predictions.csv to {out}")
+
+
+def _predict_one(
+    predictor,
+    i: int,
+    image: Path,
+    mask: Path | None,
+    used: set,
+    *,
+    out: Path,
+    model: str,
+    perturb: str | None,
+    severity: int,
+    shift_seed: int,
+) -> dict:
+    """Score one image, write its composite and echo a line; its predictions.json record."""
+    pred = predictor.predict(
+        image,
+        mask,
+        perturb=perturb,
+        severity=severity,
+        shift_seed=shift_seed,
+        image_id=image.stem,
+    )
+    stem = image.stem
+    name = stem if stem not in used else f"{stem}-{i}"
+    used.add(name)
+    png = out / f"{name}_{model}.png"
+    predictor.composite(pred, png)
+    rec = {"image": str(image), "mask": str(mask) if mask is not None else None, **pred.to_dict()}
+    rec["composite"] = str(png)
+    rec["seed"] = predictor.seed
+    rec["fit"] = predictor.fit
+    verdict = "ANOMALOUS" if pred.decision else "normal"
+    typer.echo(
+        f"{image.name}: score {pred.score:.4g} (threshold {pred.threshold:.4g}) {verdict}"
+        + ("" if pred.iou is None else f", pixel IoU {pred.iou:.3f}")
+        + f" -> {png}"
+    )
+    return rec
+
+
+def _flat_row(r: dict, perturb: str | None, severity: int, shift_seed: int) -> dict:
+    """One predictions.csv row from a predictions.json record."""
+    row = {k: v for k, v in r.items() if k not in ("perturbation", "timing_ms", "map_range")}
+    row["map_lo"], row["map_hi"] = r["map_range"]
+    row["perturb"] = perturb
+    row["severity"] = severity if perturb else None
+    row["shift_seed"] = shift_seed if perturb else None
+    row["ms_total"] = r["timing_ms"].get("total")
+    row["ms_score"] = r["timing_ms"].get("score")
+    return row
 
 
 def register(app: typer.Typer) -> None:

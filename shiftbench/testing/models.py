@@ -77,6 +77,132 @@ def synthetic_images(n: int = 6, height: int = 40, width: int = 56, seed: int = 
     return images
 
 
+def _factory(model: Any) -> Callable[[], Any]:
+    """A zero-argument factory of fresh, unfitted models from a model or a factory."""
+    from shiftbench.models import AnomalyModel
+
+    if isinstance(model, AnomalyModel):
+        params = model.get_params()
+        cls = type(model)
+
+        def make() -> AnomalyModel:
+            fresh = cls(**params)
+            fresh.name = model.name
+            return fresh
+
+        return make
+    if callable(model):
+        return model
+    raise TypeError(
+        f"check_model: expected an AnomalyModel or a factory, got {type(model).__name__}"
+    )
+
+
+def _check_unfitted(model: Any, images: np.ndarray, name: str) -> None:
+    """A new model is not fitted and ``score`` fails with a clear ``NotFittedError``."""
+    from shiftbench.models import NotFittedError
+
+    _require(not model.is_fitted, f"{name}: a new model must not be fitted")
+    try:
+        model.score(images[:1])
+    except NotFittedError as exc:
+        _require(
+            bool(str(exc)) and isinstance(exc, ShiftbenchError),
+            f"{name}: NotFittedError must be a ShiftbenchError with a message",
+        )
+    else:
+        raise AssertionError(f"{name}: score() before fit() must raise NotFittedError")
+
+
+def _check_input_config(model: Any, name: str) -> None:
+    """``input_config`` declares ``size``, ``mean`` and ``std`` (three values each)."""
+    config = model.input_config
+    for key in ("size", "mean", "std"):
+        _require(key in config, f"{name}: input_config lacks {key!r}")
+    _require(
+        len(config["mean"]) == 3 and len(config["std"]) == 3,
+        f"{name}: mean/std must have 3 values",
+    )
+
+
+def _check_fit(model: Any, images: np.ndarray, name: str) -> None:
+    """``fit`` returns self, the model then reports ``is_fitted`` and its parameter count."""
+    returned = model.fit(images)
+    _require(returned is model, f"{name}: fit() must return self")
+    _require(model.is_fitted, f"{name}: fitted model must report is_fitted")
+    n_params = model.n_parameters
+    _require(
+        isinstance(n_params, int) and n_params > 0,
+        f"{name}: n_parameters must be a positive int, got {n_params!r}",
+    )
+
+
+def _check_outputs(scores: Any, maps: Any, shape: tuple[int, int, int], name: str) -> None:
+    """float64 finite scores ``[N]`` and float32 finite maps ``[N,H,W]``."""
+    n = shape[0]
+    _require(
+        isinstance(scores, np.ndarray) and scores.dtype == np.float64,
+        f"{name}: scores must be float64",
+    )
+    _require(scores.shape == (n,), f"{name}: scores shape {scores.shape}, expected {(n,)}")
+    _require(
+        isinstance(maps, np.ndarray) and maps.dtype == np.float32, (f"{name}: maps must be float32")
+    )
+    _require(
+        maps.shape == shape,
+        f"{name}: maps shape {maps.shape}, expected input resolution {shape}",
+    )
+    _require(np.isfinite(scores).all(), f"{name}: non-finite scores {scores}")
+    _require(np.isfinite(maps).all(), f"{name}: non-finite maps")
+
+
+def _check_batch_invariance(
+    model: Any, images: np.ndarray, scores: np.ndarray, atol: float, name: str
+) -> None:
+    """Scoring image by image gives the batch's scores (within ``atol``, relative to scale)."""
+    singles = np.array([model.score(images[i : i + 1])[0][0] for i in range(len(images))])
+    tol = atol * max(1.0, float(np.abs(scores).max()))
+    _require(
+        np.allclose(singles, scores, rtol=0, atol=tol),
+        f"{name}: scoring one image at a time differs from one batch: {singles} vs {scores}",
+    )
+
+
+def _check_deterministic(
+    make: Callable[[], Any],
+    images: np.ndarray,
+    n_fit: int,
+    scores: np.ndarray,
+    maps: np.ndarray,
+    name: str,
+) -> None:
+    """A second fit with the same seed and data gives the same scores and maps."""
+    again_scores, again_maps = make().fit(images[:n_fit]).score(images)
+    _require(
+        np.allclose(again_scores, scores, rtol=1e-6, atol=1e-9),
+        f"{name}: not deterministic: same seed and data gave {again_scores} then {scores}",
+    )
+    _require(np.allclose(again_maps, maps, rtol=1e-5, atol=1e-7), f"{name}: maps not deterministic")
+
+
+def _check_save_load(
+    model: Any, images: np.ndarray, scores: np.ndarray, maps: np.ndarray, name: str
+) -> None:
+    """save -> ``load_model`` gives the same class and identical scores and maps."""
+    from shiftbench.models import load_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = model.save(Path(tmp) / "model.pt")
+        loaded = load_model(path)
+        loaded_scores, loaded_maps = loaded.score(images)
+    _require(type(loaded) is type(model), f"{name}: load_model gave {type(loaded).__name__}")
+    _require(
+        np.array_equal(loaded_scores, scores),
+        f"{name}: loaded model scores differ: {loaded_scores} vs {scores}",
+    )
+    _require(np.array_equal(loaded_maps, maps), f"{name}: loaded model maps differ")
+
+
 def check_model(
     model: Any,
     images: np.ndarray | None = None,
@@ -92,24 +218,9 @@ def check_model(
     another order). Returns ``{"scores", "maps"}`` of the first fit for further checks.
     Raises ``AssertionError`` naming the broken rule.
     """
-    from shiftbench.models import AnomalyModel, NotFittedError, load_model
+    from shiftbench.models import AnomalyModel
 
-    make: Callable[[], AnomalyModel]
-    if isinstance(model, AnomalyModel):
-        params = model.get_params()
-        cls = type(model)
-
-        def make() -> AnomalyModel:
-            fresh = cls(**params)
-            fresh.name = model.name
-            return fresh
-    elif callable(model):
-        make = model
-    else:
-        raise TypeError(
-            f"check_model: expected an AnomalyModel or a factory, got {type(model).__name__}"
-        )
-
+    make = _factory(model)
     images = synthetic_images() if images is None else images
     n, h, w = images.shape[:3]
     n_fit = n // 2 if n_fit is None else n_fit
@@ -122,74 +233,14 @@ def check_model(
         f"factory returned {type(first).__name__}, not an AnomalyModel",
     )
     name = first.name or type(first).__name__
-    _require(not first.is_fitted, f"{name}: a new model must not be fitted")
-    try:
-        first.score(images[:1])
-    except NotFittedError as exc:
-        _require(
-            bool(str(exc)) and isinstance(exc, ShiftbenchError),
-            f"{name}: NotFittedError must be a ShiftbenchError with a message",
-        )
-    else:
-        raise AssertionError(f"{name}: score() before fit() must raise NotFittedError")
-
+    _check_unfitted(first, images, name)
     _check_params_round_trip(first, name)
-
-    config = first.input_config
-    for key in ("size", "mean", "std"):
-        _require(key in config, f"{name}: input_config lacks {key!r}")
-    _require(
-        len(config["mean"]) == 3 and len(config["std"]) == 3,
-        f"{name}: mean/std must have 3 values",
-    )
-
-    returned = first.fit(images[:n_fit])
-    _require(returned is first, f"{name}: fit() must return self")
-    _require(first.is_fitted, f"{name}: fitted model must report is_fitted")
-    n_params = first.n_parameters
-    _require(
-        isinstance(n_params, int) and n_params > 0,
-        f"{name}: n_parameters must be a positive int, got {n_params!r}",
-    )
+    _check_input_config(first, name)
+    _check_fit(first, images[:n_fit], name)
 
     scores, maps = first.score(images)
-    _require(
-        isinstance(scores, np.ndarray) and scores.dtype == np.float64,
-        f"{name}: scores must be float64",
-    )
-    _require(scores.shape == (n,), f"{name}: scores shape {scores.shape}, expected {(n,)}")
-    _require(
-        isinstance(maps, np.ndarray) and maps.dtype == np.float32, (f"{name}: maps must be float32")
-    )
-    _require(
-        maps.shape == (n, h, w),
-        f"{name}: maps shape {maps.shape}, expected input resolution {(n, h, w)}",
-    )
-    _require(np.isfinite(scores).all(), f"{name}: non-finite scores {scores}")
-    _require(np.isfinite(maps).all(), f"{name}: non-finite maps")
-
-    singles = np.array([first.score(images[i : i + 1])[0][0] for i in range(n)])
-    tol = atol * max(1.0, float(np.abs(scores).max()))
-    _require(
-        np.allclose(singles, scores, rtol=0, atol=tol),
-        f"{name}: scoring one image at a time differs from one batch: {singles} vs {scores}",
-    )
-
-    again_scores, again_maps = make().fit(images[:n_fit]).score(images)
-    _require(
-        np.allclose(again_scores, scores, rtol=1e-6, atol=1e-9),
-        f"{name}: not deterministic: same seed and data gave {again_scores} then {scores}",
-    )
-    _require(np.allclose(again_maps, maps, rtol=1e-5, atol=1e-7), f"{name}: maps not deterministic")
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = first.save(Path(tmp) / "model.pt")
-        loaded = load_model(path)
-        loaded_scores, loaded_maps = loaded.score(images)
-    _require(type(loaded) is type(first), f"{name}: load_model gave {type(loaded).__name__}")
-    _require(
-        np.array_equal(loaded_scores, scores),
-        f"{name}: loaded model scores differ: {loaded_scores} vs {scores}",
-    )
-    _require(np.array_equal(loaded_maps, maps), f"{name}: loaded model maps differ")
+    _check_outputs(scores, maps, (n, h, w), name)
+    _check_batch_invariance(first, images, scores, atol, name)
+    _check_deterministic(make, images, n_fit, scores, maps, name)
+    _check_save_load(first, images, scores, maps, name)
     return {"scores": scores, "maps": maps}

@@ -90,6 +90,25 @@ def check_perturbation(
     """
     options = dict(options or {})
     checked: list[str] = []
+    family = _check_declaration(cls)
+    checked.append("declaration")
+    instances = _check_severities(cls, options)
+    checked.append("severities")
+
+    fixture_rng = np.random.default_rng(20240611)
+    for shape in shapes:
+        for draw in range(draws):
+            image, mask = marker_image(fixture_rng, shape)
+            for severity, pert in instances.items():
+                _check_draw(cls, family, severity, pert, image, mask, draw)
+    checked += ["params", "determinism", "purity", "identity at severity 0", "mask"]
+    if family == "geometric":
+        checked.append("marker alignment")
+    return checked
+
+
+def _check_declaration(cls: Any) -> str:
+    """A Perturbation subclass with a name and a known family; returns the family."""
     if not (isinstance(cls, type) and issubclass(cls, Perturbation)):
         raise AssertionError(f"{cls!r} is not a subclass of shiftbench.transforms.Perturbation")
     name = getattr(cls, "name", None)
@@ -103,8 +122,11 @@ def check_perturbation(
             cls,
             "family 'geometric' must subclass GeometricPerturbation (so the mask moves with the image)",
         )
-    checked.append("declaration")
+    return family
 
+
+def _check_severities(cls: type, options: dict[str, Any]) -> dict[int, Perturbation]:
+    """Out-of-range severities are refused; every level constructs and is stored as given."""
     for bad in (-1, SEVERITIES[-1] + 1):
         try:
             cls(severity=bad, **options)
@@ -118,48 +140,58 @@ def check_perturbation(
     for s, inst in instances.items():
         if inst.severity != s:
             raise _fail(cls, f"severity {s} was stored as {inst.severity!r}")
-    checked.append("severities")
+    return instances
 
-    geometric = family == "geometric"
-    fixture_rng = np.random.default_rng(20240611)
-    for shape in shapes:
-        for draw in range(draws):
-            image, mask = marker_image(fixture_rng, shape)
-            empty = np.zeros(shape, np.uint8)
-            for severity, pert in instances.items():
-                where = f"severity {severity}, image {shape[0]}x{shape[1]}, draw {draw}"
-                params = _check_params(cls, pert, image.shape, draw, where)
-                out = _check_apply(cls, pert, image, params, where)
-                m_out = pert.apply_to_mask(mask.copy(), **params)
-                if severity == 0:
-                    if not np.array_equal(out, image):
-                        raise _fail(
-                            cls, f"severity 0 must be the identity, but the image changed ({where})"
-                        )
-                    if not np.array_equal(m_out, mask):
-                        raise _fail(
-                            cls, f"severity 0 must be the identity, but the mask changed ({where})"
-                        )
-                if not geometric:
-                    if not np.array_equal(m_out, mask):
-                        raise _fail(
-                            cls, f"a {family} perturbation must leave the mask unchanged ({where})"
-                        )
-                    continue
-                _check_mask(cls, pert, mask, m_out, params, where)
-                e_out = pert.apply_to_mask(empty.copy(), **params)
-                if e_out.shape != shape or e_out.any():
-                    raise _fail(cls, f"an empty mask must stay empty ({where})")
-                score = iou(red_pixels(out), m_out > 0)
-                if score < MARKER_IOU:
-                    raise _fail(
-                        cls,
-                        f"painted marker and its mask no longer coincide: IoU {score:.3f} < {MARKER_IOU} ({where})",
-                    )
-    checked += ["params", "determinism", "purity", "identity at severity 0", "mask"]
-    if geometric:
-        checked.append("marker alignment")
-    return checked
+
+def _check_draw(
+    cls: type,
+    family: str,
+    severity: int,
+    pert: Perturbation,
+    image: np.ndarray,
+    mask: np.ndarray,
+    draw: int,
+) -> None:
+    """Every per-draw rule for one instance on one marker image and its mask."""
+    shape = mask.shape
+    where = f"severity {severity}, image {shape[0]}x{shape[1]}, draw {draw}"
+    params = _check_params(cls, pert, image.shape, draw, where)
+    out = _check_apply(cls, pert, image, params, where)
+    m_out = pert.apply_to_mask(mask.copy(), **params)
+    if severity == 0:
+        _check_identity(cls, image, out, mask, m_out, where)
+    if family != "geometric":
+        if not np.array_equal(m_out, mask):
+            raise _fail(cls, f"a {family} perturbation must leave the mask unchanged ({where})")
+        return
+    _check_mask(cls, pert, mask, m_out, params, where)
+    _check_geometric(cls, pert, out, m_out, params, where)
+
+
+def _check_identity(
+    cls: type, image: np.ndarray, out: Any, mask: np.ndarray, m_out: Any, where: str
+) -> None:
+    """Severity 0 leaves both the image and the mask unchanged."""
+    if not np.array_equal(out, image):
+        raise _fail(cls, f"severity 0 must be the identity, but the image changed ({where})")
+    if not np.array_equal(m_out, mask):
+        raise _fail(cls, f"severity 0 must be the identity, but the mask changed ({where})")
+
+
+def _check_geometric(
+    cls: type, pert: Perturbation, out: np.ndarray, m_out: np.ndarray, params: dict, where: str
+) -> None:
+    """An empty mask stays empty; the painted marker stays aligned with its moved mask."""
+    shape = m_out.shape
+    e_out = pert.apply_to_mask(np.zeros(shape, np.uint8), **params)
+    if e_out.shape != shape or e_out.any():
+        raise _fail(cls, f"an empty mask must stay empty ({where})")
+    score = iou(red_pixels(out), m_out > 0)
+    if score < MARKER_IOU:
+        raise _fail(
+            cls,
+            f"painted marker and its mask no longer coincide: IoU {score:.3f} < {MARKER_IOU} ({where})",
+        )
 
 
 def _check_params(
