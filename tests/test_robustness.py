@@ -177,7 +177,7 @@ def test_report_of_a_per_shift_run(tmp_path):
 
     run = _per_shift_run(tmp_path)
     out = build_report(run, "markdown", n_resamples=200, baseline="m3",
-                       figures=("heatmap", "severity"))  # fmt: skip
+                       figures=("heatmap", "severity", "scores"))  # fmt: skip
     heat = pd.read_csv(run / "tables" / "heatmap_image_auroc.csv")
     assert set(heat["shift"]) == {"blur", "noise"}
     ce = pd.read_csv(run / "tables" / "corruption_error.csv").set_index(["model", "shift"])
@@ -192,4 +192,5 @@ def test_report_of_a_per_shift_run(tmp_path):
     assert "2 shifts pooled" in (run / "tables" / "image_auroc.md").read_text()
     assert (run / "figures" / "heatmap_image_auroc.png").is_file()
     assert (run / "figures" / "severity_image_auroc.png").is_file()
+    assert (run / "figures" / "scores_c_m1.png").is_file()
     assert not any("robustness" in s for s in out.skipped if "ranking" not in s)

@@ -105,6 +105,15 @@ def _table_level(run: Run) -> float | None:
     return levels[len(levels) // 2]
 
 
+def _level_scores(run: Run, level: float | None) -> pd.DataFrame:
+    """Scores at one severity ``level``, each image once (clean rows are not repeated per
+    shift): what the score histograms count."""
+    s = run.scores
+    if "severity" in s.columns and s["severity"].dropna().nunique() > 1:
+        s = s[(s["severity"] == level) | s["severity"].isna()]
+    return s
+
+
 def _table_scores(run: Run, level: float | None) -> pd.DataFrame:
     """Scores at one severity ``level`` (:func:`_table_level`): a severity sweep puts
     several levels in one file. Per-shift runs (a :data:`schema.SHIFT_COLUMN`) keep every
@@ -658,8 +667,8 @@ def _curve_figures(b: _Build, auroc, n_resamples: int, seed: int) -> None:
             sorted(test[test["category"] == cat]["model"].unique()) if "scores" in kinds else ()
         ):
             b.figure(
-                fig.score_distributions(b.scores, cat, model, s0, fdir / f"scores_{cat}_{model}",
-                                        subtitle=b.context),
+                fig.score_distributions(_level_scores(b.run, b.level), cat, model, s0,
+                                        fdir / f"scores_{cat}_{model}", subtitle=b.context),
                 f"Test-score distributions and thresholds, {cat} / {model}, seed {s0} (the "
                 f"first seed){ctx}; shared bins across panels.",
                 "Scores", f"Scores, {cat} / {model}",

@@ -31,7 +31,6 @@ import functools
 import inspect
 import math
 import os
-import tempfile
 import zipfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from shiftbench._hashing import canonical_json, hex_digest
+from shiftbench._io import atomic_file
 from shiftbench.data.io import center_crop, path_str_or_none, read_image, read_mask
 from shiftbench.errors import ShiftbenchError
 
@@ -167,35 +167,11 @@ def _evict(folder: Path, keep: Path) -> None:
 def _store(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write ``arrays`` atomically; a cache that cannot be written is simply not kept."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp", dir=path.parent)
-    except OSError:
-        return
-    try:
-        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600; cache files follow the umask
-        with os.fdopen(fd, "wb") as f:
+        with atomic_file(path) as tmp, open(tmp, "wb") as f:
             np.savez_compressed(f, **arrays)
-        os.replace(tmp, path)
     except OSError:
-        Path(tmp).unlink(missing_ok=True)
         return
     _evict(path.parent, keep=path)
-
-
-def current_umask() -> int:
-    """The process's umask: from ``/proc/self/status`` where Linux shows it, else read by
-    setting a restrictive one and putting the old one back (a thread creating a file in
-    between gets stricter, never looser, permissions)."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o077)
-    os.umask(mask)
-    return mask
 
 
 def entry_path(name: str, key: str) -> Path:
