@@ -1,7 +1,9 @@
-"""Pixel PRO per defect type, from the anomaly maps a run saved (``--save-maps``).
+"""Tables per defect type: image recall at the validation threshold from the scores
+(:func:`defect_table`), and pixel PRO from the anomaly maps a run saved (``--save-maps``,
+:func:`defect_pro_table`).
 
-Per (category, model, seed, protocol) at the tables' severity, the normalised AUPRO up to
-FPR 0.3 (:func:`shiftbench.metrics.aupro`, the official MVTec AD definition) of each defect
+Pixel PRO: per (category, model, seed, protocol) at the tables' severity, the normalised
+AUPRO up to FPR 0.3 (:func:`shiftbench.metrics.aupro`, the official MVTec AD definition) of each defect
 type is computed on the maps of that type's anomalous test images *plus every normal test
 image* (the false-positive rate is a property of the normal pixels, the same for every
 type). The masks of shifted images are the shifted twins' masks, replayed from
@@ -16,7 +18,42 @@ import pandas as pd
 from shiftbench.errors import ShiftbenchError
 from shiftbench.results import Run, schema
 
-__all__ = ["defect_pro_table"]
+__all__ = ["NORMAL_DEFECT", "defect_pro_table", "defect_table"]
+
+#: the defect type of normal images in ``scores.parquet``
+NORMAL_DEFECT = "good"
+
+
+def defect_table(scores: pd.DataFrame) -> pd.DataFrame:
+    """Per (category, model, protocol, defect type): the share of test images called
+    anomalous at the protocol's validation threshold (``decision``), mean over seeds.
+
+    For a defect type this is the image recall (TPR); for the normal images
+    (``defect_type == "good"`` or label 0) it is the false-positive rate. ``n`` is the number
+    of test images of the type in one seed (the mean over seeds). Columns: ``category,
+    model, protocol, defect_type, rate, rate_sd, n``."""
+    test = scores[scores["split"] == "test"].copy()
+    if "defect_type" not in test.columns:
+        test["defect_type"] = np.where(test["label"] == 1, "anomalous", NORMAL_DEFECT)
+    test["defect_type"] = test["defect_type"].fillna("").astype(str)
+    test.loc[test["label"] == 0, "defect_type"] = NORMAL_DEFECT
+    test.loc[(test["label"] == 1) & (test["defect_type"] == ""), "defect_type"] = "anomalous"
+    keys = ["category", "model", "protocol", "defect_type"]
+    per_seed = (
+        test.groupby([*keys, "seed"], sort=True)
+        .agg(rate=("decision", "mean"), n=("decision", "size"))
+        .reset_index()
+    )
+    out = (
+        per_seed.groupby(keys, sort=True)
+        .agg(rate=("rate", "mean"), rate_sd=("rate", "std"), n=("n", "mean"))
+        .reset_index()
+    )
+    order = {p: i for i, p in enumerate(schema.PROTOCOLS)}
+    out["_p"] = out["protocol"].map(order).fillna(len(order))
+    out["_good"] = out["defect_type"] == NORMAL_DEFECT
+    out = out.sort_values(["category", "model", "_p", "_good", "defect_type"])
+    return out.drop(columns=["_p", "_good"]).reset_index(drop=True)
 
 
 def _masks(run: Run, cat: str, seed: int, ids: list[str], size: int, shifted: bool,

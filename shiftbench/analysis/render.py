@@ -1,30 +1,46 @@
 """Laying out the tables of :mod:`.tables` as LaTeX (booktabs), Markdown and HTML.
 
-A table is first a :class:`_Grid` (header, blocks of rows of :class:`_Cell`), then text in
-each format. Values are shown in % unless a cell says otherwise; the best model per block
-and column is bold; marks on the Δ columns come from Holm-adjusted p values.
+A table is first a :class:`~shiftbench.analysis.table_grid.Grid` (header, blocks of rows
+of cells: :mod:`.table_grid`, which also writes each format), laid out here per kind of
+table. Values are shown in % unless a cell says otherwise; the best model per block and
+column is bold; marks on the Δ columns come from Holm-adjusted p values.
 """
 
 from __future__ import annotations
 
-import html
-from dataclasses import dataclass, field
-
 import numpy as np
 import pandas as pd
 
+from shiftbench.analysis.table_grid import (
+    COLUMN_PT,
+    LATEX_PREAMBLE,
+    Cell,
+    Grid,
+    TextCell,
+    bold_best,
+    latex_escape,
+    p_marks,
+    plain_caption,
+)
 from shiftbench.analysis.tables import COLUMNS, PIXEL_METRICS, ProtocolComparison
 from shiftbench.results import schema
 
 __all__ = [
+    "COLUMN_PT",
     "HEADERS",
+    "LATEX_PREAMBLE",
+    "describe_seeds",
     "latex_escape",
+    "plain_caption",
     "render_comparison",
     "render_efficiency",
     "render_frame",
     "render_pixel",
     "render_transfer",
 ]
+
+#: the former private name, still imported by callers
+_plain_caption = plain_caption
 
 HEADERS = {
     "clean": ("Clean", "Clean"),
@@ -46,234 +62,6 @@ EFFICIENCY_FORMAT = {
 }
 
 
-# --------------------------------------------------------------------------------------
-# Cells and grids
-# --------------------------------------------------------------------------------------
-
-
-def _marks(p: float) -> str:
-    if not np.isfinite(p):
-        return ""
-    return "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05 else ""
-
-
-def latex_escape(text: str) -> str:
-    """Escape LaTeX special characters in a plain-text name (category, model)."""
-    repl = {
-        "\\": r"\textbackslash{}",
-        "&": r"\&",
-        "%": r"\%",
-        "$": r"\$",
-        "#": r"\#",
-        "_": r"\_",
-        "{": r"\{",
-        "}": r"\}",
-        "~": r"\textasciitilde{}",
-        "^": r"\textasciicircum{}",
-    }
-    return "".join(repl.get(ch, ch) for ch in str(text))
-
-
-def _md_escape(text: str) -> str:
-    return str(text).replace("|", r"\|").replace("*", r"\*").replace("_", r"\_")
-
-
-@dataclass
-class _Cell:
-    value: float
-    half: float = float("nan")
-    marks: str = ""
-    bold: bool = False
-    signed: bool = False
-    scale: float = 100.0
-    digits: int = 1
-
-    def numbers(self, minus: str = "−") -> tuple[str, str]:
-        if not np.isfinite(self.value):
-            return "", ""
-        v = self.value * self.scale
-        s = f"{v:+.{self.digits}f}" if self.signed else f"{v:.{self.digits}f}"
-        s = s.replace("-", minus)
-        h = f"{self.half * self.scale:.{self.digits}f}" if np.isfinite(self.half) else ""
-        return s, h
-
-    def latex(self) -> str:
-        v, h = self.numbers(minus="-")
-        if not v:
-            return "--"
-        body = f"{v} \\pm {h}" if h else v
-        body = rf"\mathbf{{{body}}}" if self.bold else body
-        marks = f"^{{{self.marks}}}" if self.marks else ""
-        return f"${body}{marks}$"
-
-    def markdown(self) -> str:
-        v, h = self.numbers()
-        if not v:
-            return "–"
-        body = f"{v} ± {h}" if h else v
-        body = f"**{body}**" if self.bold else body
-        return body + self.marks.replace("*", r"\*")
-
-    def html(self) -> str:
-        v, h = self.numbers()
-        if not v:
-            return "–"
-        body = f"{v} ± {h}" if h else v
-        body = f"<b>{body}</b>" if self.bold else body
-        return body + (f"<sup>{self.marks}</sup>" if self.marks else "")
-
-
-#: below this estimated width (pt, at \\footnotesize) a table fits one column of a two-column
-#: paper (a column is ~241 pt in article, ~252 pt in IEEEtran); wider tables use ``table*``
-COLUMN_PT = 235.0
-_PT_PER_CHAR = 4.3  # \\footnotesize Computer Modern, digits and lower case, roughly
-_TABCOLSEP_PT = 4.0
-
-LATEX_PREAMBLE = (
-    "% shiftbench table: needs \\usepackage{booktabs,threeparttable} (and amsmath for the numbers)"
-)
-
-
-@dataclass
-class _Grid:
-    """A table before rendering: header, blocks of rows (first cells are plain text).
-
-    With ``group`` the first text column names the block: in LaTeX it becomes a row of its
-    own above the block (a narrower table), in Markdown and HTML it stays a column and is
-    written on every row. ``notes`` go below the table (threeparttable notes in LaTeX), so
-    the caption stays short."""
-
-    caption: str
-    label: str
-    header: list[tuple[str, str]]  # (plain/markdown, latex)
-    n_text: int  # leading text columns
-    blocks: list[list[list]] = field(default_factory=list)  # rows: text cells then _Cell
-    notes: list[str] = field(default_factory=list)
-    group: bool = False  # the first text column names the block (see above)
-
-    def _latex_widths(self) -> float:
-        cols = len(self.header) - (1 if self.group else 0)
-        first = 1 if self.group else 0
-        widths = [0.0] * cols
-        rows = [[max(_plain_caption(h[1]).split("\n"), key=len) for h in self.header[first:]]]
-        for block in self.blocks:
-            for row in block:
-                rows.append([_plain_cell(c) for c in row[first:]])
-        for r in rows:
-            for i, c in enumerate(r[:cols]):
-                widths[i] = max(widths[i], len(c))
-        return sum(widths) * _PT_PER_CHAR + 2 * _TABCOLSEP_PT * cols
-
-    @property
-    def wide(self) -> bool:
-        """True when the table needs the page width (``table*``) in a two-column paper."""
-        return self._latex_widths() > COLUMN_PT
-
-    def latex(self) -> str:
-        first = 1 if self.group else 0
-        header = self.header[first:]
-        ncol = len(header)
-        n_text = self.n_text - first
-        env = "table*" if self.wide else "table"
-        lines = [
-            LATEX_PREAMBLE,
-            rf"\begin{{{env}}}[tbp]",
-            r"\centering",
-            r"\footnotesize",
-            r"\setlength{\tabcolsep}{4pt}",
-            r"\begin{threeparttable}",
-            rf"\caption{{{self.caption}}}",
-            rf"\label{{{self.label}}}",
-            rf"\begin{{tabular}}{{{'l' * n_text}{'c' * (ncol - n_text)}}}",
-            r"\toprule",
-            " & ".join(_latex_header(h[1]) for h in header) + r" \\",
-            r"\midrule",
-        ]
-        for b, block in enumerate(self.blocks):
-            if b:
-                lines.append(r"\midrule")
-            if self.group and block:
-                lines.append(
-                    rf"\multicolumn{{{ncol}}}{{@{{}}l}}{{\textit{{{latex_escape(block[0][0])}}}}} \\"
-                )
-            for row in block:
-                text = [latex_escape(c) for c in row[first : self.n_text]]
-                lines.append(" & ".join(text + [c.latex() for c in row[self.n_text :]]) + r" \\")
-        lines += [r"\bottomrule", r"\end{tabular}"]
-        if self.notes:
-            lines.append(r"\begin{tablenotes}[flushleft]\footnotesize")
-            lines += [rf"\item {n}" for n in self.notes]
-            lines.append(r"\end{tablenotes}")
-        lines += [r"\end{threeparttable}", rf"\end{{{env}}}", ""]
-        return "\n".join(lines)
-
-    def markdown(self) -> str:
-        lines = [
-            f"**{_md_escape(_plain_caption(self.caption))}**",
-            "",
-            "| " + " | ".join(h[0].replace("\n", " ") for h in self.header) + " |",
-        ]
-        lines.append(
-            "|" + "|".join([":--"] * self.n_text + [":-:"] * (len(self.header) - self.n_text)) + "|"
-        )
-        for block in self.blocks:
-            for row in block:
-                text = [_md_escape(c) for c in row[: self.n_text]]
-                lines.append(
-                    "| " + " | ".join(text + [c.markdown() for c in row[self.n_text :]]) + " |"
-                )
-        if self.notes:
-            lines.append("")
-            lines += [f"{_plain_caption(n)}  " for n in self.notes]
-        return "\n".join(lines) + "\n"
-
-    def html(self) -> str:
-        out = [f"<table><caption>{html.escape(_plain_caption(self.caption))}</caption><thead><tr>"]
-        out += [f"<th>{html.escape(h[0].replace(chr(10), ' '))}</th>" for h in self.header]
-        out.append("</tr></thead><tbody>")
-        for block in self.blocks:
-            for r, row in enumerate(block):
-                cls = ' class="block"' if r == 0 else ""
-                out.append(f"<tr{cls}>")
-                out += [f"<td>{html.escape(str(c))}</td>" for c in row[: self.n_text]]
-                out += [f"<td>{c.html()}</td>" for c in row[self.n_text :]]
-                out.append("</tr>")
-        out.append("</tbody></table>")
-        if self.notes:
-            out.append(
-                "<div class='notes'>"
-                + "".join(f"<p>{html.escape(_plain_caption(n))}</p>" for n in self.notes)
-                + "</div>"
-            )
-        return "".join(out)
-
-
-def _latex_header(text: str) -> str:
-    """A header cell; a newline in it makes a two-line header (no package needed)."""
-    if "\n" not in text:
-        return text
-    return r"\begin{tabular}[b]{@{}c@{}}" + r"\\".join(text.split("\n")) + r"\end{tabular}"
-
-
-def _plain_cell(c) -> str:
-    if isinstance(c, str):
-        return c
-    if isinstance(c, _TextCell):
-        return c.text
-    return c.markdown().replace("\\", "").replace("**", "")
-
-
-def _bold_best(cells: list[_Cell], higher_is_better: bool = True) -> None:
-    """Bold the best *shown* value (ties all bold); needs two or more values."""
-    shown = [float(c.numbers(minus="-")[0]) if c.numbers()[0] else None for c in cells]
-    valid = [v for v in shown if v is not None]
-    if len(valid) < 2:
-        return
-    best = max(valid) if higher_is_better else min(valid)
-    for c, v in zip(cells, shown, strict=False):
-        c.bold = v == best
-
-
 def describe_seeds(n_seeds: int, seeds: list | None = None) -> str:
     """'mean over 3 seeds' or 'seed 0' (one seed: there is no mean)."""
     if n_seeds <= 1:
@@ -293,7 +81,7 @@ def _marks_note() -> str:
     return "$^{*}$ $p<0.05$, $^{**}$ $p<0.01$, $^{***}$ $p<0.001$."
 
 
-def render_comparison(comp: ProtocolComparison, context: str = "", over: str = "") -> _Grid:
+def render_comparison(comp: ProtocolComparison, context: str = "", over: str = "") -> Grid:
     """Lay out a :class:`ProtocolComparison`: one block per category (``mean`` last), one
     row per model. Bold: in each block, the best *score* per protocol column (highest); the
     Δ columns are never bolded (a smaller loss is not a better model when the interval
@@ -326,7 +114,7 @@ def render_comparison(comp: ProtocolComparison, context: str = "", over: str = "
             "is not evidence of no change."
         )
     header = [("Category", "Category"), ("Model", "Model")] + [HEADERS[c] for c in COLUMNS]
-    grid = _Grid(
+    grid = Grid(
         caption=caption, label=f"tab:{comp.metric}", header=header, n_text=2, notes=notes,
         group=True,
     )  # fmt: skip
@@ -338,40 +126,17 @@ def render_comparison(comp: ProtocolComparison, context: str = "", over: str = "
             cells = []
             for col in COLUMNS:
                 half = (r[f"{col}_high"] - r[f"{col}_low"]) / 2
-                marks = _marks(r.get(f"{col}_p", np.nan)) if col.startswith("d_") else ""
-                cells.append(_Cell(r[col], half, marks, signed=col.startswith("d_")))
+                marks = p_marks(r.get(f"{col}_p", np.nan)) if col.startswith("d_") else ""
+                cells.append(Cell(r[col], half, marks, signed=col.startswith("d_")))
             block.append([cat, r["model"], *cells])
         for j, col in enumerate(COLUMNS):
             if not col.startswith("d_"):
-                _bold_best([row[2 + j] for row in block])
+                bold_best([row[2 + j] for row in block])
         grid.blocks.append(block)
     return grid
 
 
-def _plain_caption(caption: str) -> str:
-    for a, b in (
-        ("\\%", "%"),
-        ("$\\pm$", "±"),
-        ("$\\Delta$", "Δ"),
-        ("$\\times$", "×"),
-        ("$\\le$", "≤"),
-        ("$-$", "−"),
-        ("$^{***}$", "***"),
-        ("$^{**}$", "**"),
-        ("$^{*}$", "*"),
-        ("$p<", "p < "),
-        ("\\ ", " "),
-        ("--", "–"),
-        ("\\textit{", ""),
-        ("\\emph{", ""),
-        ("}", ""),
-        ("$", ""),
-    ):
-        caption = caption.replace(a, b)
-    return caption
-
-
-def render_pixel(table: pd.DataFrame, metric: str, context: str = "", over: str = "") -> _Grid:
+def render_pixel(table: pd.DataFrame, metric: str, context: str = "", over: str = "") -> Grid:
     """Lay out a :func:`pixel_table` like the image tables (values in %, best score in
     bold, Δ columns never bold)."""
     over = over or "mean over seeds"
@@ -383,22 +148,22 @@ def render_pixel(table: pd.DataFrame, metric: str, context: str = "", over: str 
         BOLD_RULE,
     ]
     header = [("Category", "Category"), ("Model", "Model")] + [HEADERS[c] for c in COLUMNS]
-    grid = _Grid(
+    grid = Grid(
         caption=caption, label=f"tab:{metric}", header=header, n_text=2, notes=notes, group=True
     )
     for cat in table["category"].drop_duplicates():
         block = []
         for _, r in table[table["category"] == cat].iterrows():
-            cells = [_Cell(r[c], r[f"{c}_sd"], signed=c.startswith("d_")) for c in COLUMNS]
+            cells = [Cell(r[c], r[f"{c}_sd"], signed=c.startswith("d_")) for c in COLUMNS]
             block.append([cat, r["model"], *cells])
         for j, col in enumerate(COLUMNS):
             if not col.startswith("d_"):
-                _bold_best([row[2 + j] for row in block])
+                bold_best([row[2 + j] for row in block])
         grid.blocks.append(block)
     return grid
 
 
-def render_efficiency(eff: pd.DataFrame) -> _Grid:
+def render_efficiency(eff: pd.DataFrame) -> Grid:
     """Efficiency table, one row per model; the best model per column in bold."""
     cols = [(n, *EFFICIENCY_FORMAT[n]) for n in eff.columns if n in EFFICIENCY_FORMAT]
     header = [("Model", "Model")] + [(e[1], latex_escape(e[1]).replace("\\_", "_")) for e in cols]
@@ -407,17 +172,17 @@ def render_efficiency(eff: pd.DataFrame) -> _Grid:
         "Fit time, latency, size and memory: mean over categories, seeds and protocols. "
         "images/s is $1000/$(ms/image) of that mean latency, so the two columns agree."
     ]
-    grid = _Grid(caption=caption, label="tab:efficiency", header=header, n_text=1, notes=notes)
+    grid = Grid(caption=caption, label="tab:efficiency", header=header, n_text=1, notes=notes)
     block = []
     for _, r in eff.iterrows():
-        block.append([r["model"], *[_Cell(r[e[0]], scale=e[4], digits=e[3]) for e in cols]])
+        block.append([r["model"], *[Cell(r[e[0]], scale=e[4], digits=e[3]) for e in cols]])
     for j, e in enumerate(cols):
-        _bold_best([row[1 + j] for row in block], higher_is_better=e[2])
+        bold_best([row[1 + j] for row in block], higher_is_better=e[2])
     grid.blocks.append(block)
     return grid
 
 
-def render_transfer(transfer: pd.DataFrame, context: str = "", over: str = "") -> _Grid:
+def render_transfer(transfer: pd.DataFrame, context: str = "", over: str = "") -> Grid:
     """Threshold transfer per (category, model), mean over seeds; rates and F1 in %."""
     header = [
         ("Category", "Category"),
@@ -444,7 +209,7 @@ def render_transfer(transfer: pd.DataFrame, context: str = "", over: str = "") -
         "clean and shifted normal scores. Degen.: seeds whose transferred rule calls every image "
         "anomalous (all-anom.) or none (all-norm.)."
     ]
-    grid = _Grid(
+    grid = Grid(
         caption=caption, label="tab:threshold_transfer", header=header, n_text=2, notes=notes,
         group=True,
     )  # fmt: skip
@@ -457,7 +222,7 @@ def render_transfer(transfer: pd.DataFrame, context: str = "", over: str = "") -
             n_deg = int((g["degenerate"] != "").sum())
             kinds = ",".join(short.get(k, k) for k in sorted(set(g["degenerate"]) - {""}))
             cells = [
-                _Cell(g[c].mean())
+                Cell(g[c].mean())
                 for c in (
                     "fpr_clean",
                     "fpr_shift",
@@ -467,14 +232,14 @@ def render_transfer(transfer: pd.DataFrame, context: str = "", over: str = "") -
                     "f1_all_anomalous",
                 )
             ]
-            cells += [_Cell(g["median_shift_iqr"].mean(), scale=1, digits=2, signed=True)]
-            cells += [_Cell(g["ks_statistic"].mean(), scale=1, digits=2)]
+            cells += [Cell(g["median_shift_iqr"].mean(), scale=1, digits=2, signed=True)]
+            cells += [Cell(g["ks_statistic"].mean(), scale=1, digits=2)]
             block.append(
                 [
                     cat,
                     model,
                     *cells,
-                    _TextCell(f"{n_deg}/{len(g)}" + (f" {kinds}" if kinds else "")),
+                    TextCell(f"{n_deg}/{len(g)}" + (f" {kinds}" if kinds else "")),
                 ]
             )
         grid.blocks.append(block)
@@ -493,15 +258,15 @@ def render_frame(
     bold: dict[str, bool] | None = None,
     formats: dict[str, dict] | None = None,
     half_columns: dict[str, str] | None = None,
-) -> _Grid:
+) -> Grid:
     """A generic table: ``text_columns`` and ``value_columns`` are (frame column, plain
     header, LaTeX header); rows are grouped into blocks by the first text column. ``bold``:
     value column -> higher is better (bold the best per block); ``formats``: column ->
-    :class:`_Cell` options (``scale``, ``digits``, ``signed``); ``half_columns``: value
+    :class:`Cell` options (``scale``, ``digits``, ``signed``); ``half_columns``: value
     column -> the column holding its ± value."""
     bold, formats, half_columns = bold or {}, formats or {}, half_columns or {}
     header = [(h, t) for _, h, t in text_columns] + [(h, t) for _, h, t in value_columns]
-    grid = _Grid(
+    grid = Grid(
         caption=caption, label=label, header=header, n_text=len(text_columns),
         notes=list(notes), group=group and len(text_columns) > 1,
     )  # fmt: skip
@@ -515,32 +280,18 @@ def render_frame(
             for c, _, _ in value_columns:
                 v = r[c]
                 if isinstance(v, str):
-                    cells.append(_TextCell(v))
+                    cells.append(TextCell(v))
                     continue
                 half = r[half_columns[c]] if c in half_columns else float("nan")
                 cells.append(
-                    _Cell(float(v) if v is not None else np.nan, float(half), **formats.get(c, {}))
+                    Cell(float(v) if v is not None else np.nan, float(half), **formats.get(c, {}))
                 )
             block.append([*text, *cells])
         for j, (c, _, _) in enumerate(value_columns):
             if c in bold:
-                _bold_best([row[len(text_columns) + j] for row in block], bold[c])
+                bold_best([row[len(text_columns) + j] for row in block], bold[c])
         grid.blocks.append(block)
     return grid
-
-
-@dataclass
-class _TextCell:
-    text: str
-
-    def latex(self) -> str:
-        return latex_escape(self.text)
-
-    def markdown(self) -> str:
-        return _md_escape(self.text)
-
-    def html(self) -> str:
-        return html.escape(self.text)
 
 
 assert set(EFFICIENCY_FORMAT) == set(schema.EFFICIENCY_METRICS)
