@@ -36,6 +36,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -284,6 +285,27 @@ def _warm(threads: int | None = None) -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+@contextmanager
+def _thread_env(threads: int | None):
+    """While workers are spawned: their OpenMP/BLAS pools sized to ``threads`` (as Ray
+    does), read by those libraries when they load. Two workers with two threads each on
+    two busy cores spend their time waiting at each other's barriers."""
+    keys = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+    if threads is None:
+        yield
+        return
+    old = {k: os.environ.get(k) for k in keys}
+    os.environ.update({k: str(threads) for k in keys})
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def _worker_init(threads: int | None, parent: int) -> None:
     """A process worker: its torch threads, and an exit when the driver is gone (killed
     with -9, it cannot tell its workers to stop)."""
@@ -326,8 +348,9 @@ class ProcessExecutor(_Executor):
     def warm(self) -> None:
         if self._pool is None:
             self._pool = self._new_pool()
-        for _ in range(self.jobs):
-            self._pool.submit(_warm, self.threads)
+        with _thread_env(self.threads):  # the workers start now, with this environment
+            for _ in range(self.jobs):
+                self._pool.submit(_warm, self.threads)
 
     def run(self, tasks, on_done, status=lambda running: None, images=None):
         from concurrent.futures import FIRST_COMPLETED, wait
@@ -362,7 +385,8 @@ class ProcessExecutor(_Executor):
                     task = pending.popleft()
                     args = (task,) if images is None else (task, images(task))
                     try:
-                        fut = self._pool.submit(execute, *args)
+                        with _thread_env(self.threads):  # a new pool spawns on submit
+                            fut = self._pool.submit(execute, *args)
                     except BrokenProcessPool:
                         pending.appendleft(task)
                         break
