@@ -256,9 +256,9 @@ def project(args: argparse.Namespace) -> None:
     )
     for workers, what in [
         (1, "1 worker (serial, this VM)"),
-        (2, "2 workers (process, this 2-core VM; CPU-bound, so ~1x-1.7x, not 2x)"),
-        (8, "8 nodes like this one (ray)"),
-        (32, "8 nodes x 4 workers"),
+        (2, "2 workers (ideal; a busy shared 2-core VM gains less: see speedup)"),
+        (8, "8 nodes like this one, 1 worker each (ray, ideal)"),
+        (32, "8 nodes x 4 workers (ray, ideal)"),
     ]:
         print(f"  {what:62s} {total / workers / 3600:8.1f} h")
     print(
