@@ -143,7 +143,10 @@ class ImageSource:
         from shiftbench.data.io import read_image, read_mask, resize_like_reader
 
         images = [read_image(p) for p in table["image_path"]]
-        masks = [read_mask(m, shape=im.shape[:2]) for m, im in zip(table["mask_path"], images)]
+        masks = [
+            read_mask(m, shape=im.shape[:2])
+            for m, im in zip(table["mask_path"], images, strict=True)
+        ]
         twins = self._shift(category, domain, seed, ids, images, masks)
         size, crop = self.config.image_size, self.config.crop
         twins["images"] = np.stack(
