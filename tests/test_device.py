@@ -118,7 +118,7 @@ def test_manifest_records_the_device(monkeypatch):
 
     splits = pd.DataFrame({"seed": [0], "sample_id": ["a"], "split": ["train"]})
     monkeypatch.setattr(mf, "split_hash", lambda s: "x")
-    fields = mf.study_fields(cfg, [], ["shiftbench"], splits, {}, [])
+    fields = mf.study_fields(cfg, [], ["shiftbench"], splits, {}, [], cfg.device)
     assert fields["device"]["device"] == "cpu" and fields["device"]["precision"] == "float32"
 
 

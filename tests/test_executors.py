@@ -23,18 +23,12 @@ from shiftbench.errors import ShiftbenchError
 from shiftbench.protocols import load_config
 from shiftbench.protocols.executors import FAULT_ENV
 from shiftbench.protocols.runner import StudyRunner
+from shiftbench.results import schema
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 FAST = {"patchcore": {"coreset_ratio": 0.1}, "ae": {"epochs": 2}}
-EFFICIENCY = {
-    "fit_seconds",
-    "ms_per_image",
-    "images_per_second",
-    "n_parameters",
-    "model_size_mb",
-    "peak_memory_mb",
-}
+EFFICIENCY = set(schema.EFFICIENCY_METRICS)
 N_UNITS = 8  # 2 categories x 2 models x {clean, shift} fits
 
 

@@ -23,15 +23,9 @@ from sklearn.metrics import (
 
 from shiftbench.protocols import load_config
 from shiftbench.protocols.runner import StudyRunner
+from shiftbench.results import schema
 
-EFFICIENCY = {
-    "fit_seconds",
-    "ms_per_image",
-    "images_per_second",
-    "n_parameters",
-    "model_size_mb",
-    "peak_memory_mb",
-}
+EFFICIENCY = set(schema.EFFICIENCY_METRICS)
 FAST = {"patchcore": {"coreset_ratio": 0.1}, "ae": {"epochs": 2}}
 
 

@@ -23,6 +23,7 @@ from shiftbench.app.state import (
 )
 from shiftbench.data import io
 from shiftbench.inference import render
+from shiftbench.results import schema
 
 router = APIRouter()
 _PYPLOT_LOCK = threading.Lock()
@@ -123,6 +124,10 @@ def _predict(state, rid, category, model, seed, fit, image, mask, perturb, sever
         prepared=True,
     )
     return predictor, pred, t0
+
+
+#: score columns the study view leaves out (it shows one split's rows at one level)
+_NOT_IN_SCORE_VIEW = ("severity", "split", "pixel_threshold")
 
 
 @router.get("/api/predict")
@@ -288,17 +293,5 @@ def api_scores(
     if seed is not None:
         s = s[s["seed"] == seed]
     s = s.head(limit)
-    cols = [
-        "category",
-        "model",
-        "seed",
-        "protocol",
-        "sample_id",
-        "label",
-        "defect_type",
-        "score",
-        "threshold",
-        "decision",
-    ]
-    cols = [c for c in cols if c in s.columns]
+    cols = [c for c in schema.SCORE_COLUMNS if c not in _NOT_IN_SCORE_VIEW and c in s.columns]
     return {"rows": [{k: _finite(v) for k, v in r.items()} for r in s[cols].to_dict("records")]}

@@ -21,6 +21,28 @@ from shiftbench.results import schema
 from shiftbench.results.models import map_range as fixed_scale
 
 
+def build_model(config, name: str, seed: int, device: str):
+    """A new, unfitted model ``name`` with the study's settings, on ``device`` (resolved
+    by the caller): the serial runner and every worker build models here."""
+    from shiftbench.models import create_model
+    from shiftbench.models.registry import model_class
+
+    kwargs = dict(
+        weights=config.weights,
+        image_size=config.input_size,
+        seed=seed,
+        **config.model_options.get(name, {}),
+    )
+    cls = model_class(name)
+    # a study-wide backbone applies to the models that have one (not the autoencoder)
+    if config.backbone is not None and getattr(cls, "default_backbone", None):
+        kwargs["backbone"] = config.backbone
+    # the study's device, for the models that take one; a per-model device option wins
+    if "device" in getattr(cls, "_param_names", list)():
+        kwargs.setdefault("device", device)
+    return create_model(name, **kwargs)
+
+
 @dataclass(frozen=True)
 class Thresholds:
     """A validation domain's frozen operating points."""

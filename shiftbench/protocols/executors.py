@@ -58,7 +58,6 @@ from shiftbench.protocols.executor_process import (  # noqa: F401  (re-exported)
 from shiftbench.protocols.executor_ray import RayExecutor, _ray_execute, import_ray  # noqa: F401
 from shiftbench.protocols.plan import Unit
 from shiftbench.protocols.worker import (  # noqa: F401  (re-exported)
-    _FACTORIES,
     FAULT_ENV,
     UnitPayload,
     UnitTask,

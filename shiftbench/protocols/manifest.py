@@ -83,8 +83,11 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def study_fields(config, protocols, command: list[str], splits: pd.DataFrame, suites, units) -> dict:
-    """The manifest keys that describe the study (written at every start or resume)."""
+def study_fields(
+    config, protocols, command: list[str], splits: pd.DataFrame, suites, units, device: str
+) -> dict:
+    """The manifest keys that describe the study (written at every start or resume);
+    ``device`` is the one the runner resolved."""
     suite = None
     if suites:
         shifts = [k for _, k in suites if k is not None]
@@ -104,7 +107,7 @@ def study_fields(config, protocols, command: list[str], splits: pd.DataFrame, su
     return {
         "config": config.to_dict(),
         "config_hash": config.hash,
-        "device": device_info(resolve_device(getattr(config, "device", "cpu"))),
+        "device": device_info(resolve_device(device)),
         "command": shlex.join(command),
         "seeds": config.seeds,
         "protocols": [p.__dict__ for p in protocols],

@@ -90,12 +90,17 @@ class Unit:
     conditions: tuple[Condition, ...]
 
     @property
-    def key(self) -> str:
+    def fit_name(self) -> str:
+        """The fit domain as it appears in keys: ``clean``, ``shift-sev3``, or
+        ``shift-<member>-sev3`` in a per-shift study."""
         d = self.fit_domain
-        fit = "clean" if d.is_clean else f"shift-sev{d.severity}"
-        if d.shift is not None:
-            fit = f"shift-{d.shift}-sev{d.severity}"
-        return f"{self.group}__{self.model}__seed{self.seed}__{fit}"
+        if d.is_clean:
+            return "clean"
+        return f"shift-sev{d.severity}" if d.shift is None else f"shift-{d.shift}-sev{d.severity}"
+
+    @property
+    def key(self) -> str:
+        return f"{self.group}__{self.model}__seed{self.seed}__{self.fit_name}"
 
     def needs(self) -> set[tuple[Domain, str]]:
         """The (domain, split) pairs this unit fits on, thresholds on or scores."""

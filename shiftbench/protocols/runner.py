@@ -24,7 +24,7 @@ from shiftbench.data.cache import arrays_dir, budget_gb
 from shiftbench.errors import ShiftbenchError
 from shiftbench.protocols import manifest as mf
 from shiftbench.protocols.config import StudyConfig, config_differences
-from shiftbench.protocols.evaluate import run_unit
+from shiftbench.protocols.evaluate import build_model, run_unit
 from shiftbench.protocols.images import ImageSource
 from shiftbench.protocols.plan import Unit, plan_units, touches_shift, with_clean_reference
 from shiftbench.results import RunDir, schema
@@ -101,24 +101,8 @@ class StudyRunner:
             self._model(name, config.seeds[0])
 
     def _model(self, name: str, seed: int):
-        """A new, unfitted model of the study's settings."""
-        from shiftbench.models import create_model
-        from shiftbench.models.registry import model_class
-
-        cfg = self.config
-        kwargs = dict(
-            weights=cfg.weights,
-            image_size=cfg.input_size,
-            seed=seed,
-            **cfg.model_options.get(name, {}),
-        )
-        # a study-wide backbone applies to the models that have one (not the autoencoder)
-        if cfg.backbone is not None and getattr(model_class(name), "default_backbone", None):
-            kwargs["backbone"] = cfg.backbone
-        # the study's device, for the models that take one; a per-model device option wins
-        if "device" in getattr(model_class(name), "_param_names", list)():
-            kwargs.setdefault("device", self.device)
-        return create_model(name, **kwargs)
+        """A new, unfitted model of the study's settings on the study's device."""
+        return build_model(self.config, name, seed, self.device)
 
     def describe(self) -> str:
         """The grid of fits, one line per unit with the conditions it serves."""
@@ -160,7 +144,9 @@ class StudyRunner:
             run = RunDir.create(out, reuse_empty=True)  # a run that failed before any unit
             manifest = {"started_at": mf.now()}
         manifest.update(
-            mf.study_fields(cfg, self.protocols, self.command, self.splits, self.suites, self.units)
+            mf.study_fields(
+                cfg, self.protocols, self.command, self.splits, self.suites, self.units, self.device
+            )
         )
         run.write_manifest(manifest)
         run.write_splits(self.splits)
@@ -295,7 +281,7 @@ class StudyRunner:
             "unit": unit.key,
             "model": unit.model,
             "seed": unit.seed,
-            "fit": unit.key.split("__")[-1],
+            "fit": unit.fit_name,
             "categories": {
                 c: {
                     "image_threshold": t.image,

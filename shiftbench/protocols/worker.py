@@ -8,6 +8,7 @@ unpickle the tasks and the functions they run.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import time
@@ -18,6 +19,7 @@ import pandas as pd
 
 from shiftbench.errors import ShiftbenchError
 from shiftbench.protocols.config import StudyConfig
+from shiftbench.protocols.evaluate import build_model
 from shiftbench.protocols.plan import Unit
 from shiftbench.results import schema
 
@@ -72,27 +74,19 @@ class UnitPayload:
     finished: float = 0.0
 
 
-#: per worker process: one stand-in runner per config, so what the runner resolves once
-#: (the device) is resolved once per worker too
-_FACTORIES: dict = {}
+@functools.cache
+def _device(spec: str) -> str:
+    """The device a worker's models use, resolved once per worker process (a Ray GPU
+    worker resolves ``auto`` to its own GPU)."""
+    from shiftbench.models.device import resolve_device
+
+    return str(resolve_device(spec))
 
 
 def make_model(config: StudyConfig, name: str, seed: int):
-    """A new, unfitted model ``name`` with the study's settings, made exactly as the serial
-    runner makes it (:meth:`StudyRunner._model`, which reads only the config)."""
-    from types import SimpleNamespace
-
-    from shiftbench.protocols.runner import StudyRunner
-
-    key = config.hash + repr(sorted(config.to_dict().items(), key=str))
-    if key not in _FACTORIES:
-        factory = SimpleNamespace(config=config)
-        if hasattr(config, "device"):  # resolved here: a Ray GPU worker sees its own GPU
-            from shiftbench.models.device import resolve_device
-
-            factory.device = str(resolve_device(config.device))
-        _FACTORIES[key] = factory
-    return StudyRunner._model(_FACTORIES[key], name, seed)
+    """A new, unfitted model ``name`` with the study's settings, built exactly as the
+    serial runner builds it (:func:`~shiftbench.protocols.evaluate.build_model`)."""
+    return build_model(config, name, seed, _device(config.device))
 
 
 def _set_threads(threads: int | None) -> None:
