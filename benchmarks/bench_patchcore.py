@@ -48,7 +48,8 @@ from skimage import data, draw
 VARIANTS = {
     "exact": {},
     "bf16-recheck": {"search": "bf16-recheck"},
-    "proj128": {"search": "bf16-recheck", "projection_dim": 128},
+    "pool": {"coreset_method": "pool"},
+    "fast": {"coreset_method": "pool", "search": "bf16-recheck"},
 }
 
 

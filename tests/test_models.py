@@ -16,8 +16,10 @@ from sklearn.metrics import roc_auc_score
 from shiftbench.errors import ShiftbenchError
 from shiftbench.models import NotFittedError, backbones, create_model, list_models, load_model
 from shiftbench.models.base import gaussian_blur
+from shiftbench.models.coreset import greedy_coreset
 from shiftbench.models.efficiency import efficiency_figures, track
-from shiftbench.models.patchcore import PatchCore, greedy_coreset, nearest_neighbours
+from shiftbench.models.neighbours import nearest_neighbours
+from shiftbench.models.patchcore import PatchCore
 from shiftbench.testing.models import check_model, synthetic_images
 
 torch.set_num_threads(1)
@@ -221,6 +223,40 @@ def test_greedy_coreset_equals_the_textbook_loop(block_size):
     assert len(set(idx.tolist())) == 150
 
 
+@pytest.mark.parametrize("pool, rows, centres", [(64, 16, 8), (200, 64, 1024), (8192, 1024, 1024)])
+def test_pool_coreset_equals_the_textbook_loop(monkeypatch, pool, rows, centres):
+    """Small pools force many refreshes, slices and centre batches."""
+    from shiftbench.models import coreset
+
+    monkeypatch.setattr(coreset, "_POOL", pool)
+    monkeypatch.setattr(coreset, "_SLICE", rows)
+    monkeypatch.setattr(coreset, "_CENTRES", centres)
+    gen = torch.Generator().manual_seed(1)
+    feats = torch.randn(1500, 12, generator=gen) * torch.rand(1500, 1, generator=gen) * 3
+    idx = greedy_coreset(
+        feats, 300, projection_dim=None, generator=torch.Generator().manual_seed(5), method="pool"
+    )
+    assert idx.tolist() == _textbook_greedy(feats.double().numpy(), 300, int(idx[0]))
+    # the same start as the blocks method (same generator draws)
+    blocks = greedy_coreset(
+        feats, 300, projection_dim=None, generator=torch.Generator().manual_seed(5)
+    )
+    assert torch.equal(idx, blocks)
+
+
+def test_pool_coreset_never_repeats_a_point(monkeypatch):
+    """Every point kept, with duplicates among them: distances tie at 0 at the end."""
+    from shiftbench.models import coreset
+
+    monkeypatch.setattr(coreset, "_POOL", 32)
+    feats = torch.randn(100, 5, generator=torch.Generator().manual_seed(0))
+    feats = torch.cat([feats, feats[:20]])
+    idx = greedy_coreset(feats, 120, projection_dim=None, method="pool")
+    assert sorted(idx.tolist()) == list(range(120))
+    with pytest.raises(ValueError, match="method='heap'"):
+        greedy_coreset(feats, 10, method="heap")
+
+
 def test_greedy_coreset_projection_is_seeded_and_bounded():
     feats = torch.randn(400, 300)
     a = greedy_coreset(feats, 40, projection_dim=16, generator=torch.Generator().manual_seed(0))
@@ -246,7 +282,7 @@ def test_bf16_recheck_search_finds_the_exact_nearest_neighbours():
     """bf16 candidates, verified by the rounding-error bound and re-ranked in fp32, on
     clustered features with many near-ties: the exact nearest bank row (scipy, float64)
     for every query, and its exact distance."""
-    from shiftbench.models.patchcore import bf16_index, nearest_neighbour_bf16_recheck
+    from shiftbench.models.neighbours import bf16_index, nearest_neighbour_bf16_recheck
 
     gen = torch.Generator().manual_seed(0)
     centres = torch.randn(20, 48, generator=gen) * 4 + 10  # far from 0, as ReLU features
@@ -268,7 +304,7 @@ def test_bf16_recheck_search_finds_the_exact_nearest_neighbours():
 def test_bf16_recheck_candidates_contain_the_nearest_row_under_the_error_bound():
     """The bound is what makes the search exact: without it (u = 0), the bf16 ranking
     alone misses true nearest rows on the same near-tie data."""
-    from shiftbench.models import patchcore
+    from shiftbench.models import neighbours
 
     gen = torch.Generator().manual_seed(1)
     base = torch.randn(1000, 64, generator=gen) + 5
@@ -276,30 +312,34 @@ def test_bf16_recheck_candidates_contain_the_nearest_row_under_the_error_bound()
     bank = torch.cat([base, twins])  # pairs of near-equal rows
     q = (base + twins) / 2 + 0.002 * torch.randn(1000, 64, generator=gen)  # near-ties
     ref = cdist(q.double().numpy(), bank.double().numpy()).argmin(1)
-    index = patchcore.bf16_index(bank)
-    _, i = patchcore.nearest_neighbour_bf16_recheck(q, bank, index)
+    index = neighbours.bf16_index(bank)
+    _, i = neighbours.nearest_neighbour_bf16_recheck(q, bank, index)
     assert np.array_equal(i[:, 0].numpy(), ref)
-    old = patchcore._U_BF16
+    old = neighbours._U_BF16
     try:
-        patchcore._U_BF16 = 0.0
-        _, i = patchcore.nearest_neighbour_bf16_recheck(q, bank, index)
+        neighbours._U_BF16 = 0.0
+        _, i = neighbours.nearest_neighbour_bf16_recheck(q, bank, index)
     finally:
-        patchcore._U_BF16 = old
+        neighbours._U_BF16 = old
     assert (i[:, 0].numpy() != ref).sum() > 0
 
 
 def test_patchcore_search_option_is_opt_in_and_validated():
     assert PatchCore().search == "exact" and PatchCore().get_params()["search"] == "exact"
+    assert PatchCore().coreset_method == "blocks"
     with pytest.raises(ShiftbenchError, match="search='faiss': choose exact or bf16-recheck"):
         create_model("patchcore", search="faiss")
+    with pytest.raises(ShiftbenchError, match="coreset_method='heap': choose blocks or pool"):
+        create_model("patchcore", coreset_method="heap")
 
 
-def test_patchcore_bf16_recheck_scores_like_the_exact_search():
+def test_patchcore_fast_options_score_like_the_defaults():
     train, test = synthetic_images(6, 64, 64, seed=0), synthetic_images(4, 64, 64, seed=1)
     common = dict(weights="random", image_size=64, coreset_ratio=0.25)
     exact = create_model("patchcore", **common).fit(train)
-    fast = create_model("patchcore", search="bf16-recheck", **common).fit(train)
-    assert torch.equal(exact.memory_bank_, fast.memory_bank_)  # the fit is the same
+    fast = create_model("patchcore", search="bf16-recheck", coreset_method="pool", **common)
+    fast.fit(train)
+    assert torch.equal(exact.memory_bank_, fast.memory_bank_)  # the same coreset, in order
     (s0, m0), (s1, m1) = exact.score(test), fast.score(test)
     # the same nearest rows; distances computed as |q - b| instead of |b|^2 - 2q.b + |q|^2
     assert np.allclose(s1, s0, rtol=1e-5) and np.allclose(m1, m0, rtol=1e-5, atol=1e-5)
