@@ -69,47 +69,23 @@ _FAR = -1e30  # key of the padding columns
 class Bf16Index:
     """A bank as :func:`nearest_neighbour_bf16_recheck` reads it (see :func:`bf16_index`)."""
 
-    mean: torch.Tensor  # [D], fp32: subtracted from bank rows and queries (any fixed vector)
-    table: torch.Tensor  # [K, N'], bf16: columns [b', -|b'|^2/2, 0...]; N' a multiple of 32
-    max_norm: float  # >= max |b'| over the bank rows
-    max_half_sq: float  # >= max |b'|^2 / 2
+    mean: torch.Tensor  # [D], fp32: subtracted from bank rows and queries
+    table: torch.Tensor  # [N', K], bf16: rows [b', -|b'|^2/2, 0...]; N' a multiple of 32
+    max_norm: float  # max |b'| over the bank rows
+    max_half_sq: float  # max |b'|^2 / 2
     #: work buffers kept between calls (a fresh 32 MB block per call costs ~1/3 of the
-    #: search in page faults); indexes over parts of one table may share them
+    #: search in page faults)
     scratch: dict = field(default_factory=dict, repr=False)
 
     def buffers(self, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(queries [rows, K], keys [rows, N'])`` bf16 work buffers on the table's device."""
-        k, n_cols = self.table.shape
-        flat_q, flat_out = self.scratch.get("buffers", (None, None))
-        if flat_q is None or flat_q.numel() < rows * k or flat_out.numel() < rows * n_cols:
-            size = (
-                max(rows * k, 0 if flat_q is None else flat_q.numel()),
-                max(rows * n_cols, 0 if flat_out is None else flat_out.numel()),
-            )
+        """``(queries [rows, K], keys [rows, N'])``: bf16 work buffers on the table's device."""
+        n_cols, k = self.table.shape
+        qa, out = self.scratch.get("buffers", (None, None))
+        if qa is None or qa.shape[0] < rows:
             kw = {"dtype": torch.bfloat16, "device": self.table.device}
-            flat_q, flat_out = torch.empty(size[0], **kw), torch.empty(size[1], **kw)
-            self.scratch["buffers"] = (flat_q, flat_out)
-        return flat_q[: rows * k].view(rows, k), flat_out[: rows * n_cols].view(rows, n_cols)
-
-
-def bf16_table(n: int, dim: int, device: torch.device | str = "cpu") -> torch.Tensor:
-    """An empty table for ``n`` bank rows of ``dim`` features (all keys -1e30)."""
-    k = -(-(dim + 1) // 32) * 32  # inner size: a multiple of 32 (AMX tiles)
-    table = torch.zeros(k, -(-n // _BF16_GROUP) * _BF16_GROUP, dtype=torch.bfloat16, device=device)
-    table[dim] = _FAR
-    return table
-
-
-def fill_bf16_table(table: torch.Tensor, start: int, centred: torch.Tensor) -> tuple[float, float]:
-    """Write centred rows ``[R, D]`` as columns ``start:start+R``; their max norm and max
-    half squared norm."""
-    d = centred.shape[1]
-    half_sq = 0.5 * (centred * centred).sum(1)
-    table[:d, start : start + len(centred)] = centred.T
-    table[d, start : start + len(centred)] = -half_sq
-    if not len(centred):
-        return 0.0, 0.0
-    return float(half_sq.max().mul(2).sqrt()), float(half_sq.max())
+            qa, out = torch.empty(rows, k, **kw), torch.empty(rows, n_cols, **kw)
+            self.scratch["buffers"] = (qa, out)
+        return qa[:rows], out[:rows]
 
 
 def bf16_index(bank: torch.Tensor) -> Bf16Index:
@@ -117,11 +93,23 @@ def bf16_index(bank: torch.Tensor) -> Bf16Index:
 
     With centred rows ``b' = b - mean``, ``|q - b|^2 = |q'|^2 - 2 (q'.b' - |b'|^2/2)``, so
     the nearest row maximises the key ``[q', 1] . [b', -|b'|^2/2]``: one plain matrix
-    product. Padding columns (to a multiple of 32) have key -1e30."""
+    product. Inner size padded to a multiple of 32 (AMX tiles); padding rows have key
+    -1e30. Stored row-major: the product reads it transposed, ~15% faster than a
+    column-major copy."""
+    n, d = bank.shape
     mean = bank.mean(0)
-    table = bf16_table(bank.shape[0], bank.shape[1], bank.device)
-    max_norm, max_half_sq = fill_bf16_table(table, 0, bank - mean)
-    return Bf16Index(mean, table, max_norm, max_half_sq)
+    centred = bank - mean
+    half_sq = 0.5 * (centred * centred).sum(1)
+    k = -(-(d + 1) // 32) * 32
+    table = torch.zeros(
+        -(-n // _BF16_GROUP) * _BF16_GROUP, k, dtype=torch.bfloat16, device=bank.device
+    )
+    table[:n, :d] = centred
+    table[:n, d] = -half_sq
+    table[n:, d] = _FAR
+    return Bf16Index(
+        mean, table, float(centred.norm(dim=1).max()), float(half_sq.max()) if n else 0.0
+    )
 
 
 def nearest_neighbour_bf16_recheck(
@@ -131,13 +119,10 @@ def nearest_neighbour_bf16_recheck(
     chunk: int = _BF16_CHUNK,
     *,
     squared: bool = False,
-    limit: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The nearest bank row of each query, ``(distances [Q,1], indices [Q,1])``: the same
     row as an exact search, found with a bfloat16 product (AMX on recent Xeons).
-    ``squared``: squared distances. ``limit`` (``[Q]``, squared): only rows nearer than it
-    are wanted; a query with none gets its limit and index ``len(bank)``. ``index`` may
-    hold padding columns past ``len(bank)``.
+    ``squared``: squared distances.
 
     Why it is exact. A query's bf16 keys ``k~(b)`` (see :func:`bf16_index`) are within
     ``E = e (|q'| max|b'| + max|b'|^2/2)`` of the true keys, ``e = 1.05 (3u + 4u^2 +
@@ -163,9 +148,9 @@ def nearest_neighbour_bf16_recheck(
     if n == 0:
         raise ValueError("nearest_neighbour_bf16_recheck: empty bank")
     mean, table = index.mean, index.table
-    n_cols = table.shape[1]
+    n_cols = table.shape[0]
     n_groups = n_cols // _BF16_GROUP
-    e = 1.05 * (3 * _U_BF16 + 4 * _U_BF16**2 + 2 * table.shape[0] * 2.0**-24)
+    e = 1.05 * (3 * _U_BF16 + 4 * _U_BF16**2 + 2 * table.shape[1] * 2.0**-24)
     dev = queries.device
     qa, out = index.buffers(min(chunk, queries.shape[0]))
     qa.zero_()
@@ -178,13 +163,10 @@ def nearest_neighbour_bf16_recheck(
         norm = centred.norm(dim=1)
         err = e * (norm * index.max_norm + index.max_half_sq)
         qa[:c, :d] = centred
-        key = torch.mm(qa[:c], table, out=out[:c]).view(torch.int16)
+        key = torch.mm(qa[:c], table.T, out=out[:c]).view(torch.int16)
         group_max = key.view(c, _BF16_GROUP, n_groups).amax(1)  # [c, groups]
         # the largest key when one is positive (any negative one otherwise: below any line)
         line = group_max.amax(1).view(torch.bfloat16).float() - 2 * err
-        if limit is not None:  # rows that cannot beat the limit: key < (|q'|^2 - limit)/2
-            lim = limit[start : start + chunk]
-            line = torch.maximum(line, (norm.square() - lim) / 2 - err)
         exact = line <= 0  # int16 order is the float order only above 0
         line16 = (line - line.abs() * 2.0**-7).bfloat16().view(torch.int16)[:, None]
         r, g = torch.nonzero(group_max >= line16, as_tuple=True)
@@ -195,19 +177,14 @@ def nearest_neighbour_bf16_recheck(
         keep = torch.nonzero((cols < n) & ~exact.index_select(0, rows))[:, 0]
         rows, cols = rows.index_select(0, keep), cols.index_select(0, keep)
         d2 = (q.index_select(0, rows) - bank.index_select(0, cols)).square_().sum(1)  # exact
-        best = torch.full((c,), math.inf, device=dev) if limit is None else lim.clone()
-        best.scatter_reduce_(0, rows, d2, "amin")
+        best = torch.full((c,), math.inf, device=dev).scatter_reduce_(0, rows, d2, "amin")
         col = torch.where(d2 == best[rows], cols, n)
         best_col = torch.full((c,), n, dtype=cols.dtype, device=dev)
         best_col.scatter_reduce_(0, rows, col, "amin")
         if bool(exact.any()):
             redo = torch.nonzero(exact)[:, 0]
             dist, i = nearest_neighbours(q[redo], bank)
-            d2, i = dist[:, 0].square(), i[:, 0]
-            if limit is not None:
-                over = d2 >= best[redo]
-                d2, i = torch.where(over, best[redo], d2), torch.where(over, n, i)
-            best[redo], best_col[redo] = d2, i
+            best[redo], best_col[redo] = dist[:, 0].square(), i[:, 0]
         if not squared:
             best.sqrt_()
         dists.append(best[:, None])
