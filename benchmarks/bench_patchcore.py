@@ -9,10 +9,10 @@ AUPRO, and the differences to the exact (default) path:
     python benchmarks/bench_patchcore.py                  # 160 train / 80 test, 256 px, 2 threads
     python benchmarks/bench_patchcore.py --no-anomalib --repeats 3
 
-Variants: ``exact`` (the default PatchCore), ``bf16-recheck`` (bf16 candidate search,
-exact fp32 re-ranking of 4 candidates), ``proj128`` (that, plus the coreset searched in a
-128-dim random projection as in the PatchCore paper), and ``anomalib-patchcore`` (same
-backbone, layers, size, ratio; fitted once, it is slow).
+Variants: ``exact`` (the defaults: ``search="exact"``, ``coreset_method="blocks"``),
+``bf16-recheck`` (bf16 candidate search, exact by its rounding-error bound), ``pool``
+(the pool coreset), ``fast`` (both), and ``anomalib-patchcore`` (same backbone, layers,
+size, ratio; fitted once, it is slow).
 
 Images: crops of skimage's brick texture; half of the test crops carry a pasted disc of
 grass texture (the defect, whose disc is the ground-truth mask). Times are the best of
@@ -21,14 +21,27 @@ with the same torch thread count; the machine's load average is printed with the
 loaded machines inflate every figure. Variants that differ only in ``search`` share one
 fit (it is the same computation), plus their own bank indexing.
 
-Measured (defaults, 2 threads, a 2-core Xeon with AMX shared with other jobs, load average
-6-16, so every time is ~15-25x its quiet value and small-kernel work suffers most):
-exact fit 341 s = 6.6x its 52 s floor, exact scoring 67.6 s = 5.2x its 13.1 s floor;
-``bf16-recheck`` scoring 29.9 s = 2.3x floor (2.3x faster), image AUROC 0.9675 and AUPRO
-0.9836 for both (equal to 4 decimals). On a quiet machine earlier: fit 3.4x, scoring 4.2x.
-Levers measured and not kept: bf16 products in the greedy coreset (~4x slower: its
-products are small, of varying shape, which oneDNN's bf16 path handles badly) and a
-128-dim coreset projection (no faster at 152 feature dims; coverage radius 21.5 vs 18.9).
+Measured (2026-12-02, defaults, 2 threads, a 2-core Xeon with AMX, load average 1.3-1.8):
+
+    variant        fit                   score                 AUROC   AUPRO
+    exact          8.20 s (3.53x floor)  3.20 s (2.72x floor)  0.9675  0.9836
+    bf16-recheck   8.21 s (3.54x)        1.95 s (1.66x)        0.9675  0.9836
+    pool           4.77 s (2.06x)        3.26 s (2.77x)        0.9675  0.9836
+    fast           4.78 s (2.06x)        1.93 s (1.64x)        0.9675  0.9836
+    anomalib       1024.8 s (441.7x)     5.77 s (4.90x)        0.9613  0.9793
+    floors: fit forward 2.32 s, scoring forward 1.18 s
+
+anomalib's fit is its k-center greedy: one pass over all 163,840 patches per chosen patch.
+
+Where the rest goes. Fit: the greedy coreset keeps 16,384 of 163,840 patches; ``blocks``
+computes ~97% of the 163,840 x 16,384 distance matrix (790 GFLOP, fp32 at ~300 GFLOP/s
+here, plus ~48,000 small products), ``pool`` ~55% (457 GFLOP) in large products plus
+~16,000 sequential steps of small work (~0.9 s). Scoring: the bf16 product (430 GFLOP at
+~1.7 TFLOP/s on AMX, 0.26 s) plus candidate selection (~0.3 s). Not kept, measured:
+bf16 products inside the coreset (slower: a refresh's products are small and 40% of their
+rows are far from every new centre, where the error bound proves nothing); a 128-dim
+coreset projection (AUROC -0.0062, AUPRO +0.0058: outside the +-0.002 tolerance); a
+PCA prefilter for the search (the product is bound by writing its output, not by K).
 """
 
 from __future__ import annotations

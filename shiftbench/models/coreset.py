@@ -5,7 +5,7 @@ add the point farthest (Euclidean) from the chosen set. The textbook loop update
 point's distance at every step, a memory-bound matrix-vector product per step; these two
 avoid most of that work.
 
-- ``"blocks"`` (the default; unchanged since format 1, so old studies resume with
+- ``"blocks"`` (the default; unchanged from earlier versions, so old studies resume with
   bit-identical banks): points live in blocks of 256 that remember how many centres they
   have seen and an upper bound of their largest distance. Only the block holding the
   current maximum must be up to date; the others catch up later, many centres at a time.
