@@ -21,22 +21,23 @@ with the same torch thread count; the machine's load average is printed with the
 loaded machines inflate every figure. Variants that differ only in ``search`` share one
 fit (it is the same computation), plus their own bank indexing.
 
-Measured (2026-12-02, defaults, 2 threads, a 2-core Xeon with AMX, load average 1.3-1.8):
+Measured (2026-12-02, 2 threads, a 2-core Xeon with AMX, load average 1.3-1.8):
 
     variant        fit                   score                 AUROC   AUPRO
-    exact          8.20 s (3.53x floor)  3.20 s (2.72x floor)  0.9675  0.9836
-    bf16-recheck   8.21 s (3.54x)        1.95 s (1.66x)        0.9675  0.9836
-    pool           4.77 s (2.06x)        3.26 s (2.77x)        0.9675  0.9836
-    fast           4.78 s (2.06x)        1.93 s (1.64x)        0.9675  0.9836
+    exact          7.84 s (3.58x floor)  3.14 s (2.93x floor)  0.9675  0.9836
+    bf16-recheck   7.86 s (3.59x)        1.76 s (1.64x)        0.9675  0.9836
+    pool           4.41 s (2.01x)        3.03 s (2.83x)        0.9675  0.9836
+    fast           4.41 s (2.01x)        1.79 s (1.67x)        0.9675  0.9836
+    floors: fit forward 2.19 s, scoring forward 1.07 s
     anomalib       1024.8 s (441.7x)     5.77 s (4.90x)        0.9613  0.9793
-    floors: fit forward 2.32 s, scoring forward 1.18 s
+    (anomalib: an earlier run of the same script, floors 2.32 s and 1.18 s)
 
 anomalib's fit is its k-center greedy: one pass over all 163,840 patches per chosen patch.
 
 Where the rest goes. Fit: the greedy coreset keeps 16,384 of 163,840 patches; ``blocks``
 computes ~97% of the 163,840 x 16,384 distance matrix (790 GFLOP, fp32 at ~300 GFLOP/s
-here, plus ~48,000 small products), ``pool`` ~55% (457 GFLOP) in large products plus
-~16,000 sequential steps of small work (~0.9 s). Scoring: the bf16 product (430 GFLOP at
+here, plus ~48,000 small products), ``pool`` ~55% (457 GFLOP, 1.2 s) in large products
+plus ~16,000 sequential steps of small work and the pool refreshes (~0.8 s). Scoring: the bf16 product (430 GFLOP at
 ~1.7 TFLOP/s on AMX, 0.26 s) plus candidate selection (~0.3 s). Not kept, measured:
 bf16 products inside the coreset (slower: a refresh's products are small and 40% of their
 rows are far from every new centre, where the error bound proves nothing); a 128-dim

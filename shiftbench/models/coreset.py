@@ -112,15 +112,13 @@ class _Pool:
         dev = z.device
         self.z, self.n = z, n
         self.sq = (z * z).sum(1)
-        self.centres = torch.empty(n, d, dtype=z.dtype, device=dev)
-        self.centres_sq = torch.empty(n, dtype=z.dtype, device=dev)
+        # centre rows [-2c, |c|^2]: a product with [p, 1] gives |c|^2 - 2p.c, no bias copy
+        self.centres = torch.empty(n, d + 1, dtype=z.dtype, device=dev)
         self.bound = torch.full((m,), math.inf, dtype=z.dtype, device=dev)  # >= sq. distance
         self.seen = torch.zeros(m, dtype=torch.long, device=dev)  # centres each point has met
         # on the CPU, numpy views make the per-step copies ~5x cheaper than torch's setitem
         self.host = (
-            (z.numpy(), self.sq.numpy(), self.centres.numpy(), self.centres_sq.numpy())
-            if dev.type == "cpu"
-            else None
+            (z.numpy(), self.sq.numpy(), self.centres.numpy()) if dev.type == "cpu" else None
         )
 
     def run(self, start: int) -> torch.Tensor:
@@ -148,10 +146,10 @@ class _Pool:
     def _add(self, k: int, p: int, chosen: np.ndarray) -> None:
         chosen[k] = p
         if self.host is not None:
-            z, sq, centres, centres_sq = self.host
-            centres[k], centres_sq[k] = z[p], sq[p]
+            z, sq, centres = self.host
+            centres[k, :-1], centres[k, -1] = -2 * z[p], sq[p]
         else:
-            self.centres[k], self.centres_sq[k] = self.z[p], self.sq[p]
+            self.centres[k, :-1], self.centres[k, -1] = -2 * self.z[p], self.sq[p]
 
     def _next_pool(self, k: int) -> tuple[torch.Tensor, torch.Tensor, float]:
         """``(members, exact squared distances, threshold)``: the points with the largest
@@ -176,10 +174,10 @@ class _Pool:
         first = int(self.seen[idx[0]])  # idx is sorted by seen
         if first >= k:
             return best
-        pts = self.z.index_select(0, idx)
+        pts = torch.ones(len(idx), self.z.shape[1] + 1, dtype=self.z.dtype, device=self.z.device)
+        pts[:, :-1] = self.z.index_select(0, idx)
         pts_sq = self.sq.index_select(0, idx)
         for c0 in range(first, k, _CENTRES):
-            c1 = min(k, c0 + _CENTRES)
-            d2 = torch.addmm(self.centres_sq[None, c0:c1], pts, self.centres[c0:c1].T, alpha=-2.0)
+            d2 = torch.mm(pts, self.centres[c0 : min(k, c0 + _CENTRES)].T)
             torch.minimum(best, d2.amin(1).add_(pts_sq), out=best)
         return best
