@@ -37,8 +37,9 @@ anomalib's fit is its k-center greedy: one pass over all 163,840 patches per cho
 Where the rest goes. Fit: the greedy coreset keeps 16,384 of 163,840 patches; ``blocks``
 computes ~97% of the 163,840 x 16,384 distance matrix (790 GFLOP, fp32 at ~300 GFLOP/s
 here, plus ~48,000 small products), ``pool`` ~55% (457 GFLOP, 1.2 s) in large products
-plus ~16,000 sequential steps of small work and the pool refreshes (~0.8 s). Scoring: the bf16 product (430 GFLOP at
-~1.7 TFLOP/s on AMX, 0.26 s) plus candidate selection (~0.3 s). Not kept, measured:
+plus ~16,000 sequential steps of small work and the pool refreshes (~0.8 s). Scoring:
+the bf16 product (430 GFLOP at ~1.7 TFLOP/s on AMX, 0.26 s) plus candidate selection
+(~0.3 s) beside the forward pass. Not kept, measured:
 bf16 products inside the coreset (slower: a refresh's products are small and 40% of their
 rows are far from every new centre, where the error bound proves nothing); a 128-dim
 coreset projection (AUROC -0.0062, AUPRO +0.0058: outside the +-0.002 tolerance); a
