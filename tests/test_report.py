@@ -438,6 +438,51 @@ def test_one_seed_is_not_called_a_mean(tmp_path):
     assert "seed 1" in grid.caption and "mean over" not in grid.caption
 
 
+def _pershift_scores(n_shifts: int, with_images: bool) -> pd.DataFrame:
+    """One category, model and seed; clean and shift-noadapt rows for ``n_shifts`` shifts
+    whose twins all score alike, laid out as the report's table_scores lays a per-shift run
+    out (clean rows repeated per shift, ``sample_id@shift``)."""
+    from shiftbench.analysis.tables import IMAGE_COLUMN
+
+    rng = np.random.default_rng(3)
+    y = np.r_[np.zeros(15, int), np.ones(12, int)]
+    clean, shifted = rng.normal(size=y.size) + 1.5 * y, rng.normal(size=y.size) + 0.8 * y
+    rows = []
+    for k in range(n_shifts):
+        for proto, sc in (("clean", clean), ("shift-noadapt", shifted)):
+            for i, (lab, v) in enumerate(zip(y, sc, strict=True)):
+                row = {"category": "c", "model": "m", "seed": 0, "protocol": proto,
+                       "split": "test", "sample_id": f"img{i:02d}@s{k}", "label": lab,
+                       "score": v, "decision": int(v > 0.7)}  # fmt: skip
+                if with_images:
+                    row[IMAGE_COLUMN] = f"img{i:02d}"
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_per_shift_tables_resample_images_not_rows():
+    """Three shifts whose twins score alike hold no more information than one: drawing
+    images (with all their twins) gives exactly the one-shift interval; drawing rows as
+    if independent gives one about sqrt(3) narrower."""
+    from shiftbench.analysis import render, tables
+
+    def widths(comp):
+        t = comp.table.set_index("category").loc["c"]
+        return np.array([t[f"{c}_high"] - t[f"{c}_low"] for c in ("clean", "shift-noadapt")])
+
+    one = tables.protocol_comparison(_pershift_scores(1, False), n_resamples=400)
+    three = tables.protocol_comparison(_pershift_scores(3, True), n_resamples=400)
+    rows = tables.protocol_comparison(_pershift_scores(3, False), n_resamples=400)
+    assert not one.clustered and three.clustered and not rows.clustered
+    assert np.allclose(widths(three), widths(one), rtol=1e-12)
+    assert np.all(widths(rows) < 0.8 * widths(one))
+    t = three.table.set_index("category").loc["c"]
+    assert t["clean"] == pytest.approx(one.table.set_index("category").loc["c", "clean"])
+    assert t["d_noadapt_clean_test"] == "bootstrap"  # not DeLong: twins are not independent
+    assert "twins under every shift" in " ".join(render.render_comparison(three).notes)
+    assert "cluster-bootstrap" in " ".join(render.render_comparison(three).notes)
+
+
 def test_markdown_and_efficiency_tables(fake_run, built):
     md = (fake_run / "tables" / "image_auroc.md").read_text()
     lines = [ln for ln in md.splitlines() if ln.startswith("|")]

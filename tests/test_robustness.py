@@ -172,7 +172,7 @@ def _per_shift_run(root):
 
 def test_report_of_a_per_shift_run(tmp_path):
     """A run with a ``shift`` column: heat-map rows per shift, mCE per shift, tables pool the
-    shifts (each twin paired with its clean original)."""
+    shifts (each twin paired with its clean original, an image's rows resampled together)."""
     from shiftbench.analysis.report import build_report
 
     run = _per_shift_run(tmp_path)
@@ -189,7 +189,16 @@ def test_report_of_a_per_shift_run(tmp_path):
     m = pd.read_parquet(run / "metrics.parquet")
     clean = m[(m["protocol"] == "clean") & (m["model"] == "m2")]["value"].iloc[0]
     assert auroc.loc[("c", "m2"), "clean"] == pytest.approx(clean)
-    assert "2 shifts pooled" in (run / "tables" / "image_auroc.md").read_text()
+    sc = pd.read_parquet(run / "scores.parquet")
+    twins = sc[(sc["protocol"] == "shift-noadapt") & (sc["severity"] == 3) & (sc["model"] == "m2")]
+    assert set(twins["shift"]) == {"blur", "noise"}
+    from sklearn.metrics import roc_auc_score
+
+    pooled = roc_auc_score(twins["label"], twins["score"])  # both shifts' twins, one pool
+    assert auroc.loc[("c", "m2"), "shift-noadapt"] == pytest.approx(pooled)
+    md = (run / "tables" / "image_auroc.md").read_text()
+    assert "2 shifts pooled" in md
+    assert "twins under every shift" in md and "cluster-bootstrap" in md  # images, not rows
     assert (run / "figures" / "heatmap_image_auroc.png").is_file()
     assert (run / "figures" / "severity_image_auroc.png").is_file()
     assert (run / "figures" / "scores_c_m1.png").is_file()

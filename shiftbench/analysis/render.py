@@ -92,11 +92,18 @@ def render_comparison(comp: ProtocolComparison, context: str = "", over: str = "
     caption = f"{comp.label} (\\%) on the test images, {over}"
     caption += f"; {context}." if context else "."
     caption += " Bold: best per category and protocol."
-    test = _TESTS.get(comp.metric, "paired")
+    test = "paired cluster-bootstrap" if comp.clustered else _TESTS.get(comp.metric, "paired")
     n_tests = int(np.isfinite(comp.table[[f"{d}_p" for d in schema.DELTA_COLUMNS]]).sum().sum())
+    drawn = (
+        " over images (an image is drawn with its twins under every shift, which are not "
+        "independent)"
+        if comp.clustered
+        else ""
+    )
     notes = [
         f"$\\pm$: half-width of the {level}\\% paired, label-stratified percentile bootstrap "
-        f"interval ({comp.n_resamples} resamples per category and seed) of the value shown.",
+        f"interval{drawn} ({comp.n_resamples} resamples per category and seed) of the value "
+        "shown.",
         f"Marks on $\\Delta$: {test} test per category and seed, Holm-corrected over every "
         "test of the table; a mark needs every seed to pass. Mean row: Wilcoxon signed-rank "
         "test over categories $\\times$ seeds, Holm-corrected over the mean rows. " + _marks_note(),

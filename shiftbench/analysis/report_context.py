@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from shiftbench.analysis.tables import IMAGE_COLUMN
 from shiftbench.results import Run, schema
 
 __all__ = [
@@ -69,11 +70,16 @@ def level_scores(run: Run, level: float | None) -> pd.DataFrame:
 def table_scores(run: Run, level: float | None) -> pd.DataFrame:
     """Scores at one severity ``level`` (:func:`table_level`): a severity sweep puts
     several levels in one file. Per-shift runs (a :data:`schema.SHIFT_COLUMN`) keep every
-    shift: the tables then pool them (each shift's twins are separate test images)."""
+    shift: the tables then pool them, each shift's twin a row of its own, and the
+    :data:`~shiftbench.analysis.tables.IMAGE_COLUMN` column groups one image's rows so the
+    bootstrap draws images, not rows."""
     s = run.scores
     if "severity" in s.columns and s["severity"].dropna().nunique() > 1:
         s = s[(s["severity"] == level) | s["severity"].isna()]
-        s = s.drop_duplicates(["category", "model", "seed", "protocol", "split", "sample_id"])
+        key = ["category", "model", "seed", "protocol", "split", "sample_id"]
+        if schema.SHIFT_COLUMN in s.columns:  # a twin per shift: not duplicates
+            key.append(schema.SHIFT_COLUMN)
+        s = s.drop_duplicates(key)
     if schema.SHIFT_COLUMN in s.columns:
         # each shift's twin is a test image of its own, paired with its clean original:
         # clean rows without a shift are repeated once per shift (same AUROC, and pairs stay
@@ -85,6 +91,7 @@ def table_scores(run: Run, level: float | None) -> pd.DataFrame:
         parts = [s[~plain].assign(_tag=tag[~plain])]
         parts += [s[plain].assign(_tag=f) for f in shifts]
         s = pd.concat(parts, ignore_index=True)
+        s[IMAGE_COLUMN] = s["sample_id"]
         s["sample_id"] = s["sample_id"] + "@" + s["_tag"]
         s = s.drop(columns="_tag")
     return s

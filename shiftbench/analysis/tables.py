@@ -11,12 +11,16 @@ How the numbers are made (also printed in every table caption):
   stratified by label and *paired*: for one (category, seed) the same resamples of the
   test images serve every protocol and model, since Test-clean and Test-shift hold the
   same images. The seed average and the macro average (``mean`` row) average the
-  replicates index-wise, so their intervals come from the same bootstrap.
+  replicates index-wise, so their intervals come from the same bootstrap. Rows that share
+  an :data:`IMAGE_COLUMN` value (one image's twins under several shifts, in a per-shift
+  run) are one image: drawn together (a cluster bootstrap), never as independent images.
 * Marks on the two Δ columns: for a category, one test per seed (DeLong for AUROC,
   McNemar on the decisions for F1, paired bootstrap for AUPRC), Holm-corrected over every
   test of the table; a mark needs every seed to pass (the largest adjusted p counts).
   For the ``mean`` row, a Wilcoxon signed-rank test over the (category, seed) pairs,
   Holm-corrected over the mean-row family. ``*`` p < 0.05, ``**`` p < 0.01, ``***`` p < 0.001.
+  With clustered rows the per-category tests are the paired cluster bootstrap's p-value
+  (DeLong and McNemar assume independent images).
 """
 
 from __future__ import annotations
@@ -84,7 +88,8 @@ class ProtocolComparison:
     of :data:`COLUMNS`, ``<col>``, ``<col>_low``, ``<col>_high`` (fractions) and for the
     two Δ columns ``<col>_p`` (Holm-adjusted) and ``<col>_test``. ``per_seed``: point
     estimates per (category, model, seed, protocol). ``replicates``: bootstrap replicates
-    per (category, model, column), for figures.
+    per (category, model, column), for figures. ``clustered``: images were resampled as
+    clusters of rows (:data:`IMAGE_COLUMN`) and the per-category tests are bootstrap ones.
     """
 
     metric: str
@@ -94,6 +99,13 @@ class ProtocolComparison:
     table: pd.DataFrame
     per_seed: pd.DataFrame
     replicates: dict[tuple[str, str, str], np.ndarray] = field(repr=False)
+    #: rows grouped into images by :data:`IMAGE_COLUMN` (a per-shift run's twins)
+    clustered: bool = False
+
+
+#: optional column of the scores: rows with one value are one image (its twins under
+#: several shifts), resampled together; absent, every row is its own image
+IMAGE_COLUMN = "image"
 
 
 def _stable_seed(*parts: object) -> int:
@@ -102,8 +114,11 @@ def _stable_seed(*parts: object) -> int:
 
 def _aligned(
     test: pd.DataFrame,
-) -> dict[tuple[str, int], tuple[np.ndarray, dict[tuple[str, str], pd.DataFrame]]]:
-    """Per (category, seed): labels and each (model, protocol)'s test rows in one order."""
+) -> dict[
+    tuple[str, int], tuple[np.ndarray, dict[tuple[str, str], pd.DataFrame], np.ndarray | None]
+]:
+    """Per (category, seed): labels, each (model, protocol)'s test rows in one order, and
+    the image (cluster) index of each row when :data:`IMAGE_COLUMN` groups rows, else None."""
     out = {}
     for (cat, seed), g in test.groupby(["category", "seed"], sort=True):
         groups = {
@@ -122,14 +137,44 @@ def _aligned(
                 stacklevel=3,
             )
         groups = {k: v.loc[common] for k, v in groups.items()}
-        labels = next(iter(groups.values()))["label"].to_numpy().astype(np.int64)
-        out[(cat, seed)] = (labels, groups)
+        first = next(iter(groups.values()))
+        labels = first["label"].to_numpy().astype(np.int64)
+        clusters = None
+        if IMAGE_COLUMN in first.columns:
+            codes, uniques = pd.factorize(first[IMAGE_COLUMN], sort=True)
+            if len(uniques) < len(codes):
+                clusters = codes
+        out[(cat, seed)] = (labels, groups, clusters)
     return out
 
 
+def _resample(
+    labels: np.ndarray, clusters: np.ndarray | None, n_resamples: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Bootstrap weights ``[B, n]`` of the rows: images drawn within their label, a
+    cluster's rows with its image's weight."""
+    if clusters is None:
+        idx = stats.stratified_resample_indices(labels, n_resamples, rng)
+        return stats.resample_weights(idx, labels.size)
+    n_images = int(clusters.max()) + 1
+    image_labels = np.zeros(n_images, np.int64)
+    image_labels[clusters] = labels
+    if np.any(image_labels[clusters] != labels):
+        raise ValueError("rows of one image carry different labels")
+    idx = stats.stratified_resample_indices(image_labels, n_resamples, rng)
+    return stats.resample_weights(idx, n_images)[:, clusters]
+
+
 def _pair_test(
-    spec: _MetricSpec, labels: np.ndarray, a: pd.DataFrame, b: pd.DataFrame, d_reps: np.ndarray
+    spec: _MetricSpec,
+    labels: np.ndarray,
+    a: pd.DataFrame,
+    b: pd.DataFrame,
+    d_reps: np.ndarray,
+    clustered: bool = False,
 ) -> float:
+    if clustered:  # DeLong and McNemar assume independent images
+        return stats.bootstrap_p_value(d_reps)
     if spec.test == "delong":
         if labels.min() == labels.max():
             return float("nan")
@@ -141,16 +186,18 @@ def _pair_test(
 
 def _per_seed(
     test: pd.DataFrame, spec: _MetricSpec, n_resamples: int, seed: int
-) -> tuple[dict, dict, list[dict]]:
+) -> tuple[dict, dict, list[dict], bool]:
     """Per (category, model, seed, protocol): the point estimate and its bootstrap
-    replicates; and one paired test per (category, model, seed, Δ column)."""
+    replicates; one paired test per (category, model, seed, Δ column); whether any
+    images were clusters of rows."""
     reps: dict[tuple[str, str, int, str], np.ndarray] = {}
     est: dict[tuple[str, str, int, str], float] = {}
     tests: list[dict] = []
-    for (cat, run_seed), (labels, groups) in _aligned(test).items():
+    clustered = False
+    for (cat, run_seed), (labels, groups, clusters) in _aligned(test).items():
+        clustered |= clusters is not None
         rng = np.random.default_rng(_stable_seed(seed, cat, run_seed))
-        idx = stats.stratified_resample_indices(labels, n_resamples, rng)
-        weights = stats.resample_weights(idx, labels.size)
+        weights = _resample(labels, clusters, n_resamples, rng)
         for (model, protocol), rows in groups.items():
             values = rows[spec.column].to_numpy().astype(np.float64)
             est[(cat, model, run_seed, protocol)] = spec.metric(labels, values)
@@ -159,11 +206,15 @@ def _per_seed(
             for dname, pa, pb in DELTAS:
                 if (model, pa) in groups and (model, pb) in groups:
                     d = reps[(cat, model, run_seed, pa)] - reps[(cat, model, run_seed, pb)]
-                    p = _pair_test(spec, labels, groups[(model, pa)], groups[(model, pb)], d)
+                    p = _pair_test(
+                        spec, labels, groups[(model, pa)], groups[(model, pb)], d,
+                        clusters is not None,
+                    )  # fmt: skip
                     tests.append(
-                        {"category": cat, "model": model, "seed": run_seed, "column": dname, "p": p}
-                    )
-    return est, reps, tests
+                        {"category": cat, "model": model, "seed": run_seed, "column": dname,
+                         "p": p, "test": "bootstrap" if clusters is not None else spec.test}
+                    )  # fmt: skip
+    return est, reps, tests, clustered
 
 
 def _cells(est: dict, reps: dict, categories: list, models: list) -> tuple[dict, dict]:
@@ -203,7 +254,7 @@ def _significance(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-category tests Holm-corrected over the whole table; for the mean row, Wilcoxon
     over (category, seed) pairs, Holm-corrected over the mean-row family."""
-    tests_df = pd.DataFrame(tests, columns=["category", "model", "seed", "column", "p"])
+    tests_df = pd.DataFrame(tests, columns=["category", "model", "seed", "column", "p", "test"])
     if len(tests_df):
         tests_df["p_holm"] = stats.holm(tests_df["p"].to_numpy(), alpha)[1]
     mean_tests = []
@@ -239,7 +290,9 @@ def protocol_comparison(
         seed: base seed of the resampling (each (category, seed) derives its own).
     """
     spec = METRICS[metric]
-    est, reps, tests = _per_seed(scores[scores["split"] == "test"], spec, n_resamples, seed)
+    est, reps, tests, clustered = _per_seed(
+        scores[scores["split"] == "test"], spec, n_resamples, seed
+    )
     per_seed = (
         pd.Series(est, name="value")
         .rename_axis(["category", "model", "seed", "protocol"])
@@ -276,7 +329,7 @@ def protocol_comparison(
                         & (tests_df["model"] == model)
                         & (tests_df["column"] == dname)
                     ]
-                    test_name = spec.test
+                    test_name = hit["test"].iloc[0] if len(hit) else spec.test
                 row[f"{dname}_p"] = float(hit["p_holm"].max()) if len(hit) else np.nan
                 row[f"{dname}_test"] = test_name if len(hit) else ""
             rows.append(row)
@@ -288,4 +341,5 @@ def protocol_comparison(
         table=pd.DataFrame(rows),
         per_seed=per_seed,
         replicates=cell_reps,
+        clustered=clustered,
     )
