@@ -91,6 +91,21 @@ def test_training_batches_epochs_and_steps():
     assert [len(b) for b in steps] == [3, 3, 3, 3]
     with pytest.raises(ValueError, match="exactly one"):
         list(_training_batches(x, 2, seeded_generator(0), epochs=1, steps=1))
+    # min_batch folds a short tail into the batch before, drawing the same permutations
+    folded = list(_training_batches(x, 2, seeded_generator(0), 2, None, min_batch=2))
+    assert [len(b) for b in folded] == [2, 3, 2, 3]
+    assert torch.equal(torch.cat(folded), torch.cat(epochs))
+    even = list(_training_batches(torch.arange(6), 2, seeded_generator(0), 1, None, min_batch=2))
+    assert [len(b) for b in even] == [2, 2, 2]  # nothing to fold: as without min_batch
+
+
+@pytest.mark.slow
+def test_draem_trains_when_an_epoch_ends_on_one_image():
+    """9 images in batches of 8 at 32 px: a last batch of one image used to fail in DRAEM's
+    batch norm (1x1 maps, one value per channel)."""
+    model = create_model("anomalib-draem", weights="random", image_size=32, epochs=1)
+    model.fit(synthetic_images(9, 40, 56, seed=2))
+    assert np.isfinite(model.score(IMAGES[:2])[0]).all()
 
 
 def test_training_loop_stops_on_a_non_finite_loss():

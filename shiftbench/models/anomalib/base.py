@@ -72,6 +72,7 @@ class _AnomalibModel(AnomalyModel):
         steps: int | None = None,
         scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
         frozen: Sequence[nn.Module] = (),
+        min_batch: int = 1,
     ) -> None:
         """The one training loop of the trained adapters (seeded by ``self.seed``).
 
@@ -79,14 +80,16 @@ class _AnomalibModel(AnomalyModel):
         ``steps`` batches drawn with replacement. Each batch: ``loss_fn(batch, generator)``,
         one optimiser (and scheduler) step; a non-finite loss stops training with
         :class:`FloatingPointError`. ``model_`` trains with the ``frozen`` modules in eval
-        mode and ends in eval mode.
+        mode and ends in eval mode. ``min_batch``: an epoch's last batch smaller than this
+        joins the one before (batch norm in training mode needs more than one value per
+        channel).
         """
         gen = seeded_generator(self.seed)
         self.model_.train()
         for module in frozen:
             module.eval()
         for batch in _training_batches(
-            x, min(self.resolved_batch_size, len(x)), gen, epochs, steps
+            x, min(self.resolved_batch_size, len(x)), gen, epochs, steps, min_batch
         ):
             loss = loss_fn(batch, gen)
             optimizer.zero_grad()
@@ -99,19 +102,29 @@ class _AnomalibModel(AnomalyModel):
 
 
 def _training_batches(
-    x: torch.Tensor, bs: int, gen: torch.Generator, epochs: int | None, steps: int | None
+    x: torch.Tensor,
+    bs: int,
+    gen: torch.Generator,
+    epochs: int | None,
+    steps: int | None,
+    min_batch: int = 1,
 ) -> Iterator[torch.Tensor]:
-    """Mini-batches of ``x``, drawn lazily from ``gen`` (so draws interleave with the loss's)."""
+    """Mini-batches of ``x``, drawn lazily from ``gen`` (so draws interleave with the loss's);
+    an epoch's last batch smaller than ``min_batch`` joins the one before."""
     if (epochs is None) == (steps is None):
         raise ValueError("give exactly one of epochs, steps")
     if steps is not None:
         for _ in range(steps):
             yield x[torch.randint(len(x), (bs,), generator=gen)]
         return
+    starts = list(range(0, len(x), bs))
+    if len(starts) > 1 and len(x) - starts[-1] < min_batch:
+        starts.pop()  # the short tail joins the batch before
     for _ in range(epochs):
         order = torch.randperm(len(x), generator=gen)
-        for start in range(0, len(x), bs):
-            yield x[order[start : start + bs]]
+        for i, start in enumerate(starts):
+            end = starts[i + 1] if i + 1 < len(starts) else len(x)
+            yield x[order[start:end]]
 
 
 def _contiguous_buffers(module: nn.Module) -> None:

@@ -90,4 +90,5 @@ class AnomalibDraem(_AnomalibModel):
             return loss_fn(batch, reconstruction, mask, prediction)
 
         opt = torch.optim.Adam(self.model_.parameters(), lr=self.lr)
-        self._train(x, loss, opt, "draem training loss", epochs=self.epochs)
+        # min_batch: a one-image batch makes DRAEM's batch norm fail at small sizes (1x1 maps)
+        self._train(x, loss, opt, "draem training loss", epochs=self.epochs, min_batch=2)
