@@ -4,6 +4,7 @@ efficiency tracking, and the adapter contract (``check_model``) with random weig
 from __future__ import annotations
 
 import mmap
+import warnings
 
 import numpy as np
 import pytest
@@ -331,6 +332,20 @@ def test_patchcore_search_option_is_opt_in_and_validated():
         create_model("patchcore", search="faiss")
     with pytest.raises(ShiftbenchError, match="coreset_method='heap': choose blocks or pool"):
         create_model("patchcore", coreset_method="heap")
+
+
+def test_bf16_search_warns_where_bf16_is_emulated(monkeypatch):
+    from shiftbench.models import patchcore
+
+    train = synthetic_images(2, 32, 32, seed=0)
+    monkeypatch.setattr(patchcore, "has_fast_bf16", lambda device: False)
+    model = create_model("patchcore", weights="random", image_size=32, search="bf16-recheck")
+    with pytest.warns(RuntimeWarning, match="no native bf16 products"):
+        model.fit(train)
+    monkeypatch.setattr(patchcore, "has_fast_bf16", lambda device: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        model.fit(train)
 
 
 def test_patchcore_fast_options_score_like_the_defaults():

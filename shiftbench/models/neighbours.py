@@ -65,6 +65,20 @@ _BF16_GROUP = 32
 _FAR = -1e30  # key of the padding columns
 
 
+def has_fast_bf16(device: torch.device | str) -> bool:
+    """Whether bf16 products run natively on ``device`` (AVX512-BF16/AMX CPUs, GPUs with
+    bf16 tensor cores); elsewhere they are emulated, slower than fp32."""
+    device = torch.device(device)
+    try:
+        if device.type == "cpu":
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        if device.type == "cuda":
+            return bool(torch.cuda.is_bf16_supported())
+    except (AttributeError, RuntimeError):  # an older torch, or no such op: assume not
+        return False
+    return True
+
+
 @dataclass
 class Bf16Index:
     """A bank as :func:`nearest_neighbour_bf16_recheck` reads it (see :func:`bf16_index`)."""

@@ -21,6 +21,7 @@ the figures).
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -33,6 +34,7 @@ from shiftbench.models.coreset import CORESET_METHODS, greedy_coreset
 from shiftbench.models.neighbours import (
     SEARCH_MODES,
     bf16_index,
+    has_fast_bf16,
     nearest_neighbour_bf16_recheck,
     nearest_neighbours,
 )
@@ -223,3 +225,11 @@ class PatchCore(AnomalyModel):
         self.bank_t_ = self.memory_bank_.T.contiguous()
         if self.search == "bf16-recheck":
             self.bf16_index_ = bf16_index(self.memory_bank_)
+            if not has_fast_bf16(self.memory_bank_.device):
+                warnings.warn(
+                    f"search='bf16-recheck': {self.memory_bank_.device} has no native bf16 "
+                    "products, so this search is slower than the default search='exact' "
+                    "(the same nearest patches)",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
