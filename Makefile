@@ -10,11 +10,14 @@ STAMP := $(VENV)/.shiftbench-installed
 
 .PHONY: demo test lint bench clean-venv
 
+# imagecorruptions: the ImageNet-C reference of tests/test_corruptions.py; --no-deps, as its
+# other needs are ours already and its opencv-python would sit beside albumentations' headless one
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV)/bin/python -m pip install --quiet $(TORCH)
 	$(VENV)/bin/python -m pip install --quiet -e ".[test]"
+	$(VENV)/bin/python -m pip install --quiet --no-deps imagecorruptions==1.1.2
 	touch $(STAMP)
 
 demo: $(STAMP)

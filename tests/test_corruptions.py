@@ -2,9 +2,10 @@
 hand-worked values, and agreement with the reference implementation.
 
 Reference: imagecorruptions 1.1.2 (bethgelab) installs from PyPI but does not import on
-this stack (it needs ``pkg_resources``, ``np.float_`` and scikit-image's removed
-``multichannel=``), so it is not in the ``test`` extra. The reference tests here load it
-through a small shim (:func:`load_reference`) and are skipped when it is not installed
+this stack as it is (it needs ``pkg_resources``, ``np.float_`` and scikit-image's removed
+``multichannel=``). ``make test`` installs it (``--no-deps``: its opencv-python would sit
+beside albumentations' headless build); the reference tests here load it through a small
+shim (:func:`load_reference`) and are skipped where it is not installed
 (``pytest.importorskip``); the hand-worked cases always run.
 
 Tolerances against the reference at 224 px (astronaut, resized):
