@@ -2,7 +2,9 @@
 chromedriver) against a real uvicorn server on a free loopback port.
 
 Skipped, with the reason, when chromium/chromedriver or selenium are missing. Saves a
-screenshot of each view to docs/screenshots/ (inspect, draw, compare, study).
+screenshot of each view (inspect, draw, compare, study) to a temporary folder, or to
+``$SHIFTBENCH_SCREENSHOTS`` when set: ``SHIFTBENCH_SCREENSHOTS=docs/screenshots make test``
+refreshes the README's images (a plain test run leaves the tree clean).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 import re
 import shutil
 import socket
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -28,7 +31,9 @@ CHROMIUM = (
     or shutil.which("chromium-browser")
 )
 CHROMEDRIVER = os.environ.get("SHIFTBENCH_CHROMEDRIVER") or shutil.which("chromedriver")
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+SCREENSHOTS = Path(
+    os.environ.get("SHIFTBENCH_SCREENSHOTS") or tempfile.mkdtemp(prefix="shiftbench-shots-")
+).resolve()
 WAIT = 30
 
 
