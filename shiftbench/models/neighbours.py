@@ -181,7 +181,7 @@ def nearest_neighbour_bf16_recheck(
         group_max = key.view(c, _BF16_GROUP, n_groups).amax(1)  # [c, groups]
         # the largest key when one is positive (any negative one otherwise: below any line)
         line = group_max.amax(1).view(torch.bfloat16).float() - 2 * err
-        exact = line <= 0  # int16 order is the float order only above 0
+        exact = ~(line > 0)  # int16 order is the float order only above 0 (and NaN: fp32)
         line16 = (line - line.abs() * 2.0**-7).bfloat16().view(torch.int16)[:, None]
         r, g = torch.nonzero(group_max >= line16, as_tuple=True)
         flat = (r * n_cols + g)[:, None] + torch.arange(0, n_cols, n_groups, device=dev)
