@@ -302,7 +302,7 @@ def test_bf16_recheck_search_finds_the_exact_nearest_neighbours():
         assert np.array_equal(i[:, 0].numpy(), ref[:5, :rows].argmin(1))
 
 
-def test_bf16_recheck_candidates_contain_the_nearest_row_under_the_error_bound():
+def test_bf16_recheck_candidates_contain_the_nearest_row_under_the_error_bound(monkeypatch):
     """The bound is what makes the search exact: without it (u = 0), the bf16 ranking
     alone misses true nearest rows on the same near-tie data."""
     from shiftbench.models import neighbours
@@ -316,12 +316,8 @@ def test_bf16_recheck_candidates_contain_the_nearest_row_under_the_error_bound()
     index = neighbours.bf16_index(bank)
     _, i = neighbours.nearest_neighbour_bf16_recheck(q, bank, index)
     assert np.array_equal(i[:, 0].numpy(), ref)
-    old = neighbours._U_BF16
-    try:
-        neighbours._U_BF16 = 0.0
-        _, i = neighbours.nearest_neighbour_bf16_recheck(q, bank, index)
-    finally:
-        neighbours._U_BF16 = old
+    monkeypatch.setattr(neighbours, "_U_BF16", 0.0)
+    _, i = neighbours.nearest_neighbour_bf16_recheck(q, bank, index)
     assert (i[:, 0].numpy() != ref).sum() > 0
 
 

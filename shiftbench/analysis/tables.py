@@ -166,20 +166,14 @@ def _resample(
 
 
 def _pair_test(
-    spec: _MetricSpec,
-    labels: np.ndarray,
-    a: pd.DataFrame,
-    b: pd.DataFrame,
-    d_reps: np.ndarray,
-    clustered: bool = False,
+    test: str, labels: np.ndarray, a: pd.DataFrame, b: pd.DataFrame, d_reps: np.ndarray
 ) -> float:
-    if clustered:  # DeLong and McNemar assume independent images
-        return stats.bootstrap_p_value(d_reps)
-    if spec.test == "delong":
+    """``test``: "delong", "mcnemar" or "bootstrap" (the paired bootstrap's p-value)."""
+    if test == "delong":
         if labels.min() == labels.max():
             return float("nan")
         return stats.delong(labels, a["score"].to_numpy(), b["score"].to_numpy()).p_value
-    if spec.test == "mcnemar":
+    if test == "mcnemar":
         return stats.mcnemar(a["decision"].to_numpy(), b["decision"].to_numpy(), labels).p_value
     return stats.bootstrap_p_value(d_reps)
 
@@ -198,6 +192,8 @@ def _per_seed(
         clustered |= clusters is not None
         rng = np.random.default_rng(_stable_seed(seed, cat, run_seed))
         weights = _resample(labels, clusters, n_resamples, rng)
+        # DeLong and McNemar assume independent images: an image's twins are not
+        test = "bootstrap" if clusters is not None else spec.test
         for (model, protocol), rows in groups.items():
             values = rows[spec.column].to_numpy().astype(np.float64)
             est[(cat, model, run_seed, protocol)] = spec.metric(labels, values)
@@ -206,13 +202,10 @@ def _per_seed(
             for dname, pa, pb in DELTAS:
                 if (model, pa) in groups and (model, pb) in groups:
                     d = reps[(cat, model, run_seed, pa)] - reps[(cat, model, run_seed, pb)]
-                    p = _pair_test(
-                        spec, labels, groups[(model, pa)], groups[(model, pb)], d,
-                        clusters is not None,
-                    )  # fmt: skip
+                    p = _pair_test(test, labels, groups[(model, pa)], groups[(model, pb)], d)
                     tests.append(
                         {"category": cat, "model": model, "seed": run_seed, "column": dname,
-                         "p": p, "test": "bootstrap" if clusters is not None else spec.test}
+                         "p": p, "test": test}
                     )  # fmt: skip
     return est, reps, tests, clustered
 
@@ -329,7 +322,7 @@ def protocol_comparison(
                         & (tests_df["model"] == model)
                         & (tests_df["column"] == dname)
                     ]
-                    test_name = hit["test"].iloc[0] if len(hit) else spec.test
+                    test_name = hit["test"].iloc[0] if len(hit) else ""
                 row[f"{dname}_p"] = float(hit["p_holm"].max()) if len(hit) else np.nan
                 row[f"{dname}_test"] = test_name if len(hit) else ""
             rows.append(row)

@@ -89,16 +89,15 @@ class Bf16Index:
     max_half_sq: float  # max |b'|^2 / 2
     #: work buffers kept between calls (a fresh 32 MB block per call costs ~1/3 of the
     #: search in page faults)
-    scratch: dict = field(default_factory=dict, repr=False)
+    _buffers: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
 
     def buffers(self, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(queries [rows, K], keys [rows, N'])``: bf16 work buffers on the table's device."""
-        n_cols, k = self.table.shape
-        qa, out = self.scratch.get("buffers", (None, None))
-        if qa is None or qa.shape[0] < rows:
+        if self._buffers is None or self._buffers[0].shape[0] < rows:
+            n_cols, k = self.table.shape
             kw = {"dtype": torch.bfloat16, "device": self.table.device}
-            qa, out = torch.empty(rows, k, **kw), torch.empty(rows, n_cols, **kw)
-            self.scratch["buffers"] = (qa, out)
+            self._buffers = (torch.empty(rows, k, **kw), torch.empty(rows, n_cols, **kw))
+        qa, out = self._buffers
         return qa[:rows], out[:rows]
 
 
@@ -131,12 +130,9 @@ def nearest_neighbour_bf16_recheck(
     bank: torch.Tensor,
     index: Bf16Index,
     chunk: int = _BF16_CHUNK,
-    *,
-    squared: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The nearest bank row of each query, ``(distances [Q,1], indices [Q,1])``: the same
     row as an exact search, found with a bfloat16 product (AMX on recent Xeons).
-    ``squared``: squared distances.
 
     Why it is exact. A query's bf16 keys ``k~(b)`` (see :func:`bf16_index`) are within
     ``E = e (|q'| max|b'| + max|b'|^2/2)`` of the true keys, ``e = 1.05 (3u + 4u^2 +
@@ -195,12 +191,11 @@ def nearest_neighbour_bf16_recheck(
         col = torch.where(d2 == best[rows], cols, n)
         best_col = torch.full((c,), n, dtype=cols.dtype, device=dev)
         best_col.scatter_reduce_(0, rows, col, "amin")
+        best.sqrt_()
         if bool(exact.any()):
             redo = torch.nonzero(exact)[:, 0]
             dist, i = nearest_neighbours(q[redo], bank)
-            best[redo], best_col[redo] = dist[:, 0].square(), i[:, 0]
-        if not squared:
-            best.sqrt_()
+            best[redo], best_col[redo] = dist[:, 0], i[:, 0]
         dists.append(best[:, None])
         idxs.append(best_col[:, None])
     return torch.cat(dists), torch.cat(idxs)
