@@ -199,6 +199,7 @@ def test_report_of_a_per_shift_run(tmp_path):
     md = (run / "tables" / "image_auroc.md").read_text()
     assert "2 shifts pooled" in md
     assert "twins under every shift" in md and "cluster-bootstrap" in md  # images, not rows
+    assert "p = 2/2^1)" in md  # LaTeX's 2^{1}, as plain text
     assert (run / "figures" / "heatmap_image_auroc.png").is_file()
     assert (run / "figures" / "severity_image_auroc.png").is_file()
     assert (run / "figures" / "scores_c_m1.png").is_file()
