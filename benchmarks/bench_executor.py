@@ -100,7 +100,7 @@ def child(args: argparse.Namespace) -> None:
     cfg = _config(args.executor, cpus, args.jobs)
     ray_init = 0.0
     if args.executor == "ray":
-        from shiftbench.protocols.executors import import_ray
+        from shiftbench.protocols.executors.dispatch import import_ray
 
         ray = import_ray()
         t = time.perf_counter()

@@ -21,7 +21,7 @@ import pytest
 
 from shiftbench.errors import ShiftbenchError
 from shiftbench.protocols import load_config
-from shiftbench.protocols.executors import FAULT_ENV
+from shiftbench.protocols.executors.dispatch import FAULT_ENV
 from shiftbench.protocols.runner import StudyRunner
 from shiftbench.results import schema
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from shiftbench import _hashing
-from shiftbench.analysis.tables import _stable_seed
+from shiftbench.analysis.tables.comparison import _stable_seed
 from shiftbench.data import cache
 from shiftbench.data.splits import make_splits, split_hash, stable_key
 from shiftbench.data.synthetic import _rng

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from shiftbench.analysis.render import _plain_caption
+from shiftbench.analysis.tables.render import _plain_caption
 
 PREAMBLE = (
     "\\documentclass[{opts}]{{article}}\n"
@@ -52,7 +52,7 @@ def overfull(log: str) -> list[str]:
 def sweep_report(tmp_path_factory):
     from test_report import make_fake_run
 
-    from shiftbench.analysis.report import build_report
+    from shiftbench.analysis.report.build import build_report
 
     root = tmp_path_factory.mktemp("latex")
     run = make_fake_run(root, with_maps=False, n_normal=10, n_anom=8, severities=(1, 3, 5))

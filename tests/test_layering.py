@@ -56,3 +56,32 @@ def test_leaves_import_only_leaves():
     for name in LEAVES:
         deps = _imports(root / f"{name}.py") - LEAVES
         assert not deps, f"{name}.py imports {sorted(deps)}"
+
+
+#: the floors of ``analysis`` (docs/architecture.md): each imports only the ones below it
+ANALYSIS_FLOORS = {"stats": 0, "tables": 1, "figures": 2, "report": 3}
+
+
+def test_analysis_floors_import_only_lower_floors():
+    root = Path(shiftbench.__file__).parent / "analysis"
+    wrong = []
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(root).parts
+        if len(parts) == 1:  # the package's __init__
+            continue
+        own = parts[0]
+        assert own in ANALYSIS_FLOORS, f"analysis/{own}: a new floor; give it a rank here"
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            for n in names:
+                bits = n.split(".")
+                if bits[:2] != ["shiftbench", "analysis"] or len(bits) < 3:
+                    continue
+                dep = bits[2]
+                if dep in ANALYSIS_FLOORS and ANALYSIS_FLOORS[dep] > ANALYSIS_FLOORS[own]:
+                    wrong.append(f"analysis/{'/'.join(parts)} imports analysis.{dep}")
+    assert not wrong, "; ".join(sorted(set(wrong)))

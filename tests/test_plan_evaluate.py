@@ -113,7 +113,7 @@ def test_per_shift_study_end_to_end(tiny_synthetic, tmp_path):
     """--suite each:adshift: one clean fit per category scores every member alone; the
     metrics of each shift recompute from its scores, and its twins come from that member
     only (the shift params name it)."""
-    from shiftbench.analysis.summary import summary_table
+    from shiftbench.analysis.report.summary import summary_table
     from shiftbench.protocols.runner import StudyRunner
 
     cfg = load_config(

@@ -253,7 +253,7 @@ def fake_run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def built(fake_run):
-    from shiftbench.analysis.report import build_report
+    from shiftbench.analysis.report.build import build_report
 
     return build_report(fake_run, "latex,markdown,html", n_resamples=300, seed=0)
 
@@ -429,7 +429,8 @@ def test_captions_name_seeds_suite_and_severity(fake_run, built):
 
 
 def test_one_seed_is_not_called_a_mean(tmp_path):
-    from shiftbench.analysis import render, tables
+    from shiftbench.analysis.tables import comparison as tables
+    from shiftbench.analysis.tables import render
 
     scores = pd.read_parquet(make_fake_run(tmp_path, with_maps=False, n_normal=10, n_anom=8)
                              / "scores.parquet")  # fmt: skip
@@ -442,7 +443,7 @@ def _pershift_scores(n_shifts: int, with_images: bool) -> pd.DataFrame:
     """One category, model and seed; clean and shift-noadapt rows for ``n_shifts`` shifts
     whose twins all score alike, laid out as the report's table_scores lays a per-shift run
     out (clean rows repeated per shift, ``sample_id@shift``)."""
-    from shiftbench.analysis.tables import IMAGE_COLUMN
+    from shiftbench.analysis.tables.comparison import IMAGE_COLUMN
 
     rng = np.random.default_rng(3)
     y = np.r_[np.zeros(15, int), np.ones(12, int)]
@@ -464,7 +465,8 @@ def test_per_shift_tables_resample_images_not_rows():
     """Three shifts whose twins score alike hold no more information than one: drawing
     images (with all their twins) gives exactly the one-shift interval; drawing rows as
     if independent gives one about sqrt(3) narrower."""
-    from shiftbench.analysis import render, tables
+    from shiftbench.analysis.tables import comparison as tables
+    from shiftbench.analysis.tables import render
 
     def widths(comp):
         t = comp.table.set_index("category").loc["c"]
@@ -504,7 +506,7 @@ def test_markdown_and_efficiency_tables(fake_run, built):
 def test_efficiency_latency_and_rate_agree():
     """ms/image is averaged once and images/s derived from it: averaging the two
     separately gives 5 ms next to 312.5 images/s (1000/5 = 200)."""
-    from shiftbench.analysis.tables import efficiency_table
+    from shiftbench.analysis.tables.comparison import efficiency_table
 
     rows = []
     for cat, ms in (("a", 2.0), ("b", 8.0)):
@@ -545,7 +547,7 @@ def _png_size(path: Path) -> tuple[int, int]:
 def test_figures_written_with_expected_sizes(fake_run, built):
     """Every figure is one (3.5 in) or two columns (7 in) wide at 300 dpi; PDFs embed
     TrueType fonts (pdf.fonttype 42)."""
-    from shiftbench.analysis.figures import DPI
+    from shiftbench.analysis.figures.curves import DPI
 
     assert DPI == 300
     figs = fake_run / "figures"
@@ -573,8 +575,7 @@ def test_figures_written_with_expected_sizes(fake_run, built):
 
 
 def test_model_style_is_fixed_by_name_not_order():
-    from shiftbench.analysis import palette
-    from shiftbench.analysis.figures import model_style
+    from shiftbench.analysis.figures.curves import model_style, palette
 
     assert model_style("patchcore") == palette.MODEL_STYLES["patchcore"].line()
     a = palette.model_style("my-plugin-model")
@@ -666,7 +667,7 @@ def test_cli_report_and_errors(fake_run, tmp_path):
 
 def test_severity_sweep_draws_curves(tmp_path):
     """A `severity` column with several levels gives severity curves; tables use one level."""
-    from shiftbench.analysis.report import build_report
+    from shiftbench.analysis.report.build import build_report
 
     run = make_fake_run(tmp_path, with_maps=False, n_normal=10, n_anom=8, severities=(1, 3, 5))
     s = pd.read_parquet(run / "scores.parquet")
@@ -719,8 +720,8 @@ def test_severity_sweep_draws_curves(tmp_path):
 def test_pixel_table_from_metrics_hand_worked():
     """Pixel tables come from metrics.parquet: mean and SD over seeds, seed-wise deltas,
     one severity of a sweep (clean rows have none)."""
-    from shiftbench.analysis.render import render_pixel
-    from shiftbench.analysis.tables import pixel_table
+    from shiftbench.analysis.tables.comparison import pixel_table
+    from shiftbench.analysis.tables.render import render_pixel
 
     rows = []
     values = {  # (category, seed, protocol, severity) -> pixel_aupro
@@ -766,7 +767,7 @@ def test_pixel_table_from_metrics_hand_worked():
 def test_qualitative_grid_replays_the_twins_the_runner_made(fake_run):
     """The shifted column is the runner's twin (``shift_batch``, as the runner shifts),
     rebuilt from the stored parameters, not shifted anew."""
-    from shiftbench.analysis.qualitative import qualitative_rows, replay_suite, replay_twin
+    from shiftbench.analysis.figures.qualitative import qualitative_rows, replay_suite, replay_twin
     from shiftbench.data.io import read_image, read_mask
     from shiftbench.results import load_run
     from shiftbench.transforms import load_suite
@@ -808,7 +809,7 @@ def test_qualitative_grid_replays_the_twins_the_runner_made(fake_run):
 
 
 def test_select_samples_rule_hand_worked():
-    from shiftbench.analysis.qualitative import select_samples
+    from shiftbench.analysis.figures.qualitative import select_samples
 
     rows = pd.DataFrame(
         [("a", 1, "crack", 0.9), ("b", 1, "crack", 0.2), ("c", 1, "hole", 0.5),
@@ -824,7 +825,7 @@ def test_select_samples_rule_hand_worked():
 
 
 def test_defect_table_hand_worked():
-    from shiftbench.analysis.tables import defect_table
+    from shiftbench.analysis.tables.comparison import defect_table
 
     rows = []
     for seed, decisions in ((0, (1, 0, 1, 1)), (1, (1, 1, 0, 0))):
@@ -846,7 +847,7 @@ def test_defect_table_hand_worked():
 def test_combined_report_of_two_runs(fake_run, built, tmp_path):
     """Two runs of the same design (here: the models split between two copies) give one
     report; runs that differ are refused, naming the field."""
-    from shiftbench.analysis.report import build_report
+    from shiftbench.analysis.report.build import build_report
     from shiftbench.errors import ShiftbenchError
     from shiftbench.testing.fake_run import write_run
 
@@ -889,8 +890,8 @@ def test_combined_report_of_two_runs(fake_run, built, tmp_path):
 
 
 def test_qualitative_grid_refuses_a_suite_that_changed(fake_run, tmp_path):
-    from shiftbench.analysis.qualitative import replay_suite
-    from shiftbench.analysis.report import build_report
+    from shiftbench.analysis.figures.qualitative import replay_suite
+    from shiftbench.analysis.report.build import build_report
     from shiftbench.errors import ShiftbenchError
     from shiftbench.results import load_run
 

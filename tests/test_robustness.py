@@ -1,4 +1,4 @@
-"""Robustness numbers (shiftbench.analysis.robustness), each against a hand-worked case.
+"""Robustness numbers (shiftbench.analysis.stats.robustness), each against a hand-worked case.
 
 Two models on one category and seed, baseline ``B``; shift ``f`` at levels 1 and 3
 (unevenly spaced, so the trapezoid is exercised) and shift ``g`` where nobody loses:
@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shiftbench.analysis import robustness as rb
+from shiftbench.analysis.stats import robustness as rb
 from shiftbench.results import schema
 
 TABLE = {
@@ -173,7 +173,7 @@ def _per_shift_run(root):
 def test_report_of_a_per_shift_run(tmp_path):
     """A run with a ``shift`` column: heat-map rows per shift, mCE per shift, tables pool the
     shifts (each twin paired with its clean original, an image's rows resampled together)."""
-    from shiftbench.analysis.report import build_report
+    from shiftbench.analysis.report.build import build_report
 
     run = _per_shift_run(tmp_path)
     out = build_report(run, "markdown", n_resamples=200, baseline="m3",

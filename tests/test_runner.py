@@ -328,8 +328,8 @@ def test_saved_maps_are_float16_test_maps(study):
 def test_severity_sweep_end_to_end(tiny_synthetic, tmp_path):
     """--severity 1,4: one clean fit serves clean and shift-noadapt at both levels;
     shift-adapt fits once per level; the report draws the severity curves."""
-    from shiftbench.analysis.report import build_report
-    from shiftbench.analysis.summary import summary_table
+    from shiftbench.analysis.report.build import build_report
+    from shiftbench.analysis.report.summary import summary_table
 
     cfg = _config(tiny_synthetic, categories="brick", models="patchcore", severity="4,1")
     assert cfg.severity == [1, 4] and cfg.severities == [1, 4]

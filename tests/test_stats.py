@@ -13,7 +13,7 @@ from scipy import stats as sps
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
 from shiftbench.analysis import stats
-from shiftbench.analysis.transfer import threshold_transfer
+from shiftbench.analysis.stats.transfer import threshold_transfer
 
 REFERENCE = Path(__file__).parent / "data" / "reference" / "asah.csv"
 

@@ -43,7 +43,7 @@ def report(
 ) -> None:
     """Write tables/ (LaTeX, Markdown, CSV), figures/ (PDF, PNG), report.html and
     summary.json into RUN_DIR (or --out)."""
-    from shiftbench.analysis.report import build_report
+    from shiftbench.analysis.report.build import build_report
 
     result = build_report(
         run_dirs if len(run_dirs) > 1 else run_dirs[0],

@@ -89,7 +89,7 @@ def run(
         typer.echo(runner.describe())
         return
     result = runner.run()
-    from shiftbench.analysis.summary import summary_text
+    from shiftbench.analysis.report.summary import summary_text
 
     typer.echo(summary_text(result.metrics, len(cfg.seeds)))
     typer.echo(f"\nresults: {result.path}")

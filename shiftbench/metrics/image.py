@@ -92,7 +92,7 @@ def threshold_metrics(labels, scores, threshold: float) -> dict[str, float]:
 
     This ``f1`` is shiftbench's one definition of F1 at a threshold: undefined (NaN, never
     0.0) exactly when there is no anomalous image, whatever the false positives.
-    ``shiftbench.analysis.stats.f1_decisions`` and ``shiftbench.analysis.transfer`` use it.
+    ``shiftbench.analysis.stats.f1_decisions`` and ``shiftbench.analysis.stats.transfer`` use it.
     """
     y, s = check_image_inputs(labels, scores, "threshold_metrics")
     t = check_threshold(threshold, "threshold_metrics")

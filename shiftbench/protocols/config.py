@@ -234,7 +234,7 @@ class StudyConfig:
         cli_type=list[str],
         show="none",
     )
-    # where the units run (shiftbench.protocols.executors): how, not what, is computed
+    # where the units run (shiftbench.protocols.executors.dispatch): how, not what, is computed
     executor: str = _opt(
         "serial",
         "Where fits run: serial (this process), process (--jobs worker processes) or "
@@ -455,7 +455,7 @@ def _number(values: dict[str, Any], name: str, kind, *, minimum=None) -> None:
     values[name] = number
 
 
-#: the executors a study can run on (:mod:`shiftbench.protocols.executors`)
+#: the executors a study can run on (:mod:`shiftbench.protocols.executors.dispatch`)
 EXECUTORS = ("serial", "process", "ray")
 
 

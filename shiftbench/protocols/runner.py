@@ -158,7 +158,7 @@ class StudyRunner:
 
         ``executor`` ``serial`` runs the units here, one (seed, category group)'s images
         loaded once for all its units; ``process`` and ``ray`` send them to workers
-        (:mod:`shiftbench.protocols.executors`) and write what comes back. A failure
+        (:mod:`shiftbench.protocols.executors.dispatch`) and write what comes back. A failure
         leaves every finished unit on disk for ``--resume``."""
         from shiftbench._progress import bar as progress_bar
 
@@ -178,7 +178,7 @@ class StudyRunner:
             if self.config.executor == "serial":
                 self._run_serial(run, source, todo, bar, timing)
             else:
-                from shiftbench.protocols.executors import run_distributed
+                from shiftbench.protocols.executors.dispatch import run_distributed
 
                 executor = run_distributed(self, run, source, todo, bar, timing)
         except BaseException:
@@ -213,7 +213,7 @@ class StudyRunner:
     def _run_serial(self, run: RunDir, source: ImageSource, todo: list[Unit], bar, timing):
         """The units in this process, in plan order; each (seed, category group)'s images
         are read (and shifted) once for all of its units."""
-        from shiftbench.protocols.executors import worker_threads
+        from shiftbench.protocols.executors.dispatch import worker_threads
 
         threads, before = worker_threads(self.config), None
         if threads is not None:  # --cpus-per-unit: as many torch threads as a worker's

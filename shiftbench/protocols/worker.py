@@ -1,6 +1,6 @@
 """What runs inside a worker: a unit as a picklable :class:`UnitTask`, :func:`execute`
 that runs it anywhere and returns a :class:`UnitPayload`, and the test-only fault hooks
-(:data:`FAULT_ENV`). See :mod:`shiftbench.protocols.executors` for the whole picture.
+(:data:`FAULT_ENV`). See :mod:`shiftbench.protocols.executors.dispatch` for the whole picture.
 
 Everything here is importable by module path, so spawned processes and Ray workers can
 unpickle the tasks and the functions they run.

@@ -33,7 +33,7 @@ class Run:
     format_version: int = schema.FORMAT_VERSION
     _maps: dict = field(default_factory=dict, repr=False)
     #: model -> the run directory holding its maps, for a report that combines runs
-    #: (:func:`shiftbench.analysis.report.combine_runs`); models not listed use ``path``
+    #: (:func:`shiftbench.analysis.report.build.combine_runs`); models not listed use ``path``
     map_roots: dict = field(default_factory=dict, repr=False)
 
     def maps_file(self, category: str, model: str, seed: int, name: str) -> Path:

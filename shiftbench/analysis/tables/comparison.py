@@ -33,8 +33,8 @@ import pandas as pd
 
 from shiftbench._hashing import stable_int
 from shiftbench.analysis import stats
-from shiftbench.analysis.defects import NORMAL_DEFECT, defect_table
-from shiftbench.analysis.tables_metrics import (
+from shiftbench.analysis.tables.defects import NORMAL_DEFECT, defect_table
+from shiftbench.analysis.tables.metrics import (
     EFFICIENCY_ORDER,
     PIXEL_METRICS,
     efficiency_table,

@@ -8,7 +8,7 @@ import time
 from collections import deque
 
 from shiftbench.errors import ShiftbenchError
-from shiftbench.protocols.executor_base import MAX_RETRIES, POLL_SECONDS, _Executor, _Failed
+from shiftbench.protocols.executors.base import MAX_RETRIES, POLL_SECONDS, _Executor, _Failed
 from shiftbench.protocols.worker import UnitPayload, UnitTask, _warm, execute
 
 __all__ = ["RayExecutor", "import_ray"]

@@ -8,7 +8,7 @@ import time
 from collections import deque
 from contextlib import contextmanager
 
-from shiftbench.protocols.executor_base import (
+from shiftbench.protocols.executors.base import (
     MAX_RETRIES,
     POLL_SECONDS,
     _died,

@@ -1,4 +1,4 @@
-"""What the steps of :func:`shiftbench.analysis.report.build_report` share: the
+"""What the steps of :func:`shiftbench.analysis.report.build.build_report` share: the
 :class:`Report` it returns, the :class:`Build` state the table and figure steps write
 into, and which scores and severity the tables show."""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from shiftbench.analysis.tables import IMAGE_COLUMN
+from shiftbench.analysis.tables.comparison import IMAGE_COLUMN
 from shiftbench.results import Run, schema
 
 __all__ = [
@@ -71,7 +71,7 @@ def table_scores(run: Run, level: float | None) -> pd.DataFrame:
     """Scores at one severity ``level`` (:func:`table_level`): a severity sweep puts
     several levels in one file. Per-shift runs (a :data:`schema.SHIFT_COLUMN`) keep every
     shift: the tables then pool them, each shift's twin a row of its own, and the
-    :data:`~shiftbench.analysis.tables.IMAGE_COLUMN` column groups one image's rows so the
+    :data:`~shiftbench.analysis.tables.comparison.IMAGE_COLUMN` column groups one image's rows so the
     bootstrap draws images, not rows."""
     s = run.scores
     if "severity" in s.columns and s["severity"].dropna().nunique() > 1:
@@ -158,7 +158,7 @@ class Build:
         files = write_grid(grid, self.tdir / name, self.fmts, self.out)
         if csv is not None:
             files.append(csv)
-        from shiftbench.analysis.table_grid import plain_caption
+        from shiftbench.analysis.tables.grid import plain_caption
 
         self.entries.append(
             Entry("table", section, title, plain_caption(grid.caption), grid.html(), None, files)
@@ -172,7 +172,7 @@ class Build:
 
 
 def suite_name(run: Run) -> str:
-    from shiftbench.analysis.robustness import default_shift
+    from shiftbench.analysis.stats.robustness import default_shift
 
     return default_shift(run.manifest)
 
@@ -194,7 +194,7 @@ def table_context(run: Run, level: float | None) -> str:
 
 
 def over_seeds(run: Run) -> str:
-    from shiftbench.analysis.render import describe_seeds
+    from shiftbench.analysis.tables.render import describe_seeds
 
     seeds = sorted(int(s) for s in run.scores["seed"].unique())
     return describe_seeds(len(seeds), seeds)

@@ -2,15 +2,15 @@
 the summary table (AUSC, relative robustness, worst level, mCE with a baseline), the
 corruption error per shift, the ranking across shifts (with its critical-difference
 diagram) and the heat maps of a metric per shift and severity. The numbers come from
-:mod:`shiftbench.analysis.robustness`."""
+:mod:`shiftbench.analysis.stats.robustness`."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from shiftbench.analysis.report_context import Build, suite_name
-from shiftbench.analysis.report_html import records
+from shiftbench.analysis.report.context import Build, suite_name
+from shiftbench.analysis.report.html import records
 from shiftbench.errors import ShiftbenchError
 
 __all__ = ["robustness_tables"]
@@ -33,7 +33,7 @@ _NO_MCE_NOTE = "mCE needs a baseline model: pass --baseline MODEL."
 
 def robustness_tables(b: Build) -> None:
     """Robustness summary, corruption errors, ranking across shifts, heat maps."""
-    from shiftbench.analysis import robustness as rb
+    from shiftbench.analysis.stats import robustness as rb
 
     metrics = b.run.metrics
     if metrics is None or "shift-noadapt" not in set(metrics["protocol"]):
@@ -65,7 +65,7 @@ def robustness_tables(b: Build) -> None:
 def _summary_grid(b: Build, summ: pd.DataFrame, curves: pd.DataFrame, suite: str):
     """The summary table: clean, mean shifted, drop, relative robustness, AUSC, worst level
     (and mCE, relative mCE with a baseline) per model."""
-    from shiftbench.analysis import render
+    from shiftbench.analysis.tables import render
 
     baseline = b.baseline
     n_shifts = curves["shift"].nunique()
@@ -108,8 +108,8 @@ def _summary_grid(b: Build, summ: pd.DataFrame, curves: pd.DataFrame, suite: str
 def _corruption_errors(b: Build, curves: pd.DataFrame) -> None:
     """The corruption error per model and shift (relative to the baseline); laid out as a
     table only with more than one shift."""
-    from shiftbench.analysis import render
-    from shiftbench.analysis import robustness as rb
+    from shiftbench.analysis.stats import robustness as rb
+    from shiftbench.analysis.tables import render
 
     baseline = b.baseline
     ce = rb.corruption_errors(rb.mean_curves(curves), baseline)
@@ -129,9 +129,9 @@ def _corruption_errors(b: Build, curves: pd.DataFrame) -> None:
 def _ranking(b: Build, curves: pd.DataFrame) -> None:
     """Average ranks across shifts and levels (Friedman / Nemenyi), and their
     critical-difference diagram when there are enough blocks."""
-    from shiftbench.analysis import figures as fig
-    from shiftbench.analysis import render
-    from shiftbench.analysis import robustness as rb
+    from shiftbench.analysis.figures import curves as fig
+    from shiftbench.analysis.stats import robustness as rb
+    from shiftbench.analysis.tables import render
 
     rk = rb.ranking(curves, b.alpha)
     if rk.result is None:
@@ -171,8 +171,8 @@ def _ranking(b: Build, curves: pd.DataFrame) -> None:
 
 def _heatmaps(b: Build, curves: pd.DataFrame, suite: str) -> None:
     """Image AUROC and pixel PRO per shift and severity, one panel per model."""
-    from shiftbench.analysis import figures as fig
-    from shiftbench.analysis import robustness as rb
+    from shiftbench.analysis.figures import curves as fig
+    from shiftbench.analysis.stats import robustness as rb
 
     for metric, label in (("image_auroc", "Image AUROC"), ("pixel_aupro", "Pixel PRO")):
         c = curves if metric == "image_auroc" else rb.curve_frame(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from shiftbench.analysis.report_context import Build, Entry, suite_name
+from shiftbench.analysis.report.context import Build, Entry, suite_name
 from shiftbench.results import Run, schema
 
 __all__ = ["headline", "records", "write_html", "write_summary"]
@@ -35,7 +35,7 @@ def records(df: pd.DataFrame) -> list[dict]:
 def headline(b: Build, comparisons: dict) -> None:
     """The headline numbers of summary.json: per model the macro-average (``mean`` row) of
     each image metric per protocol with its interval, and the Δ columns with their p."""
-    from shiftbench.analysis.tables import COLUMNS
+    from shiftbench.analysis.tables.comparison import COLUMNS
 
     models = {}
     for metric, comp in comparisons.items():

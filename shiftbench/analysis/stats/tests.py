@@ -5,7 +5,7 @@ test, we call them; what is written here is only what they lack (a vectorised st
 bootstrap, the fast DeLong covariance, the Nemenyi critical difference). The metrics
 themselves (AUROC, average precision, F1) are those of :mod:`shiftbench.metrics`, so a
 table and ``metrics.parquet`` never disagree on a definition. The bootstrap and its
-vectorised metrics live in :mod:`shiftbench.analysis.bootstrap`; they are re-exported
+vectorised metrics live in :mod:`shiftbench.analysis.stats.bootstrap`; they are re-exported
 here, so every name of the statistics API imports from ``shiftbench.analysis.stats``.
 
 Conventions: ``labels`` are 0 (normal) / 1 (anomalous), higher scores mean "more
@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _sps
 
-from shiftbench.analysis.bootstrap import (
+from shiftbench.analysis.stats.bootstrap import (
     BootstrapCI,
     VectorisedMetric,
     _as_vectorised,  # noqa: F401  (re-exported: private helpers kept importable from here)

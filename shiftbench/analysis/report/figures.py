@@ -2,13 +2,13 @@
 :mod:`.report_robustness`): degradation bars, ROC/PR curves per category, score
 distributions, severity curves with bootstrap bands, critical-difference diagrams of the
 protocols (only with enough blocks) and qualitative grids. The drawing is in
-:mod:`shiftbench.analysis.figures`."""
+:mod:`shiftbench.analysis.figures.curves`."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from shiftbench.analysis.report_context import Build, level_scores, suite_name
+from shiftbench.analysis.report.context import Build, level_scores, suite_name
 from shiftbench.errors import ShiftbenchError
 from shiftbench.results import schema
 
@@ -17,7 +17,7 @@ __all__ = ["curve_figures", "qualitative_figures", "rank_tests"]
 
 def curve_figures(b: Build, auroc, n_resamples: int, seed: int) -> None:
     """Degradation bars, ROC/PR curves, score distributions, severity curves."""
-    from shiftbench.analysis import figures as fig
+    from shiftbench.analysis.figures import curves as fig
 
     kinds, test, fdir = b.kinds, b.test, b.fdir
     ctx = f" ({b.context})" if b.context else ""
@@ -56,8 +56,8 @@ def curve_figures(b: Build, auroc, n_resamples: int, seed: int) -> None:
 
 def _severity_figures(b: Build, n_resamples: int, seed: int) -> None:
     """Severity curves with bootstrap bands (and per category, with several categories)."""
-    from shiftbench.analysis import figures as fig
-    from shiftbench.analysis import robustness as rb
+    from shiftbench.analysis.figures import curves as fig
+    from shiftbench.analysis.stats import robustness as rb
 
     fdir = b.fdir
     level = round(100 * (1 - b.alpha))
@@ -106,10 +106,10 @@ def _severity_figures(b: Build, n_resamples: int, seed: int) -> None:
 def rank_tests(b: Build, auroc) -> None:
     """Friedman / Nemenyi over (category, seed) blocks, per protocol, and CD diagrams --
     the diagrams only with :data:`robustness.MIN_CD_BLOCKS` blocks or more."""
-    from shiftbench.analysis import figures as fig
     from shiftbench.analysis import stats
-    from shiftbench.analysis.palette import protocol_label
-    from shiftbench.analysis.robustness import MIN_CD_BLOCKS
+    from shiftbench.analysis.figures import curves as fig
+    from shiftbench.analysis.figures.palette import protocol_label
+    from shiftbench.analysis.stats.robustness import MIN_CD_BLOCKS
 
     if b.test["model"].nunique() < 3:
         b.out.skipped.append("rank tests and critical-difference diagrams: need at least 3 models")
@@ -163,7 +163,7 @@ def rank_tests(b: Build, auroc) -> None:
 
 def qualitative_figures(b: Build) -> None:
     """One qualitative grid per (category, model), from the first seed with saved maps."""
-    from shiftbench.analysis.qualitative import qualitative_rows
+    from shiftbench.analysis.figures.qualitative import qualitative_rows
 
     roots = {b.run.path, *b.run.map_roots.values()}
     if not any((r / schema.MAPS).is_dir() for r in roots):
@@ -187,9 +187,9 @@ def qualitative_figures(b: Build) -> None:
 
 def _qualitative_grid(b: Build, cat: str, model: str, s, rows, protocol: str, scale: dict):
     """Draw the grid of one (category, model, seed): ``rows``, ``protocol`` and ``scale`` as
-    :func:`shiftbench.analysis.qualitative.qualitative_rows` returns them."""
-    from shiftbench.analysis import figures as fig
-    from shiftbench.analysis.palette import protocol_label
+    :func:`shiftbench.analysis.figures.qualitative.qualitative_rows` returns them."""
+    from shiftbench.analysis.figures import curves as fig
+    from shiftbench.analysis.figures.palette import protocol_label
 
     sev = f", severity {b.level:g}" if protocol != "clean" and b.level is not None else ""
     b.figure(

@@ -1,6 +1,6 @@
 """Laying out the tables of :mod:`.tables` as LaTeX (booktabs), Markdown and HTML.
 
-A table is first a :class:`~shiftbench.analysis.table_grid.Grid` (header, blocks of rows
+A table is first a :class:`~shiftbench.analysis.tables.grid.Grid` (header, blocks of rows
 of cells: :mod:`.table_grid`, which also writes each format), laid out here per kind of
 table. Values are shown in % unless a cell says otherwise; the best model per block and
 column is bold; marks on the Δ columns come from Holm-adjusted p values.
@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from shiftbench.analysis.table_grid import (
+from shiftbench.analysis.tables.comparison import COLUMNS, PIXEL_METRICS, ProtocolComparison
+from shiftbench.analysis.tables.grid import (
     COLUMN_PT,
     LATEX_PREAMBLE,
     Cell,
@@ -22,7 +23,6 @@ from shiftbench.analysis.table_grid import (
     p_marks,
     plain_caption,
 )
-from shiftbench.analysis.tables import COLUMNS, PIXEL_METRICS, ProtocolComparison
 from shiftbench.results import schema
 
 __all__ = [

@@ -6,7 +6,7 @@
 * PDFs embed their fonts as TrueType (``pdf.fonttype`` 42): editable, searchable and
   accepted by publishers' checks.
 * Models look the same in every figure of every run: colour, marker and line style come
-  from :mod:`shiftbench.analysis.palette`, by model *name*. Protocols are named as in the
+  from :mod:`shiftbench.analysis.figures.palette`, by model *name*. Protocols are named as in the
   tables (``clean``, ``shift, no adapt.``, ``shift, adapt.``) and told apart by grey level
   *and* hatch, so nothing depends on colour alone.
 
@@ -25,7 +25,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from shiftbench.analysis import palette  # noqa: E402
+from shiftbench.analysis.figures import palette  # noqa: E402
 
 __all__ = [
     "DPI",

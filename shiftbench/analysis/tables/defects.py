@@ -58,7 +58,7 @@ def defect_table(scores: pd.DataFrame) -> pd.DataFrame:
 
 def _masks(run: Run, cat: str, seed: int, ids: list[str], size: int, shifted: bool,
            level: float | None, cache: dict) -> np.ndarray:  # fmt: skip
-    from shiftbench.analysis.qualitative import replay_suite, replay_twin
+    from shiftbench.analysis.stats.replay import replay_suite, replay_twin
     from shiftbench.data.io import read_image, read_mask
 
     sp = run.splits[(run.splits["seed"] == seed) & (run.splits["category"] == cat)]

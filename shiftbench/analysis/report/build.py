@@ -8,7 +8,7 @@ Reads runs through :func:`shiftbench.results.load_run` (the format is
   bootstrap intervals and Holm-corrected tests), pixel metrics, ``efficiency``,
   ``threshold_transfer``, ``severity_<metric>`` (every level of a sweep as a column),
   ``defects_<category>`` (recall per defect type), ``robustness`` (AUSC, relative
-  robustness, worst level, mCE: :mod:`shiftbench.analysis.robustness`),
+  robustness, worst level, mCE: :mod:`shiftbench.analysis.stats.robustness`),
   ``corruption_error`` (with a baseline), ``robustness_ranks`` and ``rank_tests.csv``;
 * ``figures/*.{pdf,png}``: degradation bars, ROC/PR curves per category, score
   distributions, severity curves with bootstrap bands (and per category), robustness heat
@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
-from shiftbench.analysis.report_context import (
+from shiftbench.analysis.report.context import (
     Build,
     Report,
     over_seeds,
@@ -38,11 +38,11 @@ from shiftbench.analysis.report_context import (
     table_level,
     table_scores,
 )
-from shiftbench.analysis.report_figures import curve_figures, qualitative_figures, rank_tests
-from shiftbench.analysis.report_html import headline, write_html, write_summary
-from shiftbench.analysis.report_robustness import robustness_tables
-from shiftbench.analysis.report_runs import combine_runs
-from shiftbench.analysis.report_tables import (
+from shiftbench.analysis.report.figures import curve_figures, qualitative_figures, rank_tests
+from shiftbench.analysis.report.html import headline, write_html, write_summary
+from shiftbench.analysis.report.robustness import robustness_tables
+from shiftbench.analysis.report.runs import combine_runs
+from shiftbench.analysis.report.tables import (
     TABLE_METRICS,
     defect_tables,
     image_tables,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from shiftbench.analysis.report_context import Build, suite_name
+from shiftbench.analysis.report.context import Build, suite_name
 from shiftbench.results import schema
 
 __all__ = ["TABLE_METRICS", "defect_tables", "image_tables", "other_tables", "sweep_tables"]
@@ -18,7 +18,8 @@ TABLE_METRICS = ("image_auroc", "image_auprc", "image_f1")
 
 def image_tables(b: Build, n_resamples: int, seed: int) -> dict:
     """Protocol comparison tables; returns them by metric."""
-    from shiftbench.analysis import render, tables
+    from shiftbench.analysis.tables import comparison as tables
+    from shiftbench.analysis.tables import render
 
     comparisons = {}
     for metric in TABLE_METRICS:
@@ -35,7 +36,9 @@ def image_tables(b: Build, n_resamples: int, seed: int) -> dict:
 def other_tables(b: Build) -> None:
     """Pixel metrics (whole-map values from metrics.parquet, at the tables' severity),
     threshold transfer and efficiency."""
-    from shiftbench.analysis import render, tables, transfer
+    from shiftbench.analysis.stats import transfer
+    from shiftbench.analysis.tables import comparison as tables
+    from shiftbench.analysis.tables import render
 
     metrics = b.run.metrics
     if metrics is not None:
@@ -62,8 +65,9 @@ def other_tables(b: Build) -> None:
 
 def sweep_tables(b: Build) -> None:
     """Every severity as a column (and the clean reference)."""
-    from shiftbench.analysis import render, tables
-    from shiftbench.analysis.palette import protocol_label
+    from shiftbench.analysis.figures.palette import protocol_label
+    from shiftbench.analysis.tables import comparison as tables
+    from shiftbench.analysis.tables import render
 
     metrics = b.run.metrics
     if metrics is None or len(b.levels) < 2:
@@ -101,8 +105,9 @@ def sweep_tables(b: Build) -> None:
 def _defect_grid(b: Build, d: pd.DataFrame, value: str, cat: str, caption: str, notes: list,
                  label: str, normal: bool):  # fmt: skip
     """Rows = (model, protocol), columns = defect types (normal images last, if ``normal``)."""
-    from shiftbench.analysis import render, tables
-    from shiftbench.analysis.palette import protocol_label
+    from shiftbench.analysis.figures.palette import protocol_label
+    from shiftbench.analysis.tables import comparison as tables
+    from shiftbench.analysis.tables import render
 
     defects = sorted(x for x in set(d["defect_type"]) if x != tables.NORMAL_DEFECT)
     if normal and tables.NORMAL_DEFECT in set(d["defect_type"]):
@@ -130,8 +135,9 @@ def defect_tables(b: Build) -> None:
     """Per category: image recall per defect type at the validation threshold (and the
     false-positive rate on normal images), per protocol; pixel PRO per defect type where
     the run saved maps."""
-    from shiftbench.analysis import render, tables
-    from shiftbench.analysis.defects import defect_pro_table
+    from shiftbench.analysis.tables import comparison as tables
+    from shiftbench.analysis.tables import render
+    from shiftbench.analysis.tables.defects import defect_pro_table
 
     dt = tables.defect_table(b.scores)
     if dt.empty:

@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from shiftbench.analysis import stats  # noqa: E402
-from shiftbench.analysis.figure_style import (  # noqa: E402
+from shiftbench.analysis.figures.style import (  # noqa: E402
     MAX_HEIGHT,
     ONE_COLUMN,
     TWO_COLUMN,
@@ -37,7 +37,7 @@ def robustness_heatmap(
 ) -> list[Path]:
     """One panel per model: rows = shifts, columns = severity (clean first), cell colour =
     the metric (one colour scale for every model), text = value and drop from clean (both
-    in %). ``frame``: :func:`shiftbench.analysis.robustness.heatmap_frame`."""
+    in %). ``frame``: :func:`shiftbench.analysis.stats.robustness.heatmap_frame`."""
     models = sorted(frame["model"].unique())
     shifts = sorted(frame["shift"].unique())
     levels = sorted(frame["severity"].unique())

@@ -27,8 +27,8 @@ run again on another worker, at most :data:`MAX_RETRIES` times; a unit that rais
 the units already running are finished and written, and ``--resume`` picks up the rest.
 
 Where things live: :mod:`~shiftbench.protocols.worker` (what runs inside a worker),
-:mod:`~shiftbench.protocols.executor_base` (what the executors share),
-:mod:`~shiftbench.protocols.executor_process` and :mod:`~shiftbench.protocols.executor_ray`
+:mod:`~shiftbench.protocols.executors.base` (what the executors share),
+:mod:`~shiftbench.protocols.executors.process` and :mod:`~shiftbench.protocols.executors.ray`
 (the executors); this module holds the driver's side and re-exports the rest.
 """
 
@@ -43,19 +43,19 @@ import pandas as pd
 
 from shiftbench.errors import ShiftbenchError
 from shiftbench.protocols.config import EXECUTORS, StudyConfig
-from shiftbench.protocols.executor_base import (  # noqa: F401  (re-exported)
+from shiftbench.protocols.executors.base import (  # noqa: F401  (re-exported)
     MAX_RETRIES,
     POLL_SECONDS,
     _died,
     _Executor,
     _Failed,
 )
-from shiftbench.protocols.executor_process import (  # noqa: F401  (re-exported)
+from shiftbench.protocols.executors.process import (  # noqa: F401  (re-exported)
     ProcessExecutor,
     _thread_env,
     _worker_init,
 )
-from shiftbench.protocols.executor_ray import RayExecutor, _ray_execute, import_ray  # noqa: F401
+from shiftbench.protocols.executors.ray import RayExecutor, _ray_execute, import_ray  # noqa: F401
 from shiftbench.protocols.plan import Unit
 from shiftbench.protocols.worker import (  # noqa: F401  (re-exported)
     FAULT_ENV,

@@ -19,8 +19,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from shiftbench.analysis import palette  # noqa: E402
-from shiftbench.analysis.figure_style import (  # noqa: E402
+from shiftbench.analysis.figures import palette  # noqa: E402
+from shiftbench.analysis.figures.grids import (  # noqa: E402
+    critical_difference_diagram,
+    qualitative_grid,
+    robustness_heatmap,
+)
+from shiftbench.analysis.figures.style import (  # noqa: E402
     DPI,
     MAX_HEIGHT,
     ONE_COLUMN,
@@ -30,11 +35,6 @@ from shiftbench.analysis.figure_style import (  # noqa: E402
     model_style,
     paper_style,
     save_figure,
-)
-from shiftbench.analysis.figures_grids import (  # noqa: E402
-    critical_difference_diagram,
-    qualitative_grid,
-    robustness_heatmap,
 )
 
 __all__ = [
@@ -63,7 +63,7 @@ __all__ = [
 
 def degradation_bars(comparison, stem: Path, subtitle: str = "") -> list[Path]:
     """Bars of a metric per category (and ``mean``) x protocol, one panel per model, with
-    the bootstrap intervals of :func:`shiftbench.analysis.tables.protocol_comparison`.
+    the bootstrap intervals of :func:`shiftbench.analysis.tables.comparison.protocol_comparison`.
     ``subtitle`` (suite, severity) goes into the figure title."""
     t = comparison.table
     models = list(dict.fromkeys(t["model"]))
@@ -285,7 +285,7 @@ def severity_curves(
     title: str = "",
 ) -> list[Path] | None:
     """Metric against shift severity, one panel per shifted protocol (``bands``: protocol
-    -> :func:`shiftbench.analysis.robustness.severity_bands` frame), one line per model
+    -> :func:`shiftbench.analysis.stats.robustness.severity_bands` frame), one line per model
     with its bootstrap band. Severity 0 is the clean result, the first point of every
     curve. Returns None (draws nothing) without at least one shifted level."""
     panels = [(p, b) for p, b in bands.items() if len(b) and (b["severity"] > 0).any()]
