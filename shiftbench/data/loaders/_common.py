@@ -105,3 +105,68 @@ def finish(rows: list[dict], root: Path) -> pd.DataFrame:
             f"{table.loc[dup, 'image_path'].iloc[0]}: duplicate image id (same name, other extension?); rename it"
         )
     return table.sort_values("sample_id", kind="stable").reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------- derived masks
+#: Bump when :func:`merged_mask` writes other pixels for the same source files.
+MERGE_VERSION = 1
+
+
+def derived_masks_dir() -> Path:
+    """Where masks made from a dataset's files live (``<cache_dir()>/masks``): never
+    inside the user's dataset; safe to delete (they are made again on the next load)."""
+    from shiftbench.data.cache import cache_dir
+
+    return cache_dir() / "masks"
+
+
+def merged_mask(sources: list[Path], relative: Path, name: str) -> Path:
+    """One {0, 255} PNG mask that is the union of ``sources`` (each read as grey; every
+    non-zero pixel counts), kept in :func:`derived_masks_dir` as ``<name>-<key>/<relative>``.
+
+    ``key`` digests every source's absolute path, byte size and modification time (ns),
+    so an edited or replaced source gets a new file and a stale one is never returned;
+    the file is written atomically (temporary file, then rename). ``relative`` is where
+    the mask sits in the dataset's own layout (``shiftbench shift`` writes the shifted
+    mask there: :func:`derived_relative`). Sources of different sizes are an error
+    naming both files."""
+    import numpy as np
+    from PIL import Image
+
+    from shiftbench._io import atomic_file
+    from shiftbench.data.cache import digest
+    from shiftbench.data.io import _open, to_8bit
+
+    files = []
+    for src in sources:
+        st = os.stat(src)
+        files.append([os.path.abspath(src), st.st_size, st.st_mtime_ns])
+    target = derived_masks_dir() / f"{name}-{digest([MERGE_VERSION, files])}" / relative
+    if target.is_file():
+        return target
+    union = None
+    for src in sources:
+        grey = np.asarray(to_8bit(_open(src)).convert("L"))
+        if union is None:
+            union, first = grey > 0, src
+        elif grey.shape != union.shape:
+            raise ShiftbenchError(
+                f"{src}: mask size {grey.shape[1]}x{grey.shape[0]} differs from {first} "
+                f"({union.shape[1]}x{union.shape[0]}); masks of one image must share its size"
+            )
+        else:
+            union |= grey > 0
+    out = np.where(union, 255, 0).astype(np.uint8)
+    with atomic_file(target) as tmp:
+        Image.fromarray(out).save(tmp, format="PNG")
+    return target
+
+
+def derived_relative(path: str | Path) -> Path | None:
+    """The layout path of a mask made by :func:`merged_mask` (the part after its
+    ``<name>-<key>`` folder), or None for any other file."""
+    try:
+        rest = Path(path).resolve().relative_to(derived_masks_dir().resolve())
+    except ValueError:
+        return None
+    return Path(*rest.parts[1:]) if len(rest.parts) > 1 else None
