@@ -388,3 +388,23 @@ def test_splits_command_prints_counts(kind, request, tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["splits", "--dataset", kind, "--root", str(root)])
     assert result.exit_code == 0, result.output
     assert first_defect in result.output and "train" in result.output and "test" in result.output
+
+
+def test_shift_command_writes_twins_that_load_again(loco_tree, tmp_path, monkeypatch):
+    """LOCO's merged masks (in the cache) land at ``ground_truth/<type>/<id>/000.png`` of
+    the twin, and Real-IAD's split files are copied: both twins load with their kind."""
+    from shiftbench.cli.main import app
+
+    monkeypatch.setenv("SHIFTBENCH_CACHE", str(tmp_path / "cache"))
+    realiad = tmp_path / "Real-IAD"
+    _realiad_tree(realiad, cats=("tape",))
+    for kind, root, cats in (("loco", loco_tree[0], "pushpins"), ("realiad", realiad, "tape")):
+        out = tmp_path / f"{kind}-shifted"
+        argv = ["shift", "--dataset", kind, "--root", str(root), "--categories", cats]
+        argv += ["--suite", "photometric", "--severity", "2", "--out", str(out), "--workers", "1"]
+        result = CliRunner().invoke(app, argv)
+        assert result.exit_code == 0, result.output
+        before, after = load_dataset(kind, root, [cats]), load_dataset(kind, out, [cats])
+        assert after["sample_id"].tolist() == before["sample_id"].tolist()
+        assert after["mask_path"].notna().tolist() == before["mask_path"].notna().tolist()
+        assert all(str(out) in p for p in after["mask_path"].dropna())
