@@ -408,3 +408,28 @@ def test_shift_command_writes_twins_that_load_again(loco_tree, tmp_path, monkeyp
         assert after["sample_id"].tolist() == before["sample_id"].tolist()
         assert after["mask_path"].notna().tolist() == before["mask_path"].notna().tolist()
         assert all(str(out) in p for p in after["mask_path"].dropna())
+
+
+def test_views_option_from_the_command_line(tmp_path):
+    from shiftbench.cli.main import app
+    from shiftbench.protocols.config import load_config
+
+    root = tmp_path / "Real-IAD"
+    _realiad_tree(root, cats=("mint",))
+    out = tmp_path / "split.csv"
+    argv = ["splits", "--dataset", "realiad", "--root", str(root), "--views", "C2,C5"]
+    result = CliRunner().invoke(app, [*argv, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    import pandas as pd
+
+    table = pd.read_csv(out)
+    assert set(table["image_path"].str.extract(r"_(C[1-5])_")[0]) == {"C2", "C5"}
+    # a layout without views refuses the option in one line
+    bad = CliRunner().invoke(
+        app, ["splits", "--dataset", "mtd", "--root", str(root), "--views", "C1"]
+    )
+    assert isinstance(bad.exception, ShiftbenchError) and bad.exception.param == "views"
+    assert "views: not an option of dataset 'mtd'" in str(bad.exception)
+    # unset, views stays out of the study's hash (old run folders keep their names)
+    assert "views" not in load_config(None, {}).hash_payload()
+    assert load_config(None, {"views": "C1"}).hash != load_config(None, {}).hash

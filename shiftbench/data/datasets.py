@@ -34,6 +34,7 @@ category), sorts it by ``sample_id`` and, with ``validate=True``, reads every he
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -173,6 +174,25 @@ def validate_samples(table: pd.DataFrame) -> None:
                 )
 
 
+def _check_options(kind: str, load: Callable, options: dict) -> None:
+    """An option the loader does not take (``--views`` for ``mvtec``) is a one-line
+    error naming it, not a TypeError from deep inside."""
+    try:
+        params = inspect.signature(load).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    takes = [n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    for name in options:
+        if name not in takes:
+            raise ShiftbenchError(
+                f"{name}: not an option of dataset {kind!r} (it takes "
+                f"{', '.join(takes) or 'none'}); leave it out or choose another --dataset",
+                param=name,
+            )
+
+
 def load_dataset(
     kind: str,
     root: str | Path | None = None,
@@ -186,6 +206,8 @@ def load_dataset(
     ``kind`` is one of :func:`dataset_kinds`; ``synthetic`` with ``root=None`` uses (and if
     needed generates) the cached embedded synthetic dataset. ``validate`` reads every
     image and mask header to catch unreadable files and size mismatches up front.
+    ``options`` go to the loader (``views`` for ``realiad``, ``split_seed`` for ``mtd``,
+    ``normal_dir`` for ``folder``...); one it does not take is a one-line error.
     """
     if kind == "synthetic":
         from shiftbench.data.synthetic import default_synthetic_root
@@ -197,6 +219,7 @@ def load_dataset(
         raise ShiftbenchError(f"dataset {kind!r} needs --root pointing at its top folder")
     if isinstance(categories, str):
         categories = [c for c in categories.split(",") if c]
+    _check_options(kind, entry.obj, options)
     if entry.origin == "builtin":
         table = entry.obj(root, categories, **options)
     else:
