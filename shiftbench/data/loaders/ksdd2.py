@@ -29,11 +29,15 @@ def _foreground(masks: list[Path]) -> np.ndarray:
     """Whether each mask has any anomalous pixel under :func:`read_mask`'s rule, kept in
     the array cache (keyed by the files' path, size and mtime and the reader's source) so
     the thousands of masks are decoded once."""
-    from shiftbench.data.cache import batch_key, cached
+    from concurrent.futures import ThreadPoolExecutor
+
+    from shiftbench.data.cache import READ_THREADS, batch_key, cached
     from shiftbench.data.io import read_mask
 
     def compute() -> dict[str, np.ndarray]:
-        return {"a": np.array([bool(read_mask(p).any()) for p in masks], dtype=bool)}
+        with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:  # decoding frees the GIL
+            found = list(pool.map(lambda p: bool(read_mask(p).any()), masks))
+        return {"a": np.array(found, dtype=bool)}
 
     key = batch_key(masks, 0, "ksdd2-foreground")
     out = cached("ksdd2-foreground", key, compute)["a"]
