@@ -117,6 +117,9 @@ def register_dataset(
     return deco
 
 
+_loader = register_dataset  # its former private name
+
+
 def dataset_kinds() -> list[str]:
     """Names accepted by :func:`load_dataset` (built-ins and plugins, without importing them)."""
     return DATASETS.names()

@@ -129,7 +129,11 @@ def load_realiad(
         meta = data.get("meta") or {}
         normal_class = str(meta.get("normal_class", "OK"))
         prefix = str(meta.get("prefix") or "")
-        base = images_root / prefix if prefix else images_root / cat
+        base = images_root / cat
+        if prefix:  # relative to the image folder; some copies give it from the top folder
+            base = images_root / prefix
+            if not base.is_dir() and (root / prefix).is_dir():
+                base = root / prefix
         for split in ("train", "test"):
             for entry in data.get(split, []):
                 image = base / str(entry["image_path"])
