@@ -373,6 +373,7 @@ def test_splits_command_prints_counts(kind, request, tmp_path, monkeypatch):
     from shiftbench.cli.main import app
 
     monkeypatch.setenv("SHIFTBENCH_CACHE", str(tmp_path / "cache"))
+    n_cats = {"loco": 5, "mpdd": 6, "ksdd2": 1, "realiad": 2, "mtd": 1}
     if kind == "realiad":
         root = tmp_path / "Real-IAD"
         _realiad_tree(root)
@@ -388,6 +389,11 @@ def test_splits_command_prints_counts(kind, request, tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["splits", "--dataset", kind, "--root", str(root)])
     assert result.exit_code == 0, result.output
     assert first_defect in result.output and "train" in result.output and "test" in result.output
+    # run plans a study on it (the dry run loads and splits the dataset, fits nothing)
+    argv = ["run", "--dataset", kind, "--root", str(root), "--weights", "random", "--dry-run"]
+    plan = CliRunner().invoke(app, [*argv, "--out", str(tmp_path / "run")])
+    assert plan.exit_code == 0, plan.output
+    assert plan.output.startswith(f"{n_cats[kind]} fits: 1 seed(s) x {n_cats[kind]} group(s)")
 
 
 def test_shift_command_writes_twins_that_load_again(loco_tree, tmp_path, monkeypatch):
