@@ -5,7 +5,9 @@ from __future__ import annotations
 import typer
 
 list_app = typer.Typer(
-    help="List what is available: perturbations, suites, models.", no_args_is_help=True
+    help="List what is available: perturbations, suites, models.",
+    no_args_is_help=True,
+    rich_markup_mode=None,  # plain help, as the root app (shiftbench.cli.main)
 )
 
 
@@ -38,7 +40,7 @@ def perturbation_groups() -> list[tuple[str, list[tuple[str, str, str]]]]:
     return [(g, groups[g]) for g in order]
 
 
-@list_app.command("perturbations")
+@list_app.command("perturbations", short_help="Perturbations, grouped by family.")
 def list_perturbations() -> None:
     """Built-in and plugin perturbations, grouped by family (the ImageNet-C corruptions and
     the acquisition shifts as their own groups); each row gives name, family, origin."""

@@ -96,4 +96,4 @@ def run(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("run")(run)
+    app.command("run", short_help="Run a study: splits, twins, fits, metrics.")(run)

@@ -1,0 +1,58 @@
+"""How the CLI ends when something goes wrong: an unexpected exception in one line (the
+traceback with SHIFTBENCH_DEBUG=1), Ctrl-C in a run with what finished and how to resume,
+did-you-mean for suite names and study-file keys."""
+
+from __future__ import annotations
+
+import pytest
+
+from shiftbench.cli.main import main
+
+
+def _main(argv, capsys):
+    try:
+        main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    else:
+        code = 0
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _broken_cache_info():
+    raise RuntimeError("disk on fire\nsecond line of detail")
+
+
+def test_an_unexpected_error_is_one_line_and_exits_non_zero(monkeypatch, capsys):
+    import shiftbench.data.cache as cache
+
+    monkeypatch.delenv("SHIFTBENCH_DEBUG", raising=False)
+    monkeypatch.setattr(cache, "cache_info", _broken_cache_info)
+    code, out, err = _main(["cache", "info"], capsys)
+    assert code == 1
+    assert err.strip().splitlines() == [
+        "error: RuntimeError: disk on fire (unexpected; run with SHIFTBENCH_DEBUG=1 for the "
+        "traceback)"
+    ]
+    assert "Traceback" not in err and "AttributeError" not in err
+
+
+def test_shiftbench_debug_shows_the_traceback(monkeypatch, capsys):
+    import shiftbench.data.cache as cache
+
+    monkeypatch.setenv("SHIFTBENCH_DEBUG", "1")
+    monkeypatch.setattr(cache, "cache_info", _broken_cache_info)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        main(["cache", "info"])
+
+
+def test_usage_errors_and_help_use_public_typer_names(capsys):
+    code, _, err = _main(["run", "--no-such-option"], capsys)
+    assert code == 2 and err.startswith("error: No such option: --no-such-option")
+    assert len(err.strip().splitlines()) == 1
+    code, out, err = _main(["list"], capsys)  # a group without a command: its help
+    assert code in (0, 2) and "perturbations" in out + err and "error" not in err
+    import shiftbench.cli.main as cli_main
+
+    assert "typer._click" not in open(cli_main.__file__).read()
