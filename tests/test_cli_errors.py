@@ -56,3 +56,62 @@ def test_usage_errors_and_help_use_public_typer_names(capsys):
     import shiftbench.cli.main as cli_main
 
     assert "typer._click" not in open(cli_main.__file__).read()
+
+
+# -- Ctrl-C in a run ---------------------------------------------------------------------
+
+
+def _tiny_run(root) -> list[str]:
+    """A two-fit study on the tiny synthetic data (random weights, 64 px, clean only)."""
+    return [
+        "run",
+        "--dataset",
+        "mvtec",
+        "--root",
+        str(root),
+        "--categories",
+        "brick,washer",
+        "--weights",
+        "random",
+        "--image-size",
+        "64",
+        "--protocol",
+        "clean",
+        "--model-option",
+        "patchcore.coreset_ratio=0.1",
+        "--no-progress",
+    ]
+
+
+def test_ctrl_c_says_what_finished_and_how_to_resume(tiny_synthetic, tmp_path, monkeypatch, capsys):
+    import shlex
+
+    from shiftbench.protocols.runner import StudyRunner
+
+    monkeypatch.chdir(tmp_path)  # the run goes to results/<name>
+    original = StudyRunner._run_unit
+    calls = []
+
+    def interrupted_second_fit(self, run, unit, data):
+        calls.append(unit.key)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(self, run, unit, data)
+
+    with monkeypatch.context() as mp:
+        mp.setattr(StudyRunner, "_run_unit", interrupted_second_fit)
+        code, out, err = _main(_tiny_run(tiny_synthetic), capsys)
+    assert code == 130
+    lines = err.strip().splitlines()
+    runs = list((tmp_path / "results").iterdir())
+    assert len(runs) == 1
+    path = runs[0].relative_to(tmp_path)
+    assert lines[0] == f"interrupted: 1 of 2 fits finished and kept in {path}"
+    assert lines[1].startswith("continue with: shiftbench run --dataset mvtec")
+    resume = shlex.split(lines[1][len("continue with: ") :])
+    assert resume[-3:] == ["--out", str(path), "--resume"]
+    # the command it gives continues the run: only the missing fit runs
+    code, out, err = _main(resume[1:], capsys)
+    assert code == 0, err
+    assert f"resuming {path}: 1 of 2 fits already done" in out
+    assert "results: " in out and len(list((tmp_path / "results").iterdir())) == 1

@@ -23,7 +23,7 @@ from shiftbench.cli import (
     run_cmd,
     shift_cmd,
 )
-from shiftbench.cli.options import flag_of
+from shiftbench.cli.options import flag_of, set_argv
 from shiftbench.errors import ShiftbenchError
 
 app = typer.Typer(
@@ -97,6 +97,8 @@ def main(argv: list[str] | None = None) -> None:
     """Run the CLI. User errors (bad input, bad options) print one line on stderr naming the
     file or the flag, and exit with status 2. Any other exception is a bug: one line naming
     it, exit status 1, the traceback only with ``SHIFTBENCH_DEBUG=1``."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    set_argv(argv)
     try:
         code = app(args=argv, standalone_mode=False)
     except ShiftbenchError as exc:

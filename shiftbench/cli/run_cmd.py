@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from shiftbench.cli.options import cli_fields, with_study_options
+from shiftbench.cli.options import cli_fields, command_line, with_study_options
 
 
 def _model_options(items: list[str] | None) -> dict | None:
@@ -28,6 +28,37 @@ def _model_options(items: list[str] | None) -> dict | None:
             )
         out.setdefault(name, {})[key] = yaml.safe_load(value)
     return out
+
+
+#: The exit status of a run stopped with Ctrl-C (128 + SIGINT, as shells report it).
+INTERRUPTED = 130
+
+
+def resume_command(command: list[str], path: Path) -> list[str]:
+    """``command`` (``["shiftbench", "run", ...]``) made to continue the run in ``path``:
+    ``--resume`` added, and ``--out path`` unless an ``--out`` is given (without it,
+    ``--resume`` looks in ``results/<name>``, not in a ``-2`` folder)."""
+    args = [a for a in command if a != "--resume"]
+    if not any(a == "--out" or a.startswith("--out=") for a in args):
+        args += ["--out", str(path)]
+    return [*args, "--resume"]
+
+
+def interrupted_message(runner, command: list[str]) -> str:
+    """What a run stopped with Ctrl-C says: the fits finished and kept, where, and the
+    exact command that continues it."""
+    import shlex
+
+    from shiftbench.results import RunDir
+
+    if runner.path is None:
+        return "interrupted before the run folder was made; nothing was written"
+    done = len(RunDir(runner.path, None).done_units())
+    total = len(runner.units)
+    return (
+        f"interrupted: {done} of {total} fits finished and kept in {runner.path}\n"
+        f"continue with: {shlex.join(resume_command(command, runner.path))}"
+    )
 
 
 def check_names(cfg) -> None:
@@ -68,9 +99,8 @@ def run(
 ) -> None:
     """Run a study: splits, shifted twins, fits, thresholds on validation, metrics.
     Every option defaults to the demo study (shown below); a --config file overrides the
-    defaults and command-line options override the file."""
-    import sys
-
+    defaults and command-line options override the file. Ctrl-C keeps every finished fit
+    and prints the command that continues the run."""
     from shiftbench.protocols.config import load_config
     from shiftbench.protocols.runner import StudyRunner
 
@@ -81,14 +111,18 @@ def run(
         cfg,
         out,
         resume=resume,
-        command=["shiftbench", *sys.argv[1:]],
+        command=command_line(),
         progress=progress,
         echo=typer.echo,
     )
     if dry_run:
         typer.echo(runner.describe())
         return
-    result = runner.run()
+    try:
+        result = runner.run()
+    except KeyboardInterrupt:
+        typer.echo("\n" + interrupted_message(runner, command_line()), err=True)
+        raise typer.Exit(INTERRUPTED) from None
     from shiftbench.analysis.summary import summary_text
 
     typer.echo(summary_text(result.metrics, len(cfg.seeds)))

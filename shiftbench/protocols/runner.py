@@ -62,6 +62,8 @@ class StudyRunner:
         self.progress = progress
         self.echo = echo
         self.out = Path(out) if out is not None else None
+        #: the run folder, once :meth:`run` has opened it (an interrupted run's, too)
+        self.path: Path | None = None
         if config.image_cache:
             budget_gb()  # a bad $SHIFTBENCH_CACHE_GB fails now, not after the first fit
         self.samples = load_dataset(config.dataset, config.root, config.categories)
@@ -164,6 +166,7 @@ class StudyRunner:
 
         t_start = time.perf_counter()
         run = self._open_run()
+        self.path = run.path
         source = ImageSource(
             self.config, self.splits, self.suites, run.write_shift_params, self.progress
         )
