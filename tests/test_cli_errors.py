@@ -115,3 +115,35 @@ def test_ctrl_c_says_what_finished_and_how_to_resume(tiny_synthetic, tmp_path, m
     assert code == 0, err
     assert f"resuming {path}: 1 of 2 fits already done" in out
     assert "results: " in out and len(list((tmp_path / "results").iterdir())) == 1
+
+
+# -- did you mean ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("suite", "shown", "meant"),
+    [("each:adshfit", "adshfit", "adshift"), ("mvtec-shfit", "mvtec-shfit", "mvtec-shift")],
+)
+def test_a_misspelt_suite_gets_a_suggestion(suite, shown, meant, tmp_path, capsys):
+    code, _, err = _main(["run", "--suite", suite, "--dry-run", "--out", str(tmp_path)], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert err.startswith(f"error: --suite: unknown suite '{shown}'; did you mean '{meant}'")
+
+
+def test_a_misspelt_study_file_key_gets_a_suggestion(tmp_path, capsys):
+    study = tmp_path / "study.yaml"
+    study.write_text("image_szie: 128\n")
+    code, _, err = _main(["run", "--config", str(study), "--dry-run"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert err.startswith(f"error: {study}: unknown option 'image_szie'; did you mean 'image_size'")
+    study.write_text("seed: 1\n")
+    code, _, err = _main(["run", "--config", str(study), "--dry-run"], capsys)
+    assert "unknown option 'seed'; did you mean 'seeds'?" in err
+
+
+def test_a_misspelt_override_gets_a_suggestion():
+    from shiftbench.errors import ShiftbenchError
+    from shiftbench.protocols.config import load_config
+
+    with pytest.raises(ShiftbenchError, match="modles: unknown option; did you mean 'models'"):
+        load_config(None, {"modles": "patchcore"})

@@ -483,6 +483,14 @@ def _executor_options(values: dict[str, Any]) -> None:
             )
 
 
+def _did_you_mean(name: Any, known: set[str]) -> str:
+    """``"did you mean 'image_size'? "`` for a misspelt option (``image_szie``), else ``""``."""
+    from shiftbench._registry import suggest
+
+    close = suggest(str(name), known)
+    return f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+
+
 def _read_study_file(study_file: str | Path, known: set[str]) -> dict[str, Any]:
     path = Path(study_file)
     if not path.is_file():
@@ -497,10 +505,11 @@ def _read_study_file(study_file: str | Path, known: set[str]) -> dict[str, Any]:
         ) from None
     if not isinstance(data, dict):
         raise ShiftbenchError(f"{path}: a study file must be a mapping of option: value")
-    unknown = sorted(set(data) - known)
+    unknown = sorted(set(data) - known, key=str)
     if unknown:
         raise ShiftbenchError(
-            f"{path}: unknown option {unknown[0]!r}; known options: {', '.join(sorted(known))}"
+            f"{path}: unknown option {unknown[0]!r}; {_did_you_mean(unknown[0], known)}"
+            f"known options: {', '.join(sorted(known))}"
         )
     return data
 
@@ -522,7 +531,10 @@ def load_config(
         values.update(_read_study_file(study_file, known))
     for key, value in (overrides or {}).items():
         if key not in known:
-            raise ShiftbenchError(f"{key}: unknown option; known options: {', '.join(fields)}")
+            raise ShiftbenchError(
+                f"{key}: unknown option; {_did_you_mean(key, known)}"
+                f"known options: {', '.join(fields)}"
+            )
         if value is not None:
             values[key] = value
     values["categories"] = _listify(values.get("categories"), str, "categories", "bottle,cable")
