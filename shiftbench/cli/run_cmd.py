@@ -61,6 +61,38 @@ def interrupted_message(runner, command: list[str]) -> str:
     )
 
 
+def _show_finished_twin(runner) -> bool:
+    """When ``results/`` holds a finished run of the same study: print its summary and
+    return True (nothing is computed), or, when this run asks for models it lacks, point
+    ``runner`` at it to fit only those units again (and return False)."""
+    import pandas as pd
+
+    from shiftbench.analysis.summary import summary_text
+    from shiftbench.protocols.reuse import finished_twin, missing_models
+    from shiftbench.results import schema
+
+    twin = finished_twin(runner)
+    if twin is None:
+        return False
+    path, manifest = twin
+    missing = missing_models(path, runner) if runner.config.save_models else []
+    if missing:
+        typer.echo(
+            f"{path} holds this study, finished, without the models of {len(missing)} of "
+            f"{len(runner.units)} fits: adding them there (--fresh runs a new study instead)"
+        )
+        runner.out, runner.resume = path, True
+        return False
+    typer.echo(
+        f"{path} holds this study, finished {manifest.get('finished_at', '')}: its summary "
+        "below, nothing computed again (--fresh runs it again)\n"
+    )
+    metrics = pd.read_parquet(path / schema.METRICS)
+    typer.echo(summary_text(metrics, len(runner.config.seeds)))
+    typer.echo(f"\nresults: {path}")
+    return True
+
+
 def check_names(cfg) -> None:
     """Look up the models and the suite now (cheap lookups), so an unknown name is an
     error naming its option (``--models: unknown model 'padim'; did you mean
@@ -90,6 +122,12 @@ def run(
     resume: bool = typer.Option(
         False, "--resume", help="Continue an interrupted run: only missing fits run."
     ),
+    fresh: bool = typer.Option(
+        False,
+        "--fresh",
+        help="Compute the study even if results/ holds a finished run of it (without --out, "
+        "an identical finished study is shown, not computed again).",
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the grid of fits and stop."),
     progress: bool = typer.Option(
         True,
@@ -117,6 +155,8 @@ def run(
     )
     if dry_run:
         typer.echo(runner.describe())
+        return
+    if out is None and not resume and not fresh and _show_finished_twin(runner):
         return
     try:
         result = runner.run()

@@ -27,6 +27,7 @@ from shiftbench.protocols.config import StudyConfig, config_differences
 from shiftbench.protocols.evaluate import build_model, run_unit
 from shiftbench.protocols.images import ImageSource
 from shiftbench.protocols.plan import Unit, plan_units, touches_shift, with_clean_reference
+from shiftbench.protocols.reuse import has_model, models_only
 from shiftbench.results import RunDir, schema
 from shiftbench.results.models import save_fitted, saved_model_sizes
 
@@ -175,6 +176,15 @@ class StudyRunner:
         if len(todo) < len(self.units):
             done = len(self.units) - len(todo)
             self.echo(f"resuming {run.path}: {done} of {len(self.units)} fits already done")
+        if self.config.save_models:  # finished fits without their model: fit them again
+            again = {u.key for u in self.units if u not in todo and not has_model(run.path, u.key)}
+            if again:
+                self.echo(
+                    f"fitting {len(again)} finished fit(s) again to save their models "
+                    "(their stored results stay; the new scores must match them)"
+                )
+                run.recheck = models_only(run)
+                todo = [u for u in self.units if u in todo or u.key in again]
         bar = progress_bar(len(todo), desc="fits", unit="fit", disable=not self.progress)
         executor = None
         try:
