@@ -147,3 +147,16 @@ def test_a_misspelt_override_gets_a_suggestion():
 
     with pytest.raises(ShiftbenchError, match="modles: unknown option; did you mean 'models'"):
         load_config(None, {"modles": "patchcore"})
+
+
+def test_ctrl_c_before_the_run_folder_says_nothing_was_written(tmp_path, monkeypatch, capsys):
+    from shiftbench.protocols.runner import StudyRunner
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(StudyRunner, "__init__", interrupted)
+    code, _, err = _main(["run", "--out", str(tmp_path / "run")], capsys)
+    assert code == 130
+    assert err.strip() == "interrupted before the run folder was made; nothing was written"
+    assert not (tmp_path / "run").exists()

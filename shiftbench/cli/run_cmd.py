@@ -51,7 +51,7 @@ def interrupted_message(runner, command: list[str]) -> str:
 
     from shiftbench.results import RunDir
 
-    if runner.path is None:
+    if runner is None or runner.path is None:
         return "interrupted before the run folder was made; nothing was written"
     done = len(RunDir(runner.path, None).done_units())
     total = len(runner.units)
@@ -145,20 +145,16 @@ def run(
     study = dict(study, model_options=_model_options(study.get("model_options")))
     cfg = load_config(config, study)
     check_names(cfg)
-    runner = StudyRunner(
-        cfg,
-        out,
-        resume=resume,
-        command=command_line(),
-        progress=progress,
-        echo=typer.echo,
-    )
-    if dry_run:
-        typer.echo(runner.describe())
-        return
-    if out is None and not resume and not fresh and _show_finished_twin(runner):
-        return
+    runner = None
     try:
+        runner = StudyRunner(
+            cfg, out, resume=resume, command=command_line(), progress=progress, echo=typer.echo
+        )
+        if dry_run:
+            typer.echo(runner.describe())
+            return
+        if out is None and not resume and not fresh and _show_finished_twin(runner):
+            return
         result = runner.run()
     except KeyboardInterrupt:
         typer.echo("\n" + interrupted_message(runner, command_line()), err=True)
