@@ -4,7 +4,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 # torch 2.14.1 / torchvision 0.29.1 install from local disk on the team's machines; override
-# TORCH (e.g. TORCH="torch torchvision") elsewhere.
+# TORCH (e.g. TORCH="torch torchvision") elsewhere. TORCH is the whole argument list of one
+# `pip install`, so it may carry pip options: CPU-only wheels (~1 GB instead of ~7 GB of CUDA
+# libraries) with TORCH="torch torchvision --index-url https://download.pytorch.org/whl/cpu".
+# It applies when .venv is made: `make clean-venv` first to change an existing one.
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.shiftbench-installed
 
@@ -28,6 +31,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check shiftbench tests benchmarks
+	$(VENV)/bin/ruff format --check shiftbench tests benchmarks
 
 clean-venv:
 	rm -rf $(VENV)

@@ -175,8 +175,8 @@ def main() -> None:
     if args.anomalib:
         from shiftbench.models.anomalib.base import _quiet_anomalib
 
-        _quiet_anomalib()
-        import anomalib.models.image.patchcore.torch_model  # noqa: F401 - not fit time
+        with _quiet_anomalib():
+            import anomalib.models.image.patchcore.torch_model  # noqa: F401 - not fit time
 
     results: dict[str, dict] = {}
     floors = None

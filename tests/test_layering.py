@@ -21,7 +21,7 @@ LAYERS = {
     "testing": 4,
     "cli": 5,
 }
-LEAVES = {"errors", "_hashing", "_registry", "_io", "_progress"}
+LEAVES = {"errors", "_hashing", "_registry", "_io", "_progress", "_catalogue"}
 
 
 def _imports(path: Path) -> set[str]:

@@ -343,7 +343,7 @@ def test_bad_suite_files_name_the_file_and_key(tmp_path, text, message):
 def test_unknown_suite_name_and_missing_file():
     with pytest.raises(
         ShiftbenchError,
-        match="unknown suite 'mvtec'; shipped suites: .*geometric, illumination, mvtec-shift",
+        match="unknown suite 'mvtec'; did you mean 'mvtec-shift'\\? shipped suites: .*geometric, illumination, mvtec-shift",
     ):
         load_suite("mvtec")
     with pytest.raises(ShiftbenchError, match="suite file not found"):

@@ -6,11 +6,13 @@ import typer
 
 cache_app = typer.Typer(
     help="The cache of decoded images and shifted twins ($SHIFTBENCH_CACHE/arrays).",
+    short_help="The cache of decoded images and shifted twins.",
     no_args_is_help=True,
+    rich_markup_mode=None,  # plain help, as the root app (shiftbench.cli.main)
 )
 
 
-@cache_app.command("info")
+@cache_app.command("info", short_help="Where the cache is, its size and budget.")
 def info() -> None:
     """Where the cache is, its entries, size on disk (and once loaded: the compression
     ratio) and budget ($SHIFTBENCH_CACHE_GB)."""

@@ -8,10 +8,14 @@ import typer
 
 from shiftbench.cli.options import with_study_options
 
-data_app = typer.Typer(help="Datasets: generate the synthetic dataset.", no_args_is_help=True)
+data_app = typer.Typer(
+    help="Datasets: generate the synthetic dataset.",
+    no_args_is_help=True,
+    rich_markup_mode=None,  # plain help, as the root app (shiftbench.cli.main)
+)
 
 
-@data_app.command("synth")
+@data_app.command("synth", short_help="Write the synthetic dataset (MVTec layout).")
 def synth(
     out: Path = typer.Option(..., "--out", help="Folder to write the dataset to (MVTec layout)."),
     seed: int = typer.Option(0, help="Seed; the same seed gives identical files."),
@@ -95,4 +99,4 @@ def splits(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(data_app, name="data")
-    app.command("splits")(splits)
+    app.command("splits", short_help="Print the seeded Train/Val/Test-clean split.")(splits)

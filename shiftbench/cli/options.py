@@ -32,6 +32,20 @@ def _show(value: Any) -> str:
     return str(value)
 
 
+#: The arguments the CLI was invoked with (set by :func:`shiftbench.cli.main.main`).
+_ARGV: list[str] = []
+
+
+def set_argv(argv: list[str]) -> None:
+    """Remember the command line (``main(argv)`` may be called with its own list)."""
+    _ARGV[:] = list(argv)
+
+
+def command_line() -> list[str]:
+    """``["shiftbench", *arguments]``: the command as the user typed it."""
+    return ["shiftbench", *_ARGV]
+
+
 def cli_fields() -> list[str]:
     """The study fields that have a command-line flag (all of them: a field declared
     without ``_opt`` metadata is left out here rather than breaking the CLI, and

@@ -68,4 +68,4 @@ def report(
 
 def register(app: typer.Typer) -> None:
     """Add ``shiftbench report`` to ``app``."""
-    app.command("report")(report)
+    app.command("report", short_help="Tables, figures and report.html of runs.")(report)

@@ -73,4 +73,4 @@ def shift(
 
 def register(app: typer.Typer) -> None:
     """Add ``shift`` to ``app``."""
-    app.command("shift")(shift)
+    app.command("shift", short_help="Write the shifted twin of a dataset.")(shift)

@@ -440,11 +440,6 @@ def seeded_generator(seed: int) -> torch.Generator:
     return gen
 
 
-#: The old, misleading name of :func:`seeded_generator` (it never set torch's global seed);
-#: kept only so code written against it keeps working. New code: ``seeded_generator``.
-set_torch_seed = seeded_generator
-
-
 def finite_or_raise(values: torch.Tensor, what: str) -> None:
     """Fail loudly on NaN/inf rather than writing them into results."""
     if not torch.isfinite(values).all():

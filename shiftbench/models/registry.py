@@ -5,7 +5,9 @@ imported on the first lookup (anomalib itself is only imported when an anomalib 
 fitted). Third-party packages add models through the entry-point group
 ``shiftbench.models`` (``name = "pkg.module:factory"``), loaded when first asked for.
 The mechanics (duplicate names, lazy entry points, "did you mean") are the shared
-:class:`shiftbench._registry.Registry`.
+:class:`shiftbench._registry.Registry`. A new built-in also goes into the static table
+of :mod:`shiftbench._catalogue` (what ``shiftbench list`` shows without importing it;
+tests/test_catalogue.py fails until it is there).
 """
 
 from __future__ import annotations

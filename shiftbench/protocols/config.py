@@ -6,9 +6,11 @@ builds the options of ``shiftbench run``, ``shift`` and ``splits`` from them
 (:mod:`shiftbench.cli.options`). Errors here name the *parameter* (``severity 7: ...``,
 :attr:`~shiftbench.errors.ShiftbenchError.param`); the CLI turns it into the flag.
 
-Why this module is longer than ~450 lines: most of it is the declarative table of the
-study's options (one ``_opt`` per field with its help text and flag). Splitting that table
-would scatter the one source of truth the CLI, study files and hashes are built from.
+This module holds the options table (:class:`StudyConfig`) and :func:`load_config`; the
+parsing and checking of single values (comma lists, severities, numbers, executor
+options, the study file's keys) is :mod:`shiftbench.protocols.config_values` and the
+protocol table :mod:`shiftbench.protocols.table`; their names are importable from here
+too.
 """
 
 from __future__ import annotations
@@ -16,51 +18,26 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from shiftbench._hashing import hex_digest
 from shiftbench.errors import ShiftbenchError
-
-
-@dataclass(frozen=True)
-class Protocol:
-    """One row of the protocol table: which domain fits, thresholds and is evaluated."""
-
-    name: str
-    fit_on: str
-    threshold_from: str
-    evaluate_on: str
-    description: str = ""
-
-
-def _preset(name: str) -> dict[str, Any]:
-    text = resources.files("shiftbench.protocols").joinpath("presets", name).read_text()
-    return yaml.safe_load(text)
-
-
-def protocol_table() -> dict[str, Protocol]:
-    """The protocols shipped in ``presets/protocols.yaml``, by name."""
-    return {name: Protocol(name=name, **spec) for name, spec in _preset("protocols.yaml").items()}
-
-
-def resolve_protocols(spec: str | list[str]) -> list[Protocol]:
-    """``all``, one name, or a comma-separated list -> protocols in table order."""
-    table = protocol_table()
-    names = spec.split(",") if isinstance(spec, str) else list(spec)
-    names = [n.strip() for n in names if n.strip()]
-    if names == ["all"]:
-        return list(table.values())
-    unknown = [n for n in names if n not in table]
-    if unknown or not names:
-        raise ShiftbenchError(
-            f"protocol {','.join(unknown) or '(empty)'}: unknown; choose from {', '.join(table)} or all",
-            param="protocol",
-        )
-    return [p for n, p in table.items() if n in names]
+from shiftbench.protocols.config_values import (  # noqa: F401  (importable from here too)
+    EXECUTORS,
+    _did_you_mean,
+    _executor_options,
+    _listify,
+    _number,
+    _read_study_file,
+    _severity,
+)
+from shiftbench.protocols.table import (  # noqa: F401  (importable from here too)
+    Protocol,
+    _preset,
+    protocol_table,
+    resolve_protocols,
+)
 
 
 def _opt(default: Any = None, help: str = "", *, flag: str, cli_type: Any, show: str | None = None):
@@ -405,120 +382,6 @@ def config_differences(old: dict[str, Any], new: StudyConfig) -> list[str]:
     return out
 
 
-def _listify(value: Any, kind=str, param: str = "value", example: str = "a,b") -> list | None:
-    """``"a,b"`` or ``["a", "b"]`` -> a list of ``kind``; an empty item (``"1,,3"``) or an
-    item that is not a ``kind`` is an error naming ``param``."""
-    if value is None:
-        return None
-    text = value if isinstance(value, str) else ",".join(map(str, value))
-    items = value.split(",") if isinstance(value, str) else list(value)
-    if isinstance(value, str) and not value.strip():
-        items = []
-    out = []
-    for item in items:
-        if isinstance(item, str):
-            item = item.strip()
-            if not item:
-                raise ShiftbenchError(
-                    f"{param} {text!r}: empty item in the list; give a comma list such as {example}",
-                    param=param,
-                )
-        if kind is int and (isinstance(item, bool) or isinstance(item, float)):
-            item = str(item)
-        try:
-            out.append(kind(item))
-        except (TypeError, ValueError):
-            what = "an integer" if kind is int else f"a {kind.__name__}"
-            raise ShiftbenchError(
-                f"{param} {item!r}: not {what}; give a comma list such as {example}", param=param
-            ) from None
-    return out
-
-
-def _severity(value: Any) -> int | list[int]:
-    """``3``, ``"3"`` -> 3; ``"1,3,5"`` or ``[5, 1, 3]`` -> [1, 3, 5] (a sweep)."""
-    raw = value if isinstance(value, (list, tuple, str)) else [value]
-    levels = _listify(raw, int, "severity", "1,3,5")
-    levels = sorted(set(levels or []))
-    if not levels:
-        raise ShiftbenchError(
-            "severity: give a level 0-5, or a comma list such as 1,3,5", param="severity"
-        )
-    bad = [v for v in levels if not 0 <= v <= 5]
-    if bad:
-        raise ShiftbenchError(
-            f"severity {bad[0]}: levels run from 0 (identity) to 5", param="severity"
-        )
-    return levels[0] if len(levels) == 1 else levels
-
-
-def _number(values: dict[str, Any], name: str, kind, *, minimum=None) -> None:
-    """Convert ``values[name]`` to ``kind`` in place (None stays None)."""
-    value = values.get(name)
-    if value is None:
-        return
-    what = "an integer" if kind is int else "a number"
-    try:
-        if isinstance(value, bool) or (kind is int and isinstance(value, float)):
-            raise ValueError
-        number = kind(value)
-    except (TypeError, ValueError):
-        raise ShiftbenchError(f"{name} {value!r}: not {what}", param=name) from None
-    if minimum is not None and number < minimum:
-        raise ShiftbenchError(f"{name} {value}: too small; use at least {minimum}", param=name)
-    values[name] = number
-
-
-#: the executors a study can run on (:mod:`shiftbench.protocols.executors.dispatch`)
-EXECUTORS = ("serial", "process", "ray")
-
-
-def _executor_options(values: dict[str, Any]) -> None:
-    """Check the options of where units run (their names are in the messages)."""
-    name = values.get("executor")
-    if name not in EXECUTORS:
-        raise ShiftbenchError(
-            f"executor {name!r}: unknown; choose from {', '.join(EXECUTORS)}", param="executor"
-        )
-    cpus, gpus = values.get("cpus_per_unit"), values.get("gpus_per_unit") or 0.0
-    if cpus is not None and not cpus > 0:
-        raise ShiftbenchError(f"cpus_per_unit {cpus}: give a number > 0", param="cpus_per_unit")
-    if not gpus >= 0:
-        raise ShiftbenchError(f"gpus_per_unit {gpus}: give a number >= 0", param="gpus_per_unit")
-    if name != "ray":
-        if gpus != int(gpus):
-            raise ShiftbenchError(
-                f"gpus_per_unit {gpus}: fractional GPUs need --executor ray", param="gpus_per_unit"
-            )
-        if values.get("ray_address") is not None:
-            raise ShiftbenchError(
-                f"ray_address {values['ray_address']}: only used with --executor ray",
-                param="ray_address",
-            )
-
-
-def _read_study_file(study_file: str | Path, known: set[str]) -> dict[str, Any]:
-    path = Path(study_file)
-    if not path.is_file():
-        raise ShiftbenchError(
-            f"config {path}: study file not found; pass an existing YAML file", param="config"
-        )
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ShiftbenchError(
-            f"{path}: not valid YAML ({str(exc).splitlines()[0]}); fix the file"
-        ) from None
-    if not isinstance(data, dict):
-        raise ShiftbenchError(f"{path}: a study file must be a mapping of option: value")
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ShiftbenchError(
-            f"{path}: unknown option {unknown[0]!r}; known options: {', '.join(sorted(known))}"
-        )
-    return data
-
-
 def load_config(
     study_file: str | Path | None = None, overrides: dict[str, Any] | None = None
 ) -> StudyConfig:
@@ -536,7 +399,10 @@ def load_config(
         values.update(_read_study_file(study_file, known))
     for key, value in (overrides or {}).items():
         if key not in known:
-            raise ShiftbenchError(f"{key}: unknown option; known options: {', '.join(fields)}")
+            raise ShiftbenchError(
+                f"{key}: unknown option; {_did_you_mean(key, known)}"
+                f"known options: {', '.join(fields)}"
+            )
         if value is not None:
             values[key] = value
     values["categories"] = _listify(values.get("categories"), str, "categories", "bottle,cable")

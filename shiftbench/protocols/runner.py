@@ -27,6 +27,7 @@ from shiftbench.protocols.config import StudyConfig, config_differences
 from shiftbench.protocols.evaluate import build_model, run_unit
 from shiftbench.protocols.images import ImageSource
 from shiftbench.protocols.plan import Unit, plan_units, touches_shift, with_clean_reference
+from shiftbench.protocols.reuse import has_model, models_only
 from shiftbench.results import RunDir, schema
 from shiftbench.results.models import save_fitted, saved_model_sizes
 
@@ -62,6 +63,8 @@ class StudyRunner:
         self.progress = progress
         self.echo = echo
         self.out = Path(out) if out is not None else None
+        #: the run folder, once :meth:`run` has opened it (an interrupted run's, too)
+        self.path: Path | None = None
         if config.image_cache:
             budget_gb()  # a bad $SHIFTBENCH_CACHE_GB fails now, not after the first fit
         self.samples = load_dataset(
@@ -166,6 +169,7 @@ class StudyRunner:
 
         t_start = time.perf_counter()
         run = self._open_run()
+        self.path = run.path
         source = ImageSource(
             self.config, self.splits, self.suites, run.write_shift_params, self.progress
         )
@@ -174,6 +178,15 @@ class StudyRunner:
         if len(todo) < len(self.units):
             done = len(self.units) - len(todo)
             self.echo(f"resuming {run.path}: {done} of {len(self.units)} fits already done")
+        if self.config.save_models:  # finished fits without their model: fit them again
+            again = {u.key for u in self.units if u not in todo and not has_model(run.path, u.key)}
+            if again:
+                self.echo(
+                    f"fitting {len(again)} finished fit(s) again to save their models "
+                    "(their stored results stay; the new scores must match them)"
+                )
+                run.recheck = models_only(run)
+                todo = [u for u in self.units if u in todo or u.key in again]
         bar = progress_bar(len(todo), desc="fits", unit="fit", disable=not self.progress)
         executor = None
         try:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -115,6 +115,10 @@ class RunDir:
     def __init__(self, path: Path, lock_fd: int | None):
         self.path = Path(path)
         self._lock_fd = lock_fd
+        #: called by :meth:`write_unit` instead of writing a unit that is already finished
+        #: (one fitted again only to save its model): ``recheck(key, scores, metrics)``
+        #: checks the new tables against the stored ones, which stay
+        self.recheck: Callable[[str, pd.DataFrame, pd.DataFrame], None] | None = None
 
     # -- opening -------------------------------------------------------------------------
     @classmethod
@@ -294,7 +298,11 @@ class RunDir:
         return sorted(p.name for p in folder.iterdir() if self.unit_done(p.name))
 
     def write_unit(self, key: str, scores: pd.DataFrame, metrics: pd.DataFrame) -> None:
-        """Store one finished unit: both tables appear together or not at all."""
+        """Store one finished unit: both tables appear together or not at all.
+        A unit already finished goes to :attr:`recheck` instead, when it is set."""
+        if self.recheck is not None and self.unit_done(key):
+            self.recheck(key, scores, metrics)
+            return
         staging = self.path / PARTIAL / key
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)

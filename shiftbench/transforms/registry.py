@@ -8,7 +8,9 @@ Plugins declare themselves in their package metadata::
 An entry point is imported only when its name is first asked for (or when everything is
 listed), and the distribution that supplied it is remembered for ``shiftbench list``.
 The mechanics (duplicate names, lazy entry points, "did you mean") are the shared
-:class:`shiftbench._registry.Registry`.
+:class:`shiftbench._registry.Registry`. A new built-in also goes into the static table
+of :mod:`shiftbench._catalogue` (what ``shiftbench list`` shows without importing it;
+tests/test_catalogue.py fails until it is there).
 """
 
 from __future__ import annotations

@@ -270,8 +270,12 @@ def load_suite(name_or_path: str | Path, severity: int | None = None) -> Suite:
             ) from None
         return suite_from_dict(spec, source=str(path), default_name=path.stem, severity=severity)
     if text not in _shipped_names():
+        from shiftbench._registry import suggest
+
+        close = suggest(text, _shipped_names())
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
         raise ShiftbenchError(
-            f"unknown suite {text!r}; shipped suites: {', '.join(_shipped_names())} (or pass a path to a YAML file)"
+            f"unknown suite {text!r}; {hint}shipped suites: {', '.join(_shipped_names())} (or pass a path to a YAML file)"
         )
     spec = yaml.safe_load(_shipped_dir().joinpath(f"{text}.yaml").read_text(encoding="utf-8"))
     return suite_from_dict(spec, source=f"shiftbench:{text}", default_name=text, severity=severity)

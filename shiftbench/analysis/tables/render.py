@@ -95,8 +95,7 @@ def render_comparison(comp: ProtocolComparison, context: str = "", over: str = "
     test = "paired cluster-bootstrap" if comp.clustered else _TESTS.get(comp.metric, "paired")
     n_tests = int(np.isfinite(comp.table[[f"{d}_p" for d in schema.DELTA_COLUMNS]]).sum().sum())
     drawn = (
-        " over images, each drawn with its twins under every shift, as they are not "
-        "independent"
+        " over images, each drawn with its twins under every shift, as they are not independent"
         if comp.clustered
         else ""
     )

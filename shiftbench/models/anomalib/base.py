@@ -19,7 +19,17 @@ LossFn = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
 class _AnomalibModel(AnomalyModel):
-    """Shared plumbing: build ``model_`` (an anomalib torch model), score with it raw."""
+    """Shared plumbing: build ``model_`` (an anomalib torch model), score with it raw.
+    Fitting and scoring run with anomalib's chatter silenced (:func:`_quiet_anomalib`), as
+    does each adapter's ``_build`` (also called when a saved model is loaded)."""
+
+    def fit(self, images):
+        with _quiet_anomalib():
+            return super().fit(images)
+
+    def score(self, images):
+        with _quiet_anomalib():
+            return super().score(images)
 
     default_backbone = "efficientnet_lite0"
     #: adapters with a ``layers`` option: which :class:`~backbones.BackboneSpec` layers
@@ -141,14 +151,19 @@ def _contiguous_buffers(module: nn.Module) -> None:
                 setattr(sub, name, buf.contiguous())  # nn.Module keeps it a buffer
 
 
-def _quiet_anomalib() -> None:
-    # anomalib's import chatter (deprecations, optional-dependency notes) is noise for us
-    warnings.filterwarnings("ignore", module=r"anomalib(\..*)?")
-    # anomalib still imports timm.models.layers, which timm reports as deprecated
-    warnings.filterwarnings(
-        "ignore", message="Importing from timm.models.layers", category=FutureWarning
-    )
-    logging.getLogger("anomalib").setLevel(logging.ERROR)
+@contextmanager
+def _quiet_anomalib() -> Iterator[None]:
+    """Inside the block (or the decorated function), anomalib's chatter is silenced: its
+    import-time deprecations and optional-dependency notes, timm's deprecation of the
+    ``timm.models.layers`` anomalib imports, and its logger below ERROR. The filters are
+    scoped (``warnings.catch_warnings``): warnings elsewhere in the process stay as the
+    user set them."""
+    with warnings.catch_warnings(), quiet_logger("anomalib"):
+        warnings.filterwarnings("ignore", module=r"anomalib(\..*)?")
+        warnings.filterwarnings(
+            "ignore", message="Importing from timm.models.layers", category=FutureWarning
+        )
+        yield
 
 
 @contextmanager

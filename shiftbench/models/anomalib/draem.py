@@ -69,8 +69,8 @@ class AnomalibDraem(_AnomalibModel):
             return "Perlin-noise anomalies only (DTD textures need a download; pass anomaly_source=PATH)"
         return None
 
+    @_quiet_anomalib()
     def _build(self, pretrained: bool) -> None:
-        _quiet_anomalib()
         from anomalib.models.image.draem.torch_model import DraemModel
 
         self.model_ = DraemModel(sspcab=False)

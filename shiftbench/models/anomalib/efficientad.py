@@ -113,8 +113,8 @@ class AnomalibEfficientAd(_AnomalibModel):
             parts.append("no Imagenette penalty (needs a download; pass imagenet_dir=PATH)")
         return "; ".join(parts) or None
 
+    @_quiet_anomalib()
     def _build(self, pretrained: bool) -> None:
-        _quiet_anomalib()
         from anomalib.models.image.efficient_ad.torch_model import (
             EfficientAdModel,
             EfficientAdModelSize,

@@ -53,8 +53,8 @@ class AnomalibFastflow(_AnomalibModel):
         if self.epochs < 1:
             raise ShiftbenchError(f"epochs={self.epochs!r}: must be >= 1")
 
+    @_quiet_anomalib()
     def _build(self, pretrained: bool) -> None:
-        _quiet_anomalib()
         from anomalib.models.image.fastflow.torch_model import FastflowModel
 
         # anomalib's FastFlow accepts only resnet18/wide_resnet50_2 by name; build it with

@@ -49,8 +49,8 @@ class AnomalibPadim(_AnomalibModel):
         super().validate()
         backbones.check_layers(self.resolved_backbone, self.resolved_layers)
 
+    @_quiet_anomalib()
     def _build(self, pretrained: bool) -> None:
-        _quiet_anomalib()
         from anomalib.models.image.padim.torch_model import PadimModel
 
         n_features = self.n_features or _PADIM_N_FEATURES[self.resolved_backbone]

@@ -48,8 +48,8 @@ class AnomalibPatchCore(_AnomalibModel):
         if not 0 < self.coreset_ratio <= 1:
             raise ShiftbenchError(f"coreset_ratio={self.coreset_ratio!r}: must be in (0, 1]")
 
+    @_quiet_anomalib()
     def _build(self, pretrained: bool) -> None:
-        _quiet_anomalib()
         from anomalib.models.image.patchcore.torch_model import PatchcoreModel
 
         self.model_ = PatchcoreModel(

@@ -48,8 +48,8 @@ class AnomalibStfpm(_AnomalibModel):
         if self.epochs < 1:
             raise ShiftbenchError(f"epochs={self.epochs!r}: must be >= 1")
 
+    @_quiet_anomalib()
     def _build(self, pretrained: bool) -> None:
-        _quiet_anomalib()
         from anomalib.models.image.stfpm.torch_model import STFPMModel
 
         # the teacher is built with pretrained=True inside anomalib: hand it our weights as

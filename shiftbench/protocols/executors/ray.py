@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from collections import deque
 
@@ -14,9 +15,22 @@ from shiftbench.protocols.worker import UnitPayload, UnitTask, _warm, execute
 __all__ = ["RayExecutor", "import_ray"]
 
 
-def import_ray():
-    """``ray``, imported with its usage statistics off (unless the user set them)."""
+#: Ray's switch for token authentication (docs.ray.io, ray-security/token-auth).
+AUTH_MODE_ENV = "RAY_AUTH_MODE"
+
+
+def import_ray(local: bool = False):
+    """``ray``, imported with its usage statistics off (unless the user set them).
+
+    ``local``: this process will start its own Ray instance (no address, no
+    ``RAY_ADDRESS``). Ray >= 2.59 turns token authentication on for such an instance and
+    warns so on every run when ``RAY_AUTH_MODE`` is unset; setting it to ``token`` keeps
+    authentication on, without the warning (the token is made, once, in ~/.ray/auth_token,
+    as Ray does). Only before Ray is first imported (it caches the mode at import) and
+    unless the user chose a mode. Joining a cluster leaves the variable alone."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if local and "ray" not in sys.modules and not os.environ.get("RAY_ADDRESS"):
+        os.environ.setdefault(AUTH_MODE_ENV, "token")
     try:
         import ray
     except ImportError:
@@ -52,7 +66,7 @@ class RayExecutor(_Executor):
         threads: int | None,
         max_retries: int = MAX_RETRIES,
     ):
-        self.ray = ray = import_ray()
+        self.ray = ray = import_ray(local=address is None)
         self._started = False
         if not ray.is_initialized():
             kwargs: dict = {"include_dashboard": False, "log_to_driver": False}
