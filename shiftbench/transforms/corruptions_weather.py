@@ -2,7 +2,7 @@
 the elastic transform (see :mod:`.corruptions` for names, tables and size scaling).
 
 Each random layer (snowflakes, frost, fog, liquid, displacement) is built on the 224-px-equivalent grid
-(:func:`~shiftbench.transforms.corruptions.reference_grid`) with the reference's pixel
+(:func:`~shiftbench.transforms.corruptions_common.reference_grid`) with the reference's pixel
 constants unchanged, then resized to the image: at 224 px this is the reference's
 construction, at other sizes the layer keeps its size relative to the image.
 
@@ -22,13 +22,12 @@ import cv2
 import numpy as np
 
 from shiftbench.transforms.base import GeometricPerturbation
-from shiftbench.transforms.corruptions import (
+from shiftbench.transforms.corruptions_blur import clipped_zoom, motion_blur
+from shiftbench.transforms.corruptions_common import (
     Corruption,
     CorruptionMixin,
     _unit,
-    clipped_zoom,
     gaussian,
-    motion_blur,
     reference_grid,
     to_uint8,
 )
