@@ -9,7 +9,8 @@ elastic) are in :mod:`shiftbench.transforms.corruptions_weather`; docs/corruptio
 the tables, the size scaling and every departure from the reference.
 
 This module is the catalogue's front door: the classes live by family in
-:mod:`.corruptions_noise`, :mod:`.corruptions_blur` and :mod:`.corruptions_digital` (shared
+:mod:`.corruptions_noise`, :mod:`.corruptions_blur`, :mod:`.corruptions_glass` and
+:mod:`.corruptions_digital` (shared
 parts in :mod:`.corruptions_common`); importing it registers them all, and every public
 name stays importable from here.
 
@@ -29,7 +30,6 @@ from shiftbench.transforms.corruptions_blur import (
     EXACT_MOTION_TAPS,
     CCDefocusBlur,
     CCGaussianBlur,
-    CCGlassBlur,
     CCMotionBlur,
     CCZoomBlur,
     clipped_zoom,
@@ -59,6 +59,7 @@ from shiftbench.transforms.corruptions_digital import (
     CCPixelate,
     CCSaturate,
 )
+from shiftbench.transforms.corruptions_glass import CCGlassBlur
 from shiftbench.transforms.corruptions_noise import (
     CCGaussianNoise,
     CCImpulseNoise,

@@ -35,10 +35,16 @@ from shiftbench.transforms.registry import register
 
 
 def _resize(layer: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A layer of the 224-px grid at the image's size: area-averaged when shrinking (the
+    layer at 224 px, then resized, as a camera at the lower resolution would see it),
+    bilinear when enlarging. Bilinear shrinking would sample the layer's fine structure
+    (spatter's embossed rims, snowflakes) without averaging it: at 64 px spatter came out
+    up to 1.5x stronger than the same spatter at 224 px resized."""
     h, w = shape[:2]
     if layer.shape[:2] == (h, w):
         return layer
-    return cv2.resize(layer, (w, h), interpolation=cv2.INTER_LINEAR)
+    shrink = layer.shape[0] > h or layer.shape[1] > w
+    return cv2.resize(layer, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
 def plasma_fractal(mapsize: int, wibbledecay: float, rng: np.random.Generator) -> np.ndarray:
@@ -76,6 +82,8 @@ class CCFog(Corruption):
     Table: imagecorruptions 1.1.2 ``fog`` (c0, c1) =
     [(1.5, 2), (2., 2), (2.5, 1.7), (2.5, 1.5), (3., 1.4)]."""
 
+    #: 2: the layer is area-averaged, not bilinearly sampled, on images under 224 px
+    version = 2
     TABLE = ((1.5, 2), (2.0, 2), (2.5, 1.7), (2.5, 1.5), (3.0, 1.4))
 
     def corrupt(self, image, c, *, seed):
@@ -99,6 +107,8 @@ class CCSnow(Corruption):
     (0.2, 0.3, 2, 0.5, 12, 4, 0.7), (0.55, 0.3, 4, 0.9, 12, 8, 0.7),
     (0.55, 0.3, 4.5, 0.85, 12, 8, 0.65), (0.55, 0.3, 2.5, 0.85, 12, 12, 0.55)]."""
 
+    #: 2: the layer is area-averaged, not bilinearly sampled, on images under 224 px
+    version = 2
     TABLE = (
         (0.1, 0.3, 3, 0.5, 10, 4, 0.8),
         (0.2, 0.3, 2, 0.5, 12, 4, 0.7),
@@ -176,6 +186,8 @@ class CCFrost(Corruption):
     Table: imagecorruptions 1.1.2 ``frost`` (c0, c1) =
     [(1, 0.4), (0.8, 0.6), (0.7, 0.7), (0.65, 0.7), (0.6, 0.75)]."""
 
+    #: 2: the layer is area-averaged, not bilinearly sampled, on images under 224 px
+    version = 2
     TABLE = ((1, 0.4), (0.8, 0.6), (0.7, 0.7), (0.65, 0.7), (0.6, 0.75))
 
     def corrupt(self, image, c, *, seed):
@@ -195,6 +207,8 @@ class CCSpatter(Corruption):
     (0.65, 0.3, 3, 0.68, 0.6, 0), (0.65, 0.3, 2, 0.68, 0.5, 0), (0.65, 0.3, 1, 0.65, 1.5, 1),
     (0.67, 0.4, 1, 0.65, 1.5, 1)]."""
 
+    #: 2: the layer is area-averaged, not bilinearly sampled, on images under 224 px
+    version = 2
     TABLE = (
         (0.65, 0.3, 4, 0.69, 0.6, 0),
         (0.65, 0.3, 3, 0.68, 0.6, 0),
