@@ -19,8 +19,12 @@ import skimage.data
 from skimage.metrics import structural_similarity
 from test_corruptions import load_reference
 
+import shiftbench.transforms.corruptions_frost as frost_module
+from shiftbench.errors import ShiftbenchError
+from shiftbench.transforms.corruptions_frost import FROST_PHOTOS, CCFrost
 from shiftbench.transforms.corruptions_glass import CCGlassBlur, glass_offsets, glass_shuffle
 from shiftbench.transforms.registry import create
+from shiftbench.transforms.suites import suite_from_dict
 
 PHOTOS = (skimage.data.astronaut, skimage.data.chelsea, skimage.data.coffee)
 
@@ -120,11 +124,13 @@ def test_glass_blur_replays_the_reference_with_its_offsets(reference):
 
 
 class _ReplayingNumpy:
-    """numpy, except that ``random.randint`` hands out recorded offsets."""
+    """numpy, except that ``random.randint`` hands out recorded draws (``randint`` given,
+    or the next of ``draws``)."""
 
-    def __init__(self, numpy, draws):
+    def __init__(self, numpy, draws, randint=None):
         self._numpy = numpy
-        self.random = type("R", (), {"randint": staticmethod(lambda *a, **k: next(draws))})
+        randint = randint or (lambda *a, **k: next(draws))
+        self.random = type("R", (), {"randint": staticmethod(randint)})
 
     def __getattr__(self, name):
         return getattr(self._numpy, name)
@@ -185,3 +191,83 @@ def test_spatter_at_64_px_is_spatter_at_224_px_resized():
             [damage(small, resize(ours("cc_spatter", level, big, d), 64)) for d in range(4)]
         )
         assert abs(here - there) < 0.1 * there + 0.01, (level, here, there)
+
+
+# --------------------------------------------------------------------------- frost
+
+
+def test_frost_uses_the_reference_photographs_when_installed(reference):
+    """At 224 px, the reference fed our photograph and crop draws gives our pixels (within
+    one grey level: float32 vs float64); the params and the options name the source."""
+    image = resize(skimage.data.chelsea(), 224)
+    ref = reference.corruptions
+    seen = set()
+    for level in range(1, 6):
+        pert = CCFrost(severity=level)
+        assert pert.options == {"texture": "photo"}
+        params = pert.sample_params(np.random.default_rng(level), image.shape)
+        name = params["texture"].removeprefix("imagecorruptions:")
+        seen.add(name)
+        crop = np.random.default_rng(params["seed"])
+        calls = []
+
+        def randint(low, high=None, size=None, name=name, crop=crop, calls=calls):
+            calls.append((low, high))
+            return FROST_PHOTOS.index(name) if len(calls) == 1 else int(crop.integers(low, high))
+
+        real = ref.np
+        try:
+            ref.np = _ReplayingNumpy(real, None, randint)
+            expected = np.uint8(ref.frost(image, level))
+        finally:
+            ref.np = real
+        assert calls[0] == (5, None) and len(calls) == 3  # which photo, then row and column
+        diff = np.abs(pert.apply(image, **params).astype(int) - expected)
+        assert diff.max() <= 1 and diff.mean() < 0.02, (level, name, diff.max(), diff.mean())
+    assert len(seen) > 1
+
+
+def test_frost_damage_varies_between_draws_like_the_reference(reference):
+    """Different photographs damage differently: over 10 draws at 224 px (level 4) the
+    spread of 1 - SSIM is the reference's (within a factor 2) and 3x the procedural
+    layer's; the mean agrees within 2.5 standard errors."""
+    image = resize(skimage.data.astronaut(), 224)
+    mine = [damage(image, ours("cc_frost", 4, image, d)) for d in range(10)]
+    np.random.seed(0)
+    ref = [damage(image, np.uint8(reference.corrupt(image, 4, "frost"))) for _ in range(10)]
+    procedural = CCFrost(severity=4, texture="procedural")
+    flat = []
+    for d in range(10):
+        params = procedural.sample_params(np.random.default_rng(d), image.shape)
+        assert params["texture"] == "procedural"
+        flat.append(damage(image, procedural.apply(image, **params)))
+    assert 0.5 < np.std(mine) / np.std(ref) < 2, (mine, ref)
+    assert np.std(mine) > 3 * np.std(flat), (mine, flat)
+    se = np.sqrt((np.var(mine, ddof=1) + np.var(ref, ddof=1)) / 10)
+    assert abs(np.mean(mine) - np.mean(ref)) < 2.5 * se, (mine, ref)
+
+
+def test_frost_falls_back_to_the_procedural_layer(monkeypatch):
+    """Without imagecorruptions: ``auto`` is the procedural layer (recorded in the params
+    and the suite hash), ``photo`` is refused, and params naming a photograph cannot be
+    replayed."""
+    image = resize(skimage.data.coffee(), 64)
+    with_photos = suite_from_dict({"name": "f", "perturbations": ["cc_frost"]}, severity=3)
+    monkeypatch.setattr(frost_module, "frost_photo_dir", lambda: None)
+    frost_module._photo.cache_clear()
+    pert = CCFrost(severity=3)
+    assert pert.options == {"texture": "procedural"}
+    params = pert.sample_params(np.random.default_rng(0), image.shape)
+    assert params["texture"] == "procedural"
+    out = pert.apply(image, **params)
+    assert out.dtype == np.uint8 and damage(image, out) > 0.1
+    without = suite_from_dict({"name": "f", "perturbations": ["cc_frost"]}, severity=3)
+    if with_photos.members[0].perturbation.texture == "photo":
+        assert without.hash != with_photos.hash  # twins and caches follow the source
+    with pytest.raises(ShiftbenchError, match="imagecorruptions"):
+        CCFrost(severity=3, texture="photo")
+    with pytest.raises(ShiftbenchError, match="texture"):
+        CCFrost(severity=3, texture="fractal")
+    with pytest.raises(ShiftbenchError, match="imagecorruptions"):
+        pert.apply(image, **{**params, "texture": "imagecorruptions:frost2.png"})
+    frost_module._photo.cache_clear()

@@ -19,13 +19,13 @@ by pointer doubling over the whole image (a few gathers), not one Python step pe
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from shiftbench.transforms.corruptions_common import (
     Corruption,
     _unit,
     gaussian,
+    layer_to_image,
     reference_grid,
     size_scale,
     to_uint8,
@@ -109,16 +109,8 @@ class CCGlassBlur(Corruption):
     def corrupt(self, image, c, *, seed):
         sigma, delta, iterations = c[0] * size_scale(image.shape), int(c[1]), int(c[2])
         x = to_uint8(gaussian(_unit(image), sigma))
-        h, w = image.shape[:2]
-        gh, gw = reference_grid(image.shape)
-        if (gh, gw) != (h, w):
-            x = cv2.resize(x, (gw, gh), interpolation=_interpolation((h, w), (gh, gw)))
+        x = layer_to_image(x, reference_grid(image.shape))  # walk on the 224-px grid
         offsets = glass_offsets(np.random.default_rng(seed), x.shape, delta, iterations)
         x = glass_shuffle(x, offsets, delta)
-        if (gh, gw) != (h, w):
-            x = cv2.resize(x, (w, h), interpolation=_interpolation((gh, gw), (h, w)))
+        x = layer_to_image(x, image.shape)
         return to_uint8(gaussian(_unit(x), sigma))
-
-
-def _interpolation(src: tuple[int, int], dst: tuple[int, int]) -> int:
-    return cv2.INTER_AREA if dst[0] < src[0] or dst[1] < src[1] else cv2.INTER_LINEAR
