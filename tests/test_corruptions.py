@@ -17,8 +17,8 @@ Tolerances against the reference at 224 px (astronaut, resized):
   within ``tol[0]``, mean and std of (corrupted - original) within ``tol[1]``/``tol[2]``
   grey levels (table :data:`RANDOM_TOLERANCE`): tight for the noises and the elastic
   field (same laws), looser for the random layers (fog's fractal has a large draw-to-draw
-  mean; glass blur's shuffle is a vectorised stand-in; frost is procedural, not the
-  reference's photographs).
+  mean; frost draws among photographs as different as its five). Glass blur runs the reference's own pixel walk (see
+  tests/test_corruptions_fidelity.py for its pixel-exact checks).
 """
 
 from __future__ import annotations
@@ -59,8 +59,10 @@ EXTRA = ["speckle_noise", "gaussian_blur", "spatter", "saturate"]
 #: level -> level + 1 may raise SSIM. saturate: levels 1-2 desaturate, 3-5 oversaturate;
 #: snow: level 3 has sparser flakes than level 2 (the reference rises there too);
 #: glass blur: level 3 has 3 iterations, level 4 only 2 (the reference rises too, 0.494 ->
-#: 0.502 at 224 px). See docs/corruptions.md.
-NON_MONOTONE = {("cc_saturate", 2), ("cc_snow", 2), ("cc_glass_blur", 3)}
+#: 0.502 at 224 px); frost: level 4 weighs the image less (0.65 vs 0.7) at the same frost
+#: weight, which clips less of a bright photograph (the reference rises for some draws too).
+#: See docs/corruptions.md.
+NON_MONOTONE = {("cc_saturate", 2), ("cc_snow", 2), ("cc_glass_blur", 3), ("cc_frost", 3)}
 
 
 def photo(side: int = 128) -> np.ndarray:
@@ -286,7 +288,7 @@ RANDOM_TOLERANCE = {
     "snow": (0.04, 5.0, 5.0),
     "spatter": (0.04, 5.0, 5.0),
     "fog": (0.04, 15.0, 8.0),
-    "glass_blur": (0.08, 2.0, 8.0),
+    "glass_blur": (0.02, 1.0, 1.5),
     "frost": (0.06, 25.0, 6.0),
 }
 
@@ -336,9 +338,9 @@ def test_random_corruptions_match_the_reference_statistics(name):
 def test_the_reference_shares_the_non_monotone_levels():
     ic = load_reference()
 
-    def ref_ssim(name, level, side, draws=3):
+    def ref_ssim(name, level, side, draws=3, first=0):
         image, values = photo(side), []
-        for draw in range(draws):
+        for draw in range(first, first + draws):
             np.random.seed(draw)
             values.append(ssim(image, ic.corrupt(image, severity=level, corruption_name=name)))
         return np.mean(values)
@@ -346,3 +348,9 @@ def test_the_reference_shares_the_non_monotone_levels():
     # saturate is size-free; the rise shows on the 128 px photo of the ordering test
     assert ref_ssim("saturate", 3, 128, 1) > ref_ssim("saturate", 2, 128, 1)
     assert ref_ssim("snow", 3, 224) > ref_ssim("snow", 2, 224)
+    # frost: the same photograph and crop (same seed) at levels 3 and 4
+    rises = [
+        ref_ssim("frost", 4, 224, draws=1, first=d) > ref_ssim("frost", 3, 224, draws=1, first=d)
+        for d in range(8)
+    ]
+    assert any(rises)

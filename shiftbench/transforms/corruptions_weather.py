@@ -2,15 +2,11 @@
 the elastic transform (see :mod:`.corruptions` for names, tables and size scaling).
 
 Each random layer (snowflakes, frost, fog, liquid, displacement) is built on the 224-px-equivalent grid
-(:func:`~shiftbench.transforms.corruptions.reference_grid`) with the reference's pixel
+(:func:`~shiftbench.transforms.corruptions_common.reference_grid`) with the reference's pixel
 constants unchanged, then resized to the image: at 224 px this is the reference's
 construction, at other sizes the layer keeps its size relative to the image.
 
-Frost: the reference blends one of six frost photographs shipped with imagecorruptions. We
-ship no third-party images; :func:`frost_texture` synthesises a seeded frost layer instead
-(fractal haze plus thin, branching ice-crystal strokes, tinted pale blue), calibrated to the
-photographs' statistics (the five the reference draws from average about (146, 167, 179)
-per channel, std about 30).
+Frost, a random layer too, is in :mod:`.corruptions_frost` (its names are re-exported here).
 """
 
 from __future__ import annotations
@@ -22,24 +18,19 @@ import cv2
 import numpy as np
 
 from shiftbench.transforms.base import GeometricPerturbation
-from shiftbench.transforms.corruptions import (
+from shiftbench.transforms.corruptions_blur import clipped_zoom, motion_blur
+from shiftbench.transforms.corruptions_common import (
     Corruption,
     CorruptionMixin,
     _unit,
-    clipped_zoom,
     gaussian,
-    motion_blur,
+    layer_to_image,
     reference_grid,
     to_uint8,
 )
+from shiftbench.transforms.corruptions_frost import CCFrost as CCFrost
+from shiftbench.transforms.corruptions_frost import frost_texture as frost_texture
 from shiftbench.transforms.registry import register
-
-
-def _resize(layer: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    h, w = shape[:2]
-    if layer.shape[:2] == (h, w):
-        return layer
-    return cv2.resize(layer, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def plasma_fractal(mapsize: int, wibbledecay: float, rng: np.random.Generator) -> np.ndarray:
@@ -77,13 +68,15 @@ class CCFog(Corruption):
     Table: imagecorruptions 1.1.2 ``fog`` (c0, c1) =
     [(1.5, 2), (2., 2), (2.5, 1.7), (2.5, 1.5), (3., 1.4)]."""
 
+    #: 2: the layer is area-averaged, not bilinearly sampled, on images under 224 px
+    version = 2
     TABLE = ((1.5, 2), (2.0, 2), (2.5, 1.7), (2.5, 1.5), (3.0, 1.4))
 
     def corrupt(self, image, c, *, seed):
         gh, gw = reference_grid(image.shape)
         size = 1 << (max(gh, gw) - 1).bit_length()
         haze = plasma_fractal(size, c[1], np.random.default_rng(seed))[:gh, :gw]
-        haze = _resize(haze.astype(np.float32), image.shape)
+        haze = layer_to_image(haze.astype(np.float32), image.shape)
         x = _unit(image)
         top = float(x.max())
         x += np.float32(c[0]) * haze[:, :, None]
@@ -100,6 +93,8 @@ class CCSnow(Corruption):
     (0.2, 0.3, 2, 0.5, 12, 4, 0.7), (0.55, 0.3, 4, 0.9, 12, 8, 0.7),
     (0.55, 0.3, 4.5, 0.85, 12, 8, 0.65), (0.55, 0.3, 2.5, 0.85, 12, 12, 0.55)]."""
 
+    #: 2: the layer is area-averaged, not bilinearly sampled, on images under 224 px
+    version = 2
     TABLE = (
         (0.1, 0.3, 3, 0.5, 10, 4, 0.8),
         (0.2, 0.3, 2, 0.5, 12, 4, 0.7),
@@ -119,71 +114,12 @@ class CCSnow(Corruption):
         np.clip(layer, 0, 1, out=layer)
         layer = motion_blur(layer, int(c[4]), c[5], angle)
         layer = np.round(np.clip(layer, 0, 1) * 255) / np.float32(255)
-        layer = _resize(layer.astype(np.float32), image.shape)
+        layer = layer_to_image(layer.astype(np.float32), image.shape)
         flakes = (layer + layer[::-1, ::-1])[:, :, None]
         x = _unit(image)
         grey = cv2.cvtColor(x, cv2.COLOR_RGB2GRAY)[:, :, None] * np.float32(1.5) + np.float32(0.5)
         x = np.float32(c[6]) * x + np.float32(1 - c[6]) * np.maximum(x, grey)
         return to_uint8(x + flakes)
-
-
-def frost_texture(shape: tuple[int, ...], seed: int) -> np.ndarray:
-    """A procedural frost layer ``float32 [H, W, 3]`` on the 0-255 scale.
-
-    On the 224-px grid: (1) haze, four octaves of smooth Gaussian noise (cells of 48 to 6
-    px, amplitude growing with the cell); (2) ice crystals, ~0.4 % of grid pixels seed a
-    stroke of 4-28 px at a random angle with two side branches at +-60 degrees from its
-    middle (half length), drawn anti-aliased at four brightness levels and given a soft
-    glow; (3) intensity ``0.655 + 0.07 * haze + 0.35 * crystals`` tinted
-    (0.82, 0.94, 1.0) and clipped. Everything comes from ``seed``.
-    """
-    gh, gw = reference_grid(shape)
-    rng = np.random.default_rng(seed)
-    haze = np.zeros((gh, gw), np.float32)
-    for cell, amp in ((48, 1.0), (24, 0.6), (12, 0.35), (6, 0.2)):
-        g = rng.standard_normal((gh // cell + 2, gw // cell + 2)).astype(np.float32)
-        haze += amp * cv2.resize(g, (gw, gh), interpolation=cv2.INTER_CUBIC)
-    haze = (haze - haze.mean()) / (haze.std() + 1e-6)
-    n = max(8, int(0.004 * gh * gw))
-    start = rng.uniform((0, 0), (gw, gh), size=(n, 2))
-    theta = rng.uniform(0, 2 * np.pi, n)
-    length = rng.uniform(4, 28, n)
-    level = rng.integers(0, 4, n)
-    direction = np.stack([np.cos(theta), np.sin(theta)], 1)
-    end = start + length[:, None] * direction
-    mid = (start + end) / 2
-    segments = [np.stack([start, end], 1)]
-    for turn in (np.pi / 3, -np.pi / 3):
-        branch = np.stack([np.cos(theta + turn), np.sin(theta + turn)], 1)
-        segments.append(np.stack([mid, mid + 0.5 * length[:, None] * branch], 1))
-    lines = np.concatenate(segments)
-    levels = np.concatenate([level] * 3)
-    crystals = np.zeros((gh, gw), np.float32)
-    for k in range(4):
-        pts = [seg for seg in np.round(lines[levels == k] * 16).astype(np.int32)]
-        if pts:
-            cv2.polylines(crystals, pts, False, 0.4 + 0.2 * k, 1, cv2.LINE_AA, shift=4)
-    crystals = crystals + 0.6 * cv2.GaussianBlur(crystals, (0, 0), 1.5)
-    intensity = 0.655 + 0.07 * haze + 0.35 * np.minimum(crystals, 1.2)
-    tint = np.array([0.82, 0.94, 1.0], np.float32)
-    tex = np.clip(intensity[:, :, None] * tint * 255.0, 0, 255).astype(np.float32)
-    return _resize(tex, shape)
-
-
-@register("cc_frost")
-class CCFrost(Corruption):
-    """Frost on the lens: ``c0 * image + c1 * frost`` (0-255 scale, clipped), with the
-    procedural :func:`frost_texture` in place of the reference's photographs.
-    Table: imagecorruptions 1.1.2 ``frost`` (c0, c1) =
-    [(1, 0.4), (0.8, 0.6), (0.7, 0.7), (0.65, 0.7), (0.6, 0.75)]."""
-
-    TABLE = ((1, 0.4), (0.8, 0.6), (0.7, 0.7), (0.65, 0.7), (0.6, 0.75))
-
-    def corrupt(self, image, c, *, seed):
-        frost = frost_texture(image.shape, seed)
-        out = np.float32(c[0]) * image.astype(np.float32) + np.float32(c[1]) * frost
-        np.clip(out, 0, 255, out=out)
-        return out.astype(np.uint8)
 
 
 @register("cc_spatter")
@@ -196,6 +132,8 @@ class CCSpatter(Corruption):
     (0.65, 0.3, 3, 0.68, 0.6, 0), (0.65, 0.3, 2, 0.68, 0.5, 0), (0.65, 0.3, 1, 0.65, 1.5, 1),
     (0.67, 0.4, 1, 0.65, 1.5, 1)]."""
 
+    #: 2: the layer is area-averaged, not bilinearly sampled, on images under 224 px
+    version = 2
     TABLE = (
         (0.65, 0.3, 4, 0.69, 0.6, 0),
         (0.65, 0.3, 3, 0.68, 0.6, 0),
@@ -220,10 +158,10 @@ class CCSpatter(Corruption):
             m = layer.astype(np.float32) * dist
             m *= np.float32(c[4] / max(float(m.max()), 1e-12))
             colour = np.array([175, 238, 238], np.float32) / 255
-            return to_uint8(x + _resize(m, image.shape)[:, :, None] * colour)
+            return to_uint8(x + layer_to_image(m, image.shape)[:, :, None] * colour)
         m = gaussian((liquid > c[3]).astype(np.float32), c[4])
         m[m < 0.8] = 0
-        m = _resize(m, image.shape)[:, :, None]
+        m = layer_to_image(m, image.shape)[:, :, None]
         colour = np.array([63, 42, 20], np.float32) / 255
         return to_uint8(x * (1 - m) + colour * m)
 

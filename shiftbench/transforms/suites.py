@@ -15,7 +15,10 @@ A suite file looks like::
 
 Members may be built-ins or plugins. Each member of each image gets its own generator from
 :func:`shiftbench.transforms.base.rng_for` (suite name, member, severity, seed, image id),
-so an image's params never depend on order, batching or worker count.
+so an image's params never depend on order, batching or worker count. A member evaluated
+alone (:meth:`Suite.alone`, one condition of a per-shift study) draws from (perturbation,
+severity, seed, image id) only, whichever suite it came from: the draws of
+``shift(image, name, severity)``, so per-shift studies can be combined and re-run piecewise.
 """
 
 from __future__ import annotations
@@ -73,7 +76,10 @@ class Suite:
         severity: int | None = None,
         source: str = "",
         each: bool = False,
+        standalone: bool = False,
     ) -> None:
+        if standalone and len(members) != 1:
+            raise ValueError(f"{name}: a standalone suite has one member, got {len(members)}")
         self.name = name
         self.members = list(members)
         self.description = description
@@ -81,17 +87,24 @@ class Suite:
         self.source = source
         #: ``each: true`` in the YAML: evaluate every member alone (a catalogue, not a chain).
         self.each = bool(each)
+        #: one member evaluated alone (:meth:`alone`): its draws and hash ignore the suite's name
+        self.standalone = bool(standalone)
         self._hash: str | None = None
 
     def definition(self) -> dict[str, Any]:
         """Canonical definition: everything that determines the output, and nothing else
-        (``each`` only when true, so suites without it keep their hashes)."""
+        (``each`` only when true, so suites without it keep their hashes). A standalone
+        member's draws do not depend on the suite's name, so neither does its definition:
+        the same member from two suite files has one hash (and one twins cache key)."""
+        members = [
+            {"key": m.key, "p": float(m.p), **m.perturbation.describe()} for m in self.members
+        ]
+        if self.standalone:
+            return {"engine": ENGINE_VERSION, "standalone": True, "members": members}
         definition: dict[str, Any] = {
             "engine": ENGINE_VERSION,
             "name": self.name,
-            "members": [
-                {"key": m.key, "p": float(m.p), **m.perturbation.describe()} for m in self.members
-            ],
+            "members": members,
         }
         if self.each:
             definition["each"] = True
@@ -106,7 +119,11 @@ class Suite:
 
     def alone(self, key: str) -> Suite:
         """The suite of one member applied alone (named ``<suite>-<member key>``): what a
-        per-shift study (``each``) evaluates as one condition."""
+        per-shift study (``each``) evaluates as one condition.
+
+        Its draws come from (perturbation name, severity, seed, image id) only — the same
+        as ``shift(image, name, severity)`` — not from the suite's name or the member's
+        position, so a member gives the same pixels and params from any suite file."""
         member = next((m for m in self.members if m.key == key), None)
         if member is None:
             raise KeyError(f"{self.name}: no member {key!r}")
@@ -116,7 +133,15 @@ class Suite:
             description=f"{key} of {self.name}, alone",
             severity=self.severity,
             source=self.source,
+            standalone=True,
         )
+
+    def _stream(self, member: Member) -> tuple[str, str]:
+        """``(suite, name)`` arguments of :func:`rng_for` for ``member``: the suite's name and
+        the member's key, or the perturbation's name twice for a standalone member."""
+        if self.standalone:
+            return member.perturbation.name, member.perturbation.name
+        return self.name, member.key
 
     def __repr__(self) -> str:
         return f"Suite({self.name!r}, severity={self.severity}, members={[m.key for m in self.members]})"
@@ -132,15 +157,16 @@ class Suite:
         params: dict[str, dict[str, Any]] = {}
         for m in self.members:
             sev = m.perturbation.severity
+            stream, label = self._stream(m)
             entry: dict[str, Any] = {}
             if m.p < 1.0:
-                applied = bool(rng_for(seed, self.name, m.key + "/p", sev, image_id).random() < m.p)
+                applied = bool(rng_for(seed, stream, label + "/p", sev, image_id).random() < m.p)
                 entry["applied"] = applied
                 if not applied:
                     params[m.key] = entry
                     continue
             drawn = m.perturbation.sample_params(
-                rng_for(seed, self.name, m.key, sev, image_id), tuple(shape)
+                rng_for(seed, stream, label, sev, image_id), tuple(shape)
             )
             entry.update(jsonable(drawn, f"{self.name}/{m.key}"))
             params[m.key] = entry
