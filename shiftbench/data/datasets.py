@@ -140,15 +140,20 @@ def _require_mask(image: Path, mask: Path | None, hint: str) -> Path:
 
 
 @_loader("mvtec")
-def load_mvtec(root: str | Path, categories: Iterable[str] | None = None) -> pd.DataFrame:
+def load_mvtec(
+    root: str | Path, categories: Iterable[str] | None = None, *, train_optional: bool = False
+) -> pd.DataFrame:
     """MVTec AD layout (also WFDD, converted VisA and any set laid out the same way):
-    ``<cat>/train/good``, ``<cat>/test/<defect|good>``, ``<cat>/ground_truth/<defect>/<id>_mask.png``."""
+    ``<cat>/train/good``, ``<cat>/test/<defect|good>``, ``<cat>/ground_truth/<defect>/<id>_mask.png``.
+    ``train_optional``: a category may lack ``train/good`` (a real target domain that
+    ships test images only)."""
     root = _check_root(root)
-    available = sorted(p.name for p in root.iterdir() if (p / "train").is_dir())
+    markers = ("train", "test") if train_optional else ("train",)
+    available = sorted(p.name for p in root.iterdir() if any((p / m).is_dir() for m in markers))
     rows = []
     for cat in _pick_categories(root, available, categories):
         base = root / cat
-        if not _images(base / "train" / "good"):
+        if not train_optional and not _images(base / "train" / "good"):
             raise ShiftbenchError(
                 f"{base / 'train' / 'good'}: category {cat!r} has no normal images; add train/good images"
             )
