@@ -36,6 +36,7 @@ class Report:
     html: Path | None = None
     summary: Path | None = None
     skipped: list[str] = field(default_factory=list)  # tables or figures not made, and why
+    warnings: list[str] = field(default_factory=list)  # numbers to read with care, and why
 
 
 def run_levels(run: Run) -> list[float]:
