@@ -69,13 +69,13 @@ def few_points_warning(n_points: int, n_categories: int) -> str | None:
     if n_points < MIN_POINTS:
         sd = null_sd(n_points)
         why = (
-            f"under no association Kendall's tau varies by $\\pm${min(1.96 * sd, 1.0):.2f} (95\\%)"
+            f"under no association Kendall's tau still ranges over $\\pm${min(1.96 * sd, 1.0):.2f} (95\\%)"
             if np.isfinite(sd)
             else "no correlation can be computed"
         )
         problems.append(
             f"only {n_points} model $\\times$ category points (fewer than {MIN_POINTS}): "
-            f"{why}, so the intervals span most of [$-$1, 1]"
+            f"{why}, so the intervals are wide and a moderate tau can be chance"
         )
     if n_categories < MIN_CATEGORIES:
         problems.append(
@@ -165,7 +165,7 @@ def syn2real_table(
     Both are empty when the run has no real target or no synthetic condition. Each
     condition's bootstrap uses the same seeded draws of categories."""
     drops = drop_points(metrics, metric)
-    is_target = drops["shift"].map(schema.is_target_shift)
+    is_target = drops["shift"].map(schema.is_target_shift).astype(bool)
     real, synthetic = drops[is_target], drops[~is_target]
     rows, points = [], []
     for target, r in real.groupby("shift", sort=True):
