@@ -184,6 +184,19 @@ def test_report_has_the_syn2real_table(study, tmp_path):
     assert any(w.startswith("syn2real: Too few") for w in rep.warnings)
     robust = pd.read_csv(tmp_path / schema.TABLES / "robustness.csv")
     assert len(robust) == 1  # the target is not averaged into the synthetic summary
+    # the target's own table: its AUROCs as metrics.parquet holds them
+    t = pd.read_csv(tmp_path / schema.TABLES / "target_lamp2.csv").set_index("category")
+    m = pd.read_parquet(path / schema.METRICS)
+    m = m[m["metric"] == "image_auroc"]
+    for cat in [*CATS, schema.MEAN_CATEGORY]:
+        c = m[m["category"] == cat]
+        on = c[c["shift"] == "target:lamp2"].set_index("protocol")["value"]
+        assert t.loc[cat, "clean"] == pytest.approx(c[c["protocol"] == "clean"]["value"].item())
+        assert t.loc[cat, "shift-noadapt"] == pytest.approx(on["shift-noadapt"])
+        assert t.loc[cat, "d_adapt_noadapt"] == pytest.approx(
+            on["shift-adapt"] - on["shift-noadapt"]
+        )
+    assert "(1 shifts pooled)" in (tmp_path / schema.TABLES / "image_auroc.md").read_text()
 
 
 # -- planning and splits without fitting ------------------------------------------------
@@ -311,3 +324,16 @@ def test_cli_names_the_flag(tiny_synthetic, capsys):
     err = capsys.readouterr().err
     assert exit_.value.code == 2
     assert err.startswith("error: --target-root ") and "is the source dataset's root" in err
+
+
+def test_load_run_keeps_the_target_rows_apart(study):
+    """Readers of ``run.splits`` (per-defect tables, qualitative grids, the app) look
+    images up by sample id: they see the source's rows only, as before."""
+    from shiftbench.results import load_run
+
+    path, _ = study
+    run = load_run(path)
+    assert schema.DOMAIN_COLUMN not in run.splits.columns
+    assert not run.splits.duplicated(["seed", "sample_id"]).any()
+    assert set(run.target_splits[schema.DOMAIN_COLUMN]) == {"target:lamp2"}
+    assert len(run.splits) + len(run.target_splits) == len(pd.read_csv(path / schema.SPLITS))

@@ -1,5 +1,6 @@
-"""The synthetic-to-real part of a report: when a run has a real target domain (``shift``
-``target:<name>``) and synthetic conditions, a table of the rank correlations between each
+"""The real-target part of a report: ``tables/target.*`` (image AUROC clean, on the target
+without and with adaptation, per model and category) and, when the run also has synthetic
+conditions, a table of the rank correlations between each
 synthetic condition's AUROC drop and the target's across models x categories
 (``tables/syn2real.{csv,tex,md}``, the points in ``syn2real_points.csv``) and their scatter
 (``figures/syn2real.{pdf,png}``). The numbers come from
@@ -15,7 +16,7 @@ from shiftbench.analysis.report.context import Build
 from shiftbench.analysis.report.html import records
 from shiftbench.results import schema
 
-__all__ = ["syn2real_tables"]
+__all__ = ["syn2real_tables", "target_tables"]
 
 _NOTES = [
     "Drop: clean $-$ shift (no adapt.) image AUROC of the same clean fit, per model and "
@@ -41,13 +42,76 @@ def _has_target(metrics: pd.DataFrame | None) -> bool:
     return bool(metrics[schema.SHIFT_COLUMN].map(schema.is_target_shift).any())
 
 
+#: the metrics of a real target's tables: (metric, file suffix, caption name)
+_TARGET_METRICS = (
+    ("image_auroc", "", "Image AUROC"),
+    ("pixel_aupro", "_pixel_aupro", "Pixel PRO (normalised AUPRO up to FPR 0.3)"),
+)
+
+
+def target_tables(b: Build) -> None:
+    """Image AUROC and pixel PRO on each real target (mean ± SD over seeds), from
+    ``metrics.parquet``: ``tables/target_<name>.*`` and ``target_<name>_pixel_aupro.*``."""
+    metrics = b.run.metrics
+    shifts = metrics[schema.SHIFT_COLUMN].dropna().unique()
+    for target in sorted(x for x in shifts if schema.is_target_shift(x)):
+        for metric, suffix, title in _TARGET_METRICS:
+            m = metrics[metrics["metric"] == metric]
+            on = m[m[schema.SHIFT_COLUMN] == target]
+            if on.empty:
+                continue
+            name = schema.file_token(target).replace("-", "_", 1) + suffix  # target_lamp2
+            _target_table(b, m[m["protocol"] == "clean"], on, target, name, title)
+
+
+def _target_table(b: Build, clean, on, target: str, name: str, title: str) -> None:
+    from shiftbench.analysis.tables import render
+
+    parts = [clean.assign(col="clean")]
+    parts += [on[on["protocol"] == p].assign(col=p) for p in ("shift-noadapt", "shift-adapt")]
+    per_seed = pd.concat(parts).pivot_table(
+        index=["model", "category", "seed"], columns="col", values="value"
+    )
+    cols = [c for c in ("clean", "shift-noadapt", "shift-adapt") if c in per_seed.columns]
+    for delta, a, z in schema.DELTAS:
+        if a in per_seed.columns and z in per_seed.columns:
+            per_seed[delta] = per_seed[a] - per_seed[z]
+            cols.append(delta)
+    grouped = per_seed.groupby(["model", "category"], sort=True)[cols]
+    t = grouped.mean().join(grouped.std(ddof=1).add_suffix("_sd")).reset_index()
+    order = sorted(set(t["category"]) - {schema.MEAN_CATEGORY}) + [schema.MEAN_CATEGORY]
+    t["category"] = pd.Categorical(t["category"], order)
+    t = t.sort_values(["model", "category"]).astype({"category": str})
+    csv = b.table(t.assign(target=target), name)
+    vcols = [(c, render.HEADERS[c][0], render.HEADERS[c][1]) for c in cols]
+    grid = render.render_frame(
+        t,
+        caption=f"{title} on the real target {render.latex_escape(target)}: the clean test "
+        f"split, then the target's test split without and with adaptation, {b.over}.",
+        label=f"tab:{name}",
+        text_columns=[("model", "Model", "Model"), ("category", "Category", "Category")],
+        value_columns=vcols,
+        notes=[
+            "In \\%; $\\pm$: standard deviation over seeds. The target's images are not "
+            "twins of the clean ones, so its differences are unpaired and untested; "
+            "category mean = macro average over categories."
+        ],
+        group=True,
+        formats={c: {"signed": True} for c, _, _ in vcols if c.startswith("d_")},
+        half_columns={c: f"{c}_sd" for c in cols},
+    )
+    b.grid(grid, name, "Real target", f"{title}, {target}", csv)
+
+
 def syn2real_tables(b: Build, n_resamples: int, seed: int) -> None:
-    """The syn2real table and scatter, when the run has a real target."""
+    """The target tables, and the syn2real table and scatter, when the run has a real
+    target."""
     from shiftbench.analysis.stats import syn2real as s2r
 
     metrics = b.run.metrics
     if not _has_target(metrics):
         return  # nothing to say: an ordinary run
+    target_tables(b)
     table, points = s2r.syn2real_table(metrics, n_resamples=n_resamples, alpha=b.alpha, seed=seed)
     if table.empty:
         b.out.skipped.append(

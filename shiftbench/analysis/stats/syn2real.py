@@ -66,16 +66,14 @@ def few_points_warning(n_points: int, n_categories: int) -> str | None:
     """One sentence when the table has too few points or categories to mean much, else
     None: the number, and why it is too few."""
     problems = []
-    if n_points < MIN_POINTS:
-        sd = null_sd(n_points)
-        why = (
-            f"under no association Kendall's tau still ranges over $\\pm${min(1.96 * sd, 1.0):.2f} (95\\%)"
-            if np.isfinite(sd)
-            else "no correlation can be computed"
-        )
+    if n_points < 2:
+        problems.append(f"only {n_points} model $\\times$ category point: no correlation")
+    elif n_points < MIN_POINTS:
+        spread = min(1.96 * null_sd(n_points), 1.0)
         problems.append(
             f"only {n_points} model $\\times$ category points (fewer than {MIN_POINTS}): "
-            f"{why}, so the intervals are wide and a moderate tau can be chance"
+            f"under no association Kendall's tau still ranges over $\\pm${spread:.2f} (95\\%), "
+            "so the intervals are wide and a moderate tau can be chance"
         )
     if n_categories < MIN_CATEGORIES:
         problems.append(
