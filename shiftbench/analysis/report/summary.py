@@ -20,9 +20,7 @@ def summary_table(metrics: pd.DataFrame, metric: str = "image_auroc") -> pd.Data
     protocols = [c for c in schema.PROTOCOLS if c in set(sub["protocol"])]
     if schema.SHIFT_COLUMN in sub.columns:
         shift = sub[schema.SHIFT_COLUMN]
-        sub["protocol"] = sub["protocol"].where(
-            shift.isna(), sub["protocol"] + "@" + shift.astype(str)
-        )
+        sub["protocol"] = sub["protocol"].where(shift.isna(), sub["protocol"] + "@" + shift.astype(str))
         shifts = list(dict.fromkeys(shift.dropna()))
         protocols = [
             c for p in protocols for c in ([p] if p == "clean" else [f"{p}@{s}" for s in shifts])
