@@ -42,6 +42,7 @@ SPLIT_OPTIONS = (
     "dataset",
     "root",
     "categories",
+    "views",
     "seeds",
     "train_subsample",
     "val_normal_frac",
@@ -64,7 +65,7 @@ def splits(
     from shiftbench.protocols.config import load_config
 
     cfg = load_config(None, study)
-    samples = load_dataset(cfg.dataset, cfg.root, cfg.categories)
+    samples = load_dataset(cfg.dataset, cfg.root, cfg.categories, **cfg.dataset_options)
     tables = []
     for seed in cfg.seeds:
         table = make_splits(

@@ -9,7 +9,7 @@ import typer
 from shiftbench.cli.options import with_study_options
 
 #: The study options ``shift`` takes (same flags, parsing and defaults as ``run``).
-SHIFT_OPTIONS = ("dataset", "root", "categories", "seeds", "suite", "severity", "workers")
+SHIFT_OPTIONS = ("dataset", "root", "categories", "views", "seeds", "suite", "severity", "workers")
 
 
 @with_study_options(
@@ -42,7 +42,7 @@ def shift(
         levels = load_config(None, {"severity": study["severity"]}).severities
     with about("suite"):
         suites = [load_suite(cfg.suite, severity=level) for level in levels]
-    samples = load_dataset(cfg.dataset, cfg.root, cfg.categories)
+    samples = load_dataset(cfg.dataset, cfg.root, cfg.categories, **cfg.dataset_options)
     root = cfg.root
     if cfg.dataset == "synthetic" and root is None:
         from shiftbench.data.synthetic import default_synthetic_root

@@ -34,6 +34,7 @@ category), sorts it by ``sample_id`` and, with ``validate=True``, reads every he
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -42,12 +43,53 @@ import pandas as pd
 
 from shiftbench._registry import Registry
 from shiftbench.data.io import image_size, path_str_or_none
+from shiftbench.data.loaders import BUILTIN_LOADERS
+from shiftbench.data.loaders._common import (
+    COLUMNS,
+    IMAGE_SUFFIXES,
+    ORIG_SPLITS,
+    check_root,
+    find_mask,
+    finish,
+    list_images,
+    pick_categories,
+    require_mask,
+    sample_row,
+)
+from shiftbench.data.loaders.btad import load_btad
+from shiftbench.data.loaders.folder import load_folder
+from shiftbench.data.loaders.mvtec import load_mvtec
+from shiftbench.data.loaders.mvtec2 import load_mvtec2
+from shiftbench.data.loaders.visa import load_visa
 from shiftbench.errors import ShiftbenchError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".JPG", ".PNG")
-COLUMNS = ["sample_id", "image_path", "category", "orig_split", "label", "defect_type", "mask_path"]
-ORIG_SPLITS = ("train", "validation", "test", "unsplit")
+__all__ = [
+    "COLUMNS",
+    "DATASETS",
+    "ENTRY_POINT_GROUP",
+    "IMAGE_SUFFIXES",
+    "ORIG_SPLITS",
+    "dataset_kinds",
+    "load_btad",
+    "load_dataset",
+    "load_folder",
+    "load_mvtec",
+    "load_mvtec2",
+    "load_visa",
+    "register_dataset",
+    "validate_samples",
+]
+
 ENTRY_POINT_GROUP = "shiftbench.datasets"
+
+# the helpers' former names here (they live in shiftbench.data.loaders._common now)
+_images, _row, _find_mask = list_images, sample_row, find_mask
+_check_root, _pick_categories, _require_mask, _finish = (
+    check_root,
+    pick_categories,
+    require_mask,
+    finish,
+)
 
 
 def _check_loader(name: str, fn: object) -> None:
@@ -58,6 +100,8 @@ def _check_loader(name: str, fn: object) -> None:
 DATASETS: Registry[Callable[..., pd.DataFrame]] = Registry(
     "dataset", ENTRY_POINT_GROUP, check=_check_loader, known_label="choose one of"
 )
+for _name, _load in BUILTIN_LOADERS.items():  # one module per layout, in shiftbench.data.loaders
+    DATASETS.register(_name, _load)
 
 
 def register_dataset(
@@ -73,249 +117,12 @@ def register_dataset(
     return deco
 
 
-_loader = register_dataset
+_loader = register_dataset  # its former private name
 
 
 def dataset_kinds() -> list[str]:
     """Names accepted by :func:`load_dataset` (built-ins and plugins, without importing them)."""
     return DATASETS.names()
-
-
-def _images(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.suffix in IMAGE_SUFFIXES and p.is_file())
-
-
-def _row(category, split, label, defect, image: Path, mask: Path | None) -> dict:
-    return {
-        "sample_id": f"{category}/{split}/{defect}/{image.stem}",
-        "image_path": os.path.abspath(image),
-        "category": category,
-        "orig_split": split,
-        "label": int(label),
-        "defect_type": defect,
-        "mask_path": None if mask is None else os.path.abspath(mask),
-    }
-
-
-def _find_mask(folder: Path, stem: str, suffixes: Iterable[str] = ("_mask", "")) -> Path | None:
-    for suffix in suffixes:
-        for ext in IMAGE_SUFFIXES:
-            candidate = folder / f"{stem}{suffix}{ext}"
-            if candidate.is_file():
-                return candidate
-    return None
-
-
-def _check_root(root: Path) -> Path:
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise ShiftbenchError(
-            f"{root}: dataset root not found; pass an existing folder with --root"
-        )
-    return root
-
-
-def _pick_categories(root: Path, available: list[str], wanted: Iterable[str] | None) -> list[str]:
-    if not available:
-        raise ShiftbenchError(
-            f"{root}: no category folders found; is --root the dataset's top folder?"
-        )
-    if wanted is None:
-        return available
-    wanted = list(wanted)
-    missing = [c for c in wanted if c not in available]
-    if missing:
-        raise ShiftbenchError(
-            f"{root}: category {missing[0]!r} not found; available: {', '.join(available)}"
-        )
-    return wanted
-
-
-def _require_mask(image: Path, mask: Path | None, hint: str) -> Path:
-    if mask is None:
-        raise ShiftbenchError(f"{image}: anomalous image without a mask; expected {hint}")
-    return mask
-
-
-@_loader("mvtec")
-def load_mvtec(
-    root: str | Path, categories: Iterable[str] | None = None, *, train_optional: bool = False
-) -> pd.DataFrame:
-    """MVTec AD layout (also WFDD, converted VisA and any set laid out the same way):
-    ``<cat>/train/good``, ``<cat>/test/<defect|good>``, ``<cat>/ground_truth/<defect>/<id>_mask.png``.
-    ``train_optional``: a category may lack ``train/good`` (a real target domain that
-    ships test images only)."""
-    root = _check_root(root)
-    markers = ("train", "test") if train_optional else ("train",)
-    available = sorted(p.name for p in root.iterdir() if any((p / m).is_dir() for m in markers))
-    rows = []
-    for cat in _pick_categories(root, available, categories):
-        base = root / cat
-        if not train_optional and not _images(base / "train" / "good"):
-            raise ShiftbenchError(
-                f"{base / 'train' / 'good'}: category {cat!r} has no normal images; add train/good images"
-            )
-        for image in _images(base / "train" / "good"):
-            rows.append(_row(cat, "train", 0, "good", image, None))
-        test = base / "test"
-        if not test.is_dir():
-            raise ShiftbenchError(
-                f"{test}: missing test folder; MVTec layout needs <cat>/test/<defect>/"
-            )
-        for defect_dir in sorted(p for p in test.iterdir() if p.is_dir()):
-            defect = defect_dir.name
-            for image in _images(defect_dir):
-                if defect == "good":
-                    rows.append(_row(cat, "test", 0, "good", image, None))
-                    continue
-                gt = base / "ground_truth" / defect
-                mask = _require_mask(
-                    image, _find_mask(gt, image.stem), f"{gt}/{image.stem}_mask.png"
-                )
-                rows.append(_row(cat, "test", 1, defect, image, mask))
-    return _finish(rows, root)
-
-
-@_loader("mvtec2")
-def load_mvtec2(root: str | Path, categories: Iterable[str] | None = None) -> pd.DataFrame:
-    """MVTec AD 2: ``train/good``, ``validation/good``, ``test_public/{good,bad}``,
-    ``test_public/ground_truth/bad/<id>_mask.png``. Its own validation images join the
-    pool of normal training images that :func:`make_splits` divides."""
-    root = _check_root(root)
-    available = sorted(p.name for p in root.iterdir() if (p / "train").is_dir())
-    rows = []
-    for cat in _pick_categories(root, available, categories):
-        base = root / cat
-        for split in ("train", "validation"):
-            for image in _images(base / split / "good"):
-                rows.append(_row(cat, split, 0, "good", image, None))
-        for image in _images(base / "test_public" / "good"):
-            rows.append(_row(cat, "test", 0, "good", image, None))
-        gt = base / "test_public" / "ground_truth" / "bad"
-        for image in _images(base / "test_public" / "bad"):
-            mask = _require_mask(image, _find_mask(gt, image.stem), f"{gt}/{image.stem}_mask.png")
-            rows.append(_row(cat, "test", 1, "bad", image, mask))
-    return _finish(rows, root)
-
-
-@_loader("btad")
-def load_btad(root: str | Path, categories: Iterable[str] | None = None) -> pd.DataFrame:
-    """BTAD: ``<cat>/train/ok``, ``<cat>/test/{ok,ko}``, ``<cat>/ground_truth/ko/<id>.png``."""
-    root = _check_root(root)
-    available = sorted(p.name for p in root.iterdir() if (p / "train").is_dir())
-    rows = []
-    for cat in _pick_categories(root, available, categories):
-        base = root / cat
-        for image in _images(base / "train" / "ok"):
-            rows.append(_row(cat, "train", 0, "good", image, None))
-        for image in _images(base / "test" / "ok"):
-            rows.append(_row(cat, "test", 0, "good", image, None))
-        gt = base / "ground_truth" / "ko"
-        for image in _images(base / "test" / "ko"):
-            mask = _require_mask(
-                image, _find_mask(gt, image.stem, ("", "_mask")), f"{gt}/{image.stem}.png"
-            )
-            rows.append(_row(cat, "test", 1, "ko", image, mask))
-    return _finish(rows, root)
-
-
-@_loader("visa")
-def load_visa(root: str | Path, categories: Iterable[str] | None = None) -> pd.DataFrame:
-    """VisA through its ``split_csv/1cls.csv`` (columns object, split, label, image, mask;
-    paths relative to the root). A VisA converted to the MVTec layout loads with ``mvtec``."""
-    root = _check_root(root)
-    csv = root / "split_csv" / "1cls.csv"
-    if not csv.is_file():
-        if any((p / "train").is_dir() for p in root.iterdir()):
-            return load_mvtec(root, categories)
-        raise ShiftbenchError(
-            f"{csv}: not found; VisA needs split_csv/1cls.csv or the MVTec-style layout"
-        )
-    table = pd.read_csv(csv)
-    need = {"object", "split", "label", "image", "mask"}
-    if not need <= set(table.columns):
-        raise ShiftbenchError(
-            f"{csv}: columns {sorted(need - set(table.columns))} missing; expected {sorted(need)}"
-        )
-    available = sorted(table["object"].unique())
-    rows = []
-    for cat in _pick_categories(root, available, categories):
-        for rec in table[table["object"] == cat].itertuples(index=False):
-            anomalous = str(rec.label).lower() in ("anomaly", "1", "abnormal")
-            image = root / rec.image
-            mask = None
-            if anomalous:
-                if not isinstance(rec.mask, str) or not rec.mask:
-                    raise ShiftbenchError(f"{image}: anomalous image without a mask in {csv}")
-                mask = root / rec.mask
-            rows.append(
-                _row(
-                    cat,
-                    str(rec.split),
-                    int(anomalous),
-                    "anomaly" if anomalous else "good",
-                    image,
-                    mask,
-                )
-            )
-    return _finish(rows, root)
-
-
-@_loader("folder")
-def load_folder(
-    root: str | Path,
-    categories: Iterable[str] | None = None,
-    *,
-    normal_dir: str = "normal",
-    abnormal_dir: str = "abnormal",
-    mask_dir: str | None = "mask",
-) -> pd.DataFrame:
-    """A generic folder dataset: ``<root>/<normal_dir>``, ``<root>/<abnormal_dir>`` and an
-    optional ``<root>/<mask_dir>`` (masks named like the image, or ``<stem>_mask``). The
-    category is the root folder's name. Normal images are ``unsplit``: the split carves
-    Test-clean normals from them. Without a mask folder, pixel metrics are skipped."""
-    root = _check_root(root)
-    category = root.name
-    _pick_categories(root, [category], categories)
-    normal, abnormal = root / normal_dir, root / abnormal_dir
-    if not normal.is_dir():
-        raise ShiftbenchError(
-            f"{normal}: normal image folder not found; create it or pass its name"
-        )
-    masks = root / mask_dir if mask_dir else None
-    has_masks = masks is not None and masks.is_dir()
-    rows = [_row(category, "unsplit", 0, "good", image, None) for image in _images(normal)]
-    for image in _images(abnormal):
-        mask = None
-        if has_masks:
-            mask = _require_mask(
-                image, _find_mask(masks, image.stem, ("", "_mask")), f"{masks}/{image.stem}.png"
-            )
-        rows.append(_row(category, "test", 1, "abnormal", image, mask))
-    return _finish(rows, root)
-
-
-def _finish(rows: list[dict], root: Path) -> pd.DataFrame:
-    table = pd.DataFrame(rows, columns=COLUMNS)
-    if table.empty:
-        raise ShiftbenchError(f"{root}: no images found; check --root and --dataset")
-    for cat, group in table.groupby("category", sort=True):
-        if (group["label"] == 0).sum() == 0:
-            raise ShiftbenchError(
-                f"{root / str(cat)}: category has no normal images; add train/good images"
-            )
-        if (group["label"] == 1).sum() == 0:
-            raise ShiftbenchError(
-                f"{root / str(cat)}: category has no anomalous images; add test/<defect> images"
-            )
-    dup = table["sample_id"].duplicated()
-    if dup.any():
-        raise ShiftbenchError(
-            f"{table.loc[dup, 'image_path'].iloc[0]}: duplicate image id (same name, other extension?); rename it"
-        )
-    return table.sort_values("sample_id", kind="stable").reset_index(drop=True)
 
 
 def _check_plugin_table(table: object, entry, root: Path) -> pd.DataFrame:
@@ -370,6 +177,25 @@ def validate_samples(table: pd.DataFrame) -> None:
                 )
 
 
+def _check_options(kind: str, load: Callable, options: dict) -> None:
+    """An option the loader does not take (``--views`` for ``mvtec``) is a one-line
+    error naming it, not a TypeError from deep inside."""
+    try:
+        params = inspect.signature(load).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    takes = [n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    for name in options:
+        if name not in takes:
+            raise ShiftbenchError(
+                f"{name}: not an option of dataset {kind!r} (it takes "
+                f"{', '.join(takes) or 'none'}); leave it out or choose another --dataset",
+                param=name,
+            )
+
+
 def load_dataset(
     kind: str,
     root: str | Path | None = None,
@@ -383,6 +209,8 @@ def load_dataset(
     ``kind`` is one of :func:`dataset_kinds`; ``synthetic`` with ``root=None`` uses (and if
     needed generates) the cached embedded synthetic dataset. ``validate`` reads every
     image and mask header to catch unreadable files and size mismatches up front.
+    ``options`` go to the loader (``views`` for ``realiad``, ``split_seed`` for ``mtd``,
+    ``normal_dir`` for ``folder``...); one it does not take is a one-line error.
     """
     if kind == "synthetic":
         from shiftbench.data.synthetic import default_synthetic_root
@@ -394,6 +222,7 @@ def load_dataset(
         raise ShiftbenchError(f"dataset {kind!r} needs --root pointing at its top folder")
     if isinstance(categories, str):
         categories = [c for c in categories.split(",") if c]
+    _check_options(kind, entry.obj, options)
     if entry.origin == "builtin":
         table = entry.obj(root, categories, **options)
     else:

@@ -1,4 +1,18 @@
-"""Reading and writing images and masks, with errors that name the file."""
+"""Reading and writing images and masks, with errors that name the file.
+
+Real datasets are untidy, and every reader here takes them as they come:
+
+* **sizes**: images of one category may differ in size; ``size`` resizes each to a square,
+  so a batch stacks (a mask must still have its own image's size: see
+  :func:`shiftbench.data.datasets.validate_samples`, whose error names both files);
+* **modes**: greyscale (``L``, also greyscale JPEGs), palette, RGBA, CMYK and bilevel files
+  become RGB through Pillow; **16-bit** files (``I;16``, or ``I`` with values above 255)
+  are scaled to 8 bits by keeping the high byte, ``v >> 8`` (65535 -> 255, 32768 -> 128),
+  which is what Pillow itself does with 16-bit colour PNGs (it would otherwise clip a
+  16-bit grey image to white);
+* **masks** that are not strictly binary (JPEG-like greys, anti-aliased edges, 16-bit
+  masks, masks that store defect ids 1, 2, ...) are binarised by :func:`binarize_mask`.
+"""
 
 from __future__ import annotations
 
@@ -73,10 +87,28 @@ def decode_image_bytes(
     return _decode(io.BytesIO(data), name, max_pixels)
 
 
+#: Pillow modes of 16-bit (or wider integer) single-channel images
+_WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def to_8bit(img: Image.Image) -> Image.Image:
+    """A 16-bit single-channel image as 8-bit grey (``L``) by keeping the high byte
+    (``v >> 8``); an ``I`` (32-bit) image whose values fit in 0..255 keeps them as they
+    are. Any other image is returned unchanged."""
+    if img.mode not in _WIDE_MODES:
+        return img
+    a = np.asarray(img)
+    if img.mode == "I" and int(a.max(initial=0)) <= 255:
+        a8 = np.clip(a, 0, 255)
+    else:
+        a8 = np.clip(a, 0, 65535).astype(np.uint32) >> 8
+    return Image.fromarray(a8.astype(np.uint8), "L")
+
+
 def image_to_array(img: Image.Image, size: int | None = None) -> np.ndarray:
     """A PIL image (any mode the readers accept: grey, 16-bit, RGBA, palette) as RGB
     ``uint8 [H, W, 3]``, resized to ``size`` x ``size`` like :func:`read_image`."""
-    img = img.convert("RGB")
+    img = to_8bit(img).convert("RGB")
     if size is not None and img.size != (size, size):
         img = img.resize((size, size), Image.BILINEAR)
     return np.asarray(img, dtype=np.uint8).copy()
@@ -145,11 +177,13 @@ def read_mask(
     shape: tuple[int, int] | None = None,
     crop: int | None = None,
 ) -> np.ndarray:
-    """Read a mask as ``uint8 [H, W]`` in {0, 255} (non-zero is anomalous).
+    """Read a mask as ``uint8 [H, W]`` in {0, 255}, binarised by :func:`binarize_mask`
+    (greys above 127 are anomalous; a mask whose values all lie in 1..127 stores defect
+    ids, and then every non-zero pixel is).
 
     ``path=None`` gives an empty mask of ``(size, size)`` or ``shape`` (``crop`` x ``crop``
-    with ``crop``). Resizing is nearest-neighbour so the mask stays binary; ``crop`` then
-    keeps the same central pixels as :func:`read_image` does.
+    with ``crop``). The mask is binarised at its own size, then resized nearest-neighbour
+    so it stays binary; ``crop`` then keeps the same central pixels as :func:`read_image`.
     """
     path = path_str_or_none(path)
     if path is None:
@@ -160,11 +194,27 @@ def read_mask(
         if shape is None:
             raise ValueError("read_mask(None) needs size or shape")
         return np.zeros(shape, np.uint8)
-    img = _open(path).convert("L")
-    if size is not None and img.size != (size, size):
-        img = img.resize((size, size), Image.NEAREST)
-    mask = np.where(np.asarray(img) > 0, 255, 0).astype(np.uint8)
+    mask = binarize_mask(_open(path))
+    if size is not None and mask.shape != (size, size):
+        mask = np.asarray(Image.fromarray(mask).resize((size, size), Image.NEAREST))
     return mask if crop is None else center_crop(mask[None], crop)[0]
+
+
+def binarize_mask(mask: Image.Image | np.ndarray) -> np.ndarray:
+    """A mask as ``uint8 [H, W]`` in {0, 255}: the rule every mask file is read with.
+
+    The mask is first made 8-bit grey: 16-bit values keep their high byte (``v >> 8``,
+    :func:`to_8bit`), colour and palette masks become their luminance (Pillow's ``L``).
+    Then, if any pixel is above 127, a pixel is anomalous when it is **above 127**: half
+    of the 8-bit range, so the JPEG-like greys around a black-and-white mask round to
+    the nearer of the two. If no pixel is above 127 (0/1 masks, masks storing defect ids
+    1, 2, ... as VisA's do), every **non-zero** pixel is anomalous. A {0, 255} mask reads
+    the same under both branches."""
+    if not isinstance(mask, Image.Image):
+        mask = Image.fromarray(np.ascontiguousarray(mask))
+    grey = np.asarray(to_8bit(mask).convert("L"))
+    threshold = 127 if int(grey.max(initial=0)) > 127 else 0
+    return np.where(grey > threshold, 255, 0).astype(np.uint8)
 
 
 def resize_like_reader(

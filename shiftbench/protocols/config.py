@@ -95,7 +95,8 @@ class StudyConfig:
     )
     dataset: str = _opt(
         "synthetic",
-        "Dataset layout: mvtec, visa, btad, mvtec2, folder or synthetic.",
+        "Dataset layout: mvtec, mvtec2, visa, btad, loco, mpdd, ksdd2, realiad, mtd, folder "
+        "or synthetic (docs/datasets.md).",
         flag="--dataset",
         cli_type=str,
     )
@@ -108,6 +109,13 @@ class StudyConfig:
     )
     categories: list[str] | None = _opt(
         None, "Comma-separated categories.", flag="--categories", cli_type=str, show="all"
+    )
+    views: list[str] | None = _opt(
+        None,
+        "Camera views to load, e.g. C1,C3 (Real-IAD's C1-C5; --dataset realiad).",
+        flag="--views",
+        cli_type=str,
+        show="all",
     )
     models: list[str] = _opt(
         ["patchcore"],
@@ -327,7 +335,9 @@ class StudyConfig:
     )
     # options added after studies were hashed: left out of the hash while unset (None), so
     # every study that does not use them keeps its hash, run folder name and resumability
-    _HASHED_WHEN_SET = ("crop", "each", "shift_at", "target_root", "target_dataset", "target_name")
+    _HASHED_WHEN_SET = (
+        "crop", "each", "shift_at", "views", "target_root", "target_dataset", "target_name",
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         if isinstance(self.suite, str) and self.suite.startswith("each:"):
@@ -349,6 +359,12 @@ class StudyConfig:
         if self.shift_at is not None:
             return self.shift_at
         return "model" if self.dataset == "synthetic" else "native"
+
+    @property
+    def dataset_options(self) -> dict[str, Any]:
+        """The loader options the study sets (``views``), for ``load_dataset(...,
+        **options)``; empty when none is set, so every other layout loads as before."""
+        return {"views": self.views} if self.views is not None else {}
 
     @property
     def protocols(self) -> list[Protocol]:
@@ -551,6 +567,7 @@ def load_config(
         if value is not None:
             values[key] = value
     values["categories"] = _listify(values.get("categories"), str, "categories", "bottle,cable")
+    values["views"] = _listify(values.get("views"), str, "views", "C1,C3") or None
     values["models"] = _listify(values.get("models"), str, "models", "patchcore,padim")
     values["seeds"] = _listify(values.get("seeds"), int, "seeds", "0,1,2")
     values["severity"] = _severity(values.get("severity"))

@@ -65,7 +65,9 @@ class StudyRunner:
         self.out = Path(out) if out is not None else None
         if config.image_cache:
             budget_gb()  # a bad $SHIFTBENCH_CACHE_GB fails now, not after the first fit
-        self.samples = load_dataset(config.dataset, config.root, config.categories)
+        self.samples = load_dataset(
+            config.dataset, config.root, config.categories, **config.dataset_options
+        )
         self.categories = sorted(self.samples["category"].unique())
         #: (severity, shift) -> Suite; shift names a member alone in a per-shift study
         self.suites: dict = {}

@@ -98,6 +98,8 @@ def load_target(config, categories: list[str]) -> Target | None:
         )
     kind = config.target_dataset or config.dataset
     options = {"train_optional": True} if kind in _TRAIN_OPTIONAL else {}
+    if kind == config.dataset:  # the source's loader options (``views``) apply to it too
+        options.update(getattr(config, "dataset_options", {}))
     with about("target_root"):
         table = load_dataset(kind, root, None, **options)
     found = sorted(table["category"].unique())

@@ -343,6 +343,11 @@ class RunDir:
         if schema.SHIFT_COLUMN in metrics.columns:  # a per-shift study
             keys.insert(4, schema.SHIFT_COLUMN)
             sort.insert(5, schema.SHIFT_COLUMN)
+        if schema.ADAPTATION_COLUMN in metrics.columns:  # a study with --adapt
+            at = keys.index("metric")
+            keys[at:at] = [schema.ADAPTATION_COLUMN, schema.K_COLUMN]
+            at = sort.index("metric")
+            sort[at:at] = [schema.ADAPTATION_COLUMN, schema.K_COLUMN]
         if metrics["category"].nunique() > 1:
             mean = (
                 metrics.groupby(keys, sort=False, dropna=False)["value"]

@@ -161,6 +161,12 @@ METRIC_COLUMNS = ("category", "model", "seed", "protocol", "severity", "metric",
 #: runs that evaluate each suite member alone. ABSENT in ordinary runs, where the whole suite
 #: is one shift named by ``manifest["suite"]["name"]`` (NaN/empty for ``clean`` rows)
 SHIFT_COLUMN = "shift"
+#: optional columns of ``scores`` and ``metrics`` in studies with adaptation strategies
+#: (``--adapt`` other than the default ``refit``), right after ``severity`` (and ``shift``):
+#: the strategy that adapted the clean fit (``none`` for ``clean`` and ``shift-noadapt``
+#: rows) and the number of verified-normal target images it used (0 when it takes no k)
+ADAPTATION_COLUMN = "adaptation"
+K_COLUMN = "k"
 #: the sort order of ``metrics.parquet`` (protocols in the study's order, not by name)
 METRIC_SORT = ("category", "model", "seed", "protocol", "severity", "metric")
 #: the macro average over categories is stored as this category
@@ -214,6 +220,11 @@ EFFICIENCY_METRICS = (
     "model_size_mb",
     "peak_memory_mb",
 )
+#: the cost of an adapted condition: seconds to adapt the clean fit (a refit's fit seconds),
+#: target images read, and images whose features were reused instead of a forward pass
+ADAPT_METRICS = ("adapt_seconds", "target_images", "forward_passes_saved")
+#: every target image an adaptation strategy used
+ADAPT_TARGETS = "adaptation_targets.parquet"
 METRIC_NAMES = (*IMAGE_METRICS, *PIXEL_METRICS, *EFFICIENCY_METRICS)
 
 # -- protocols and deltas ----------------------------------------------------------------
@@ -247,6 +258,7 @@ MANIFEST_KEYS = (
     "image_cache",
     "device",  # where the models ran (shiftbench.models.device.device_info)
     "saved_models",  # {unit key: MB on disk}, only with --save-models
+    "adaptation",  # {strategy: {target_data, transductive, threshold}}, only with --adapt
     "target",  # TARGET_KEYS, only with a real target domain (--target-root)
 )
 #: the record of a real target domain: its name, ``shift`` value, folder, layout, whether

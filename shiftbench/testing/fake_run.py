@@ -63,7 +63,8 @@ def write_run(
             "units": sorted(units),
             "status": schema.STATUS_RUNNING,
         }
-        run.write_manifest({**base, **{k: v for k, v in extra.items() if k in base}})
+        optional = {k: v for k, v in extra.items() if k in ("adaptation", "saved_models")}
+        run.write_manifest({**base, **{k: v for k, v in extra.items() if k in base}, **optional})
         if splits is not None:
             run.write_splits(splits)
         for seed, severity, category, rows in shift_params:

@@ -221,6 +221,11 @@ def _relative(path: str, root: Path) -> Path:
     try:
         return Path(path).resolve().relative_to(root)
     except ValueError:
+        from shiftbench.data.loaders._common import derived_relative
+
+        derived = derived_relative(path)  # e.g. MVTec LOCO's merged masks, in the cache
+        if derived is not None:
+            return derived
         raise ShiftbenchError(
             f"{path}: lies outside the dataset root {root}; cannot mirror the layout"
         ) from None
@@ -274,14 +279,15 @@ def shift_dataset(
     out: str | Path,
     workers: int = 1,
     progress: Callable[[int], Any] | None = None,
-    copy_files: Iterable[str] = ("split_csv",),
+    copy_files: Iterable[str] = ("split_csv", "realiad_jsons"),
 ) -> pd.DataFrame:
     """Write the shifted twin of every image (and mask) of ``samples`` under ``out``, at the
     same path relative to ``out`` as the original has relative to ``root`` (the dataset's
     own layout), plus ``shift_params.parquet`` and ``shift_params.csv``.
 
     ``samples`` is a sample table (:func:`shiftbench.data.load_dataset`). Entries of
-    ``copy_files`` found under ``root`` (e.g. VisA's ``split_csv``) are copied as they are.
+    ``copy_files`` found under ``root`` (VisA's ``split_csv``, Real-IAD's ``realiad_jsons``)
+    are copied as they are.
     Returns the params table with the written paths added (``image_path``, ``mask_path``).
     """
     root = Path(root).expanduser().resolve()

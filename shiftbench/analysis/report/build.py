@@ -14,15 +14,17 @@ Reads runs through :func:`shiftbench.results.load_run` (the format is
 * ``figures/*.{pdf,png}``: degradation bars, ROC/PR curves per category, score
   distributions, severity curves with bootstrap bands (and per category), robustness heat
   maps, critical-difference diagrams (only with enough blocks), qualitative grids;
+* with adaptation strategies (``--adapt``): ``recovery`` (gap closed per strategy and k)
+  and the budget figures (:mod:`.adaptation`);
 * ``report.html``: contents, the configuration as a table, every table and figure with
   its caption and links to the files; ``summary.json``: the headline numbers.
 
 Every LaTeX table compiles in a standard article with ``booktabs`` and ``threeparttable``.
 
-This module is the orchestration; the steps live by concept in :mod:`.report_runs`
-(combining runs), :mod:`.report_tables` (which tables), :mod:`.report_robustness` (the
-robustness tables, heat maps and ranking), :mod:`.report_figures` (which figures) and
-:mod:`.report_html` (``report.html`` and ``summary.json``); :mod:`.report_context` holds
+This module is the orchestration; the steps live by concept in :mod:`.runs`
+(combining runs), :mod:`.tables` (which tables), :mod:`.robustness` (the
+robustness tables, heat maps and ranking), :mod:`.figures` (which figures) and
+:mod:`.html` (``report.html`` and ``summary.json``); :mod:`.context` holds
 what they share.
 """
 
@@ -31,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
+from shiftbench.analysis.report.adaptation import adaptation_report, standard_view
 from shiftbench.analysis.report.context import (
     Build,
     Report,
@@ -74,6 +77,7 @@ FIGURE_KINDS = (
     "heatmap",
     "cd",
     "qualitative",
+    "budget",
     "syn2real",
 )
 
@@ -135,7 +139,8 @@ def build_report(
         out: where to write; default the run directory (required for several runs).
     """
     fmts, kinds = _check_options(formats, n_resamples, alpha, figures)
-    run, out_dir = _open_runs(run_dir, out)
+    full, out_dir = _open_runs(run_dir, out)
+    run = standard_view(full)  # protocol tables: shift-adapt = the refit (see .adaptation)
     out_dir.mkdir(parents=True, exist_ok=True)
     tdir, fdir = out_dir / schema.TABLES, out_dir / schema.FIGURES
     tdir.mkdir(exist_ok=True)
@@ -161,6 +166,7 @@ def build_report(
     sweep_tables(b)
     defect_tables(b)
     robustness_tables(b)
+    adaptation_report(b, full, n_resamples, seed)
     syn2real_tables(b, n_resamples, seed)
     if not kinds:
         b.out.skipped.append("figures: not requested")
