@@ -179,7 +179,9 @@ def test_report_has_the_syn2real_table(study, tmp_path):
     ]
     assert table["n_points"].tolist() == [2]
     assert (tmp_path / schema.TABLES / "syn2real.tex").is_file()
-    assert "Too few to mean much: only 2" in (tmp_path / schema.TABLES / "syn2real.md").read_text()
+    md = (tmp_path / schema.TABLES / "syn2real.md").read_text()
+    assert "Caution: 2 points, too few" in md.splitlines()[0]  # the caption
+    assert "Too few to mean much: only 2" in md
     assert (tmp_path / schema.FIGURES / "syn2real.png").is_file()
     assert any(w.startswith("syn2real: Too few") for w in rep.warnings)
     robust = pd.read_csv(tmp_path / schema.TABLES / "robustness.csv")

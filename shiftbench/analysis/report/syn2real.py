@@ -167,6 +167,9 @@ def _grid(b: Build, table: pd.DataFrame, warning: str | None):
         f"image AUROC drops across models $\\times$ categories with {level}\\% bootstrap "
         f"intervals, {b.over}."
     )
+    if warning:  # said in the caption, explained in the notes
+        n = int(t["n_points"].min())
+        caption += f" Caution: {n} point{'s' if n != 1 else ''}, too few to mean much (see notes)."
     notes = list(_NOTES)
     if warning:
         notes.append(warning)
