@@ -339,3 +339,32 @@ def test_load_run_keeps_the_target_rows_apart(study):
     assert not run.splits.duplicated(["seed", "sample_id"]).any()
     assert set(run.target_splits[schema.DOMAIN_COLUMN]) == {"target:lamp2"}
     assert len(run.splits) + len(run.target_splits) == len(pd.read_csv(path / schema.SPLITS))
+
+
+def test_target_in_another_layout(tiny_synthetic, lamp2, tmp_path):
+    """--target-dataset: an MVTec-layout source with a target laid out as MVTec AD 2."""
+    ad2 = tmp_path / "ad2"
+    n_bad = {}
+    for cat in CATS:
+        base, out = lamp2 / cat, ad2 / cat
+        shutil.copytree(base / "train" / "good", out / "train" / "good")
+        shutil.copytree(base / "test" / "good", out / "test_public" / "good")
+        (out / "test_public" / "bad").mkdir(parents=True)
+        (out / "test_public" / "ground_truth" / "bad").mkdir(parents=True)
+        bad = sorted(p for p in (base / "test").glob("*/*.png") if p.parent.name != "good")
+        for i, image in enumerate(bad):
+            shutil.copy(image, out / "test_public" / "bad" / f"{i:03d}.png")
+            mask = base / "ground_truth" / image.parent.name / f"{image.stem}_mask.png"
+            shutil.copy(mask, out / "test_public" / "ground_truth" / "bad" / f"{i:03d}_mask.png")
+        n_bad[cat] = len(bad)
+    cfg = _config(tiny_synthetic, target_root=str(ad2), target_dataset="mvtec2")
+    runner = _runner(cfg, tmp_path)
+    tgt = runner.splits[runner.splits[schema.DOMAIN_COLUMN] == "target:ad2"]
+    for cat in CATS:
+        t = tgt[tgt["category"] == cat]
+        assert (t["label"] == 1).sum() == n_bad[cat]
+        assert set(t[t["label"] == 1]["defect_type"]) == {"bad"}
+        assert set(t["split"]) == {"train", "val", "test"}
+    assert sum(u.fit_domain.is_target for u in runner.units) == len(CATS)
+    with pytest.raises(ShiftbenchError, match="target_dataset 'mvtec2': only used with"):
+        load_config(None, {"target_dataset": "mvtec2"})
