@@ -368,3 +368,19 @@ def test_target_in_another_layout(tiny_synthetic, lamp2, tmp_path):
     assert sum(u.fit_domain.is_target for u in runner.units) == len(CATS)
     with pytest.raises(ShiftbenchError, match="target_dataset 'mvtec2': only used with"):
         load_config(None, {"target_dataset": "mvtec2"})
+
+
+@pytest.mark.slow
+def test_process_executor_matches_serial_on_a_target(tiny_synthetic, lamp2, tmp_path):
+    """Workers read the target's rows from the split table they are sent: their scores are
+    the serial runner's, bit for bit (one torch thread per fit on both sides)."""
+    over = dict(categories="brick", suite="none", protocol="all", cpus_per_unit=1,
+                target_root=str(lamp2))  # fmt: skip
+    serial = _runner(_config(tiny_synthetic, **over), tmp_path / "s").run().path
+    cfg = _config(tiny_synthetic, executor="process", jobs=2, **over)
+    process = _runner(cfg, tmp_path / "p").run().path
+    key = ["category", "model", "seed", "protocol", "shift", "split", "sample_id"]
+    a = pd.read_parquet(serial / schema.SCORES).sort_values(key).reset_index(drop=True)
+    b = pd.read_parquet(process / schema.SCORES).sort_values(key).reset_index(drop=True)
+    assert (a["shift"] == "target:lamp2").sum() > 0
+    pd.testing.assert_frame_equal(a, b)
