@@ -64,6 +64,8 @@ def report(
         typer.echo(f"report:  {result.html}")
     for reason in result.skipped:
         typer.echo(f"skipped: {reason}")
+    for warning in result.warnings:
+        typer.echo(f"warning: {warning}")
 
 
 def register(app: typer.Typer) -> None:

@@ -103,7 +103,8 @@ def check_names(cfg) -> None:
     with about("models"):
         for name in cfg.models:
             MODELS.entry(name)
-    if any("shift" in (p.fit_on, p.evaluate_on) for p in cfg.protocols):
+    shifting = any("shift" in (p.fit_on, p.evaluate_on) for p in cfg.protocols)
+    if shifting and cfg.suite != "none":  # suite none: a real target (--target-root) alone
         from shiftbench.transforms import load_suite
 
         with about("suite"):

@@ -270,6 +270,31 @@ class StudyConfig:
         flag="--device",
         cli_type=str,
     )
+    # a real target domain (shiftbench.protocols.target): images of the same categories
+    # captured under a new condition, evaluated as a shift beside (or instead of) the suite
+    target_root: str | None = _opt(
+        None,
+        "A real shift: the same categories captured under a new condition, in a dataset "
+        "layout (test images with masks; normal training images optional, needed by "
+        "shift-adapt). Its rows get shift target:<name>; --suite none runs it alone.",
+        flag="--target-root",
+        cli_type=str,
+        show="none",
+    )
+    target_dataset: str | None = _opt(
+        None,
+        "Layout of --target-root when it differs from --dataset.",
+        flag="--target-dataset",
+        cli_type=str,
+        show="as --dataset",
+    )
+    target_name: str | None = _opt(
+        None,
+        "Name of the target domain (its rows' shift is target:<name>).",
+        flag="--target-name",
+        cli_type=str,
+        show="the --target-root folder's name",
+    )
 
     # options that change where/how results are written, not what they are
     _NOT_HASHED = (
@@ -287,7 +312,9 @@ class StudyConfig:
     )
     # options added after studies were hashed: left out of the hash while unset (None), so
     # every study that does not use them keeps its hash, run folder name and resumability
-    _HASHED_WHEN_SET = ("crop", "each", "shift_at", "views")
+    _HASHED_WHEN_SET = (
+        "crop", "each", "shift_at", "views", "target_root", "target_dataset", "target_name",
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         if isinstance(self.suite, str) and self.suite.startswith("each:"):
@@ -433,4 +460,27 @@ def load_config(
             param="crop",
         )
     resolve_protocols(config.protocol)  # unknown protocol names fail now
+    _target_options(config)
     return config
+
+
+#: ``suite: none``: no synthetic shift (a study of a real target alone)
+NO_SUITE = "none"
+
+
+def _target_options(config: StudyConfig) -> None:
+    """Check the options of a real target domain (their names are in the messages)."""
+    if config.target_root is None:
+        for name in ("target_dataset", "target_name"):
+            if getattr(config, name) is not None:
+                raise ShiftbenchError(
+                    f"{name} {getattr(config, name)!r}: only used with --target-root; "
+                    "give the target's folder too",
+                    param=name,
+                )
+        if config.suite == NO_SUITE:
+            raise ShiftbenchError(
+                "suite none: no shift to run; name a suite or give a real target with "
+                "--target-root",
+                param="suite",
+            )

@@ -158,11 +158,11 @@ class _Scorer:
             val_maps = self.maps.pop((domain, "val"))  # needed for this only
             d = self.data
             self.thresholds[domain] = calibrate(
-                d.rows("val")["label"].to_numpy(),
+                d.rows("val", domain)["label"].to_numpy(),
                 val_scores,
                 val_maps,
                 d.pixels(domain, "val")[1],
-                d.table["mask_path"].notna().any(),
+                d.has_masks(domain),
                 map_range=self.map_range,
             )
         return self.thresholds[domain]
@@ -236,9 +236,10 @@ def _evaluate_category(cat, unit: Unit, scorer: _Scorer, score_parts, metric_row
     """Every condition of ``unit`` on one category's images, in order; a domain's maps and
     twins are freed as soon as no later condition uses them."""
     d = scorer.data
-    val_rows, test_rows = d.rows("val"), d.rows("test")
     for i, c in enumerate(unit.conditions):
         thr_domain, eval_domain = c.threshold_domain, c.eval_domain
+        # a real target's rows are its own images; a twin has its clean image's row
+        val_rows, test_rows = d.rows("val", thr_domain), d.rows("test", eval_domain)
         thr = scorer.calibrated(thr_domain)
         val_scores = scorer.scored(thr_domain, "val")
         test_scores = scorer.scored(eval_domain, "test")

@@ -21,6 +21,7 @@ import pandas as pd
 from shiftbench.data.cache import batch_key, cached, digest, entry_path, read_batch
 from shiftbench.protocols.manifest import shift_code
 from shiftbench.protocols.plan import CLEAN, EVAL_SPLITS, Domain
+from shiftbench.protocols.target import domain_rows, source_rows
 from shiftbench.results import shift_params_frame
 
 #: above this many pixels per batch, shifting uses worker processes instead of threads
@@ -31,12 +32,14 @@ PARALLEL_SHIFT_PIXELS = 50_000_000
 class SplitImages:
     """The images of one category and seed, in every domain its units use."""
 
-    table: pd.DataFrame  # rows of this category, with `split`
+    table: pd.DataFrame  # rows of this category (the source's images), with `split`
     images: dict[tuple[Domain, str], np.ndarray] = field(default_factory=dict)  # [N,H,W,3]
     masks: dict[tuple[Domain, str], np.ndarray] = field(default_factory=dict)  # [N,H,W]
     #: shifted domain -> fills its images and masks (set when twins are kept in the image
     #: cache: a domain can then be dropped after use and loaded again when needed)
     loaders: dict[Domain, Callable[[], None]] = field(default_factory=dict)
+    #: a real target domain -> its own rows of this category (its images are not twins)
+    tables: dict[Domain, pd.DataFrame] = field(default_factory=dict)
     _rows: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     def pixels(self, domain: Domain, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -51,10 +54,18 @@ class SplitImages:
             for key in [k for k in self.images if k[0] == domain]:
                 del self.images[key], self.masks[key]
 
-    def rows(self, split: str) -> pd.DataFrame:
+    def rows(self, split: str, domain: Domain = CLEAN) -> pd.DataFrame:
+        """The sample rows of one split: the source's, or a real target's own."""
+        if domain in self.tables:
+            t = self.tables[domain]
+            return t[t["split"] == split]
         if split not in self._rows:  # asked for once per protocol and unit: filter once
             self._rows[split] = self.table[self.table["split"] == split]
         return self._rows[split]
+
+    def has_masks(self, domain: Domain = CLEAN) -> bool:
+        """Whether the domain's images come with ground-truth masks."""
+        return bool(self.tables.get(domain, self.table)["mask_path"].notna().any())
 
 
 class ImageSource:
@@ -91,6 +102,7 @@ class ImageSource:
         cfg, stats = self.config, self.cache_stats
         size, cache, crop = cfg.image_size, cfg.image_cache, cfg.crop
         table = self.splits[(self.splits["seed"] == seed) & (self.splits["category"] == category)]
+        table = source_rows(table)
         table = (
             table[table["split"].isin(["train", *EVAL_SPLITS])]
             .sort_values("sample_id")
@@ -107,7 +119,11 @@ class ImageSource:
         for split in ("train", *EVAL_SPLITS):
             idx = np.flatnonzero(split_of == split)
             data.images[CLEAN, split], data.masks[CLEAN, split] = images[idx], masks[idx]
+        for domain in sorted({d for d, _ in needs if d.is_target}, key=lambda d: d.sort_key):
+            self._load_target(category, seed, data, domain, {sp for d, sp in needs if d == domain})
         for domain in sorted({d for d, _ in needs} - {CLEAN}, key=lambda d: d.sort_key):
+            if domain.is_target:
+                continue
             splits = sorted({sp for d, sp in needs if d == domain})
             load = functools.partial(self._load_twins, category, seed, data, domain, splits)
             if cache:
@@ -115,6 +131,29 @@ class ImageSource:
             else:
                 load()  # no cache to reload from: made once, kept for every unit
         return data
+
+    def _load_target(
+        self, category: str, seed: int, data: SplitImages, domain: Domain, splits: set[str]
+    ) -> None:
+        """Read a real target's own images of ``splits`` (its split table, not twins)."""
+        cfg = self.config
+        table = self.splits[(self.splits["seed"] == seed) & (self.splits["category"] == category)]
+        table = domain_rows(table, domain.shift)
+        table = (
+            table[table["split"].isin(["train", *EVAL_SPLITS])]
+            .sort_values("sample_id")
+            .reset_index(drop=True)
+        )
+        data.tables[domain] = table
+        for split in sorted(splits):
+            rows = table[table["split"] == split]
+            kw = dict(cache=cfg.image_cache, stats=self.cache_stats, crop=cfg.crop)
+            data.images[domain, split] = read_batch(
+                rows["image_path"], cfg.image_size, kind="image", **kw
+            )
+            data.masks[domain, split] = read_batch(
+                rows["mask_path"], cfg.image_size, kind="mask", **kw
+            )
 
     def _load_twins(
         self, category: str, seed: int, data: SplitImages, domain: Domain, splits: list

@@ -1,6 +1,8 @@
 """The plan of a study: which fits (units) it needs and which conditions each one serves.
 
-A *domain* is a set of images: the clean images, or their shifted twins at one severity.
+A *domain* is a set of images: the clean images, their shifted twins at one severity, or a
+real target's images (``Domain(shift="target:<name>")``, no severity: images of the same
+categories captured under a new condition, read from their own split table).
 A *condition* is one (protocol, severity) cell of the results: fit in one domain,
 threshold on the validation images of a second, evaluate on the test images of a third.
 A *unit* is one fit — a model fitted on one group's training split in one domain, for one
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from shiftbench.protocols.config import Protocol, StudyConfig, resolve_protocols
+from shiftbench.results.schema import file_token, is_target_shift
 
 #: the splits a unit scores (it fits on ``train``)
 EVAL_SPLITS = ("val", "test")
@@ -24,14 +27,20 @@ EVAL_SPLITS = ("val", "test")
 @dataclass(frozen=True)
 class Domain:
     """The clean images (``severity`` None) or their shifted twins at one severity: of the
-    whole suite (``shift`` None), or of one of its members alone (a per-shift study)."""
+    whole suite (``shift`` None), or of one of its members alone (a per-shift study); or a
+    real target (``shift`` ``target:<name>``, ``severity`` None)."""
 
     severity: int | None = None
     shift: str | None = None
 
     @property
+    def is_target(self) -> bool:
+        """A real target's images (their own split table), not twins of the clean ones."""
+        return is_target_shift(self.shift)
+
+    @property
     def is_clean(self) -> bool:
-        return self.severity is None
+        return self.severity is None and not self.is_target
 
     @property
     def sort_key(self) -> tuple:
@@ -40,6 +49,8 @@ class Domain:
     def __str__(self) -> str:
         if self.is_clean:
             return "clean"
+        if self.is_target:
+            return str(self.shift)
         return f"shift@{self.severity}" if self.shift is None else f"{self.shift}@{self.severity}"
 
 
@@ -92,10 +103,13 @@ class Unit:
     @property
     def fit_name(self) -> str:
         """The fit domain as it appears in keys: ``clean``, ``shift-sev3``, or
-        ``shift-<member>-sev3`` in a per-shift study."""
+        ``shift-<member>-sev3`` in a per-shift study, ``shift-target-<name>`` on a real
+        target."""
         d = self.fit_domain
         if d.is_clean:
             return "clean"
+        if d.is_target:
+            return f"shift-{file_token(d.shift)}"
         return f"shift-sev{d.severity}" if d.shift is None else f"shift-{d.shift}-sev{d.severity}"
 
     @property
@@ -128,18 +142,27 @@ def touches_shift(p: Protocol) -> bool:
 
 
 def plan_units(
-    config: StudyConfig, categories: list[str], shifts: list[str] | None = None
+    config: StudyConfig,
+    categories: list[str],
+    shifts: list[str] | None = None,
+    targets: list[str] | None = None,
 ) -> list[Unit]:
     """The grid of fits the study needs, in execution order.
 
     ``shifts``: the suite members evaluated one at a time (a per-shift study), or None
-    when the suite is applied as a whole. The clean fit serves every (shift, severity)
-    condition; ``shift-adapt`` needs one fit per (shift, severity)."""
+    when the suite is applied as a whole; ``[]`` when no synthetic shift runs (a study of a
+    real target alone). ``targets``: the ``target:<name>`` shifts of real target domains,
+    each a condition without a severity. The clean fit serves every (shift, severity)
+    condition and every target; ``shift-adapt`` needs one fit per (shift, severity) and
+    one per target (on the target's own training images)."""
     protocols = with_clean_reference(config.protocols)
     groups = (
         [("global", tuple(categories))] if config.global_model else [(c, (c,)) for c in categories]
     )
     cells = [(s, m) for s in config.severities for m in (shifts or [None])]
+    if shifts == []:  # no synthetic shift: the target(s) alone
+        cells = []
+    cells += [(None, t) for t in targets or []]
     clean = [p for p in protocols if p.fit_on == "clean"]
     shifted = [p for p in protocols if p.fit_on == "shift"]
     units = []

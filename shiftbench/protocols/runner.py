@@ -28,6 +28,7 @@ from shiftbench.protocols.evaluate import build_model, run_unit
 from shiftbench.protocols.images import ImageSource
 from shiftbench.protocols.plan import Unit, plan_units, touches_shift, with_clean_reference
 from shiftbench.protocols.reuse import has_model, models_only
+from shiftbench.protocols.target import check_adapt, load_target, manifest_record, with_targets
 from shiftbench.results import RunDir, schema
 from shiftbench.results.models import save_fitted, saved_model_sizes
 
@@ -74,7 +75,13 @@ class StudyRunner:
         #: (severity, shift) -> Suite; shift names a member alone in a per-shift study
         self.suites: dict = {}
         self.shifts: list[str] | None = None
-        if any(touches_shift(p) for p in self.protocols):
+        #: a real target domain (--target-root), or None
+        self.target = load_target(config, self.categories)
+        if self.target is not None:
+            check_adapt(self.target, self.protocols)
+        if any(touches_shift(p) for p in self.protocols) and self.target is not None:
+            self._target_suites()
+        elif any(touches_shift(p) for p in self.protocols):
             from shiftbench.transforms import load_suite
 
             whole = {s: load_suite(config.suite, s) for s in config.severities}
@@ -97,13 +104,35 @@ class StudyRunner:
             ],
             ignore_index=True,
         )
-        self.units = plan_units(config, self.categories, self.shifts)
+        self.splits = with_targets(self.splits, self.target, config.seeds, config)
+        targets = [self.target.shift] if self.target is not None else None
+        self.units = plan_units(config, self.categories, self.shifts, targets)
         from shiftbench.models.device import resolve_device
 
         # resolved once: a missing GPU fails here, before any work
         self.device = str(resolve_device(config.device))
         for name in config.models:  # unknown names and unloadable weights fail now
             self._model(name, config.seeds[0])
+
+    def _target_suites(self) -> None:
+        """The synthetic conditions beside a real target: every condition of a target study
+        is named in the ``shift`` column, so a suite applied as a whole is named after
+        itself (``--suite none``: the target alone)."""
+        from shiftbench.protocols.config import NO_SUITE
+        from shiftbench.transforms import load_suite
+
+        cfg = self.config
+        if cfg.suite == NO_SUITE:
+            self.shifts = []
+            return
+        whole = {s: load_suite(cfg.suite, s) for s in cfg.severities}
+        first = whole[cfg.severities[0]]
+        if cfg.each if cfg.each is not None else first.each:
+            self.shifts = [m.key for m in first.members]
+            self.suites = {(s, k): st.alone(k) for s, st in whole.items() for k in self.shifts}
+        else:
+            self.shifts = [first.name]
+            self.suites = {(s, first.name): st for s, st in whole.items()}
 
     def _model(self, name: str, seed: int):
         """A new, unfitted model of the study's settings on the study's device."""
@@ -153,6 +182,8 @@ class StudyRunner:
                 cfg, self.protocols, self.command, self.splits, self.suites, self.units, self.device
             )
         )
+        if self.target is not None:
+            manifest["target"] = manifest_record(self.target, self.splits)
         run.write_manifest(manifest)
         run.write_splits(self.splits)
         return run
@@ -289,7 +320,9 @@ class StudyRunner:
         scale, the input the model expects and the suite of a shifted fit."""
         d = unit.fit_domain
         suite = None
-        if not d.is_clean:
+        if d.is_target:
+            suite = {"target": d.shift}
+        elif not d.is_clean:
             s = self.suites[d.severity, d.shift]
             suite = {"name": s.name, "hash": s.hash, "severity": d.severity}
         return {

@@ -22,7 +22,9 @@ _RERUN = "re-run `shiftbench run`"
 @dataclass
 class Run:
     """A finished run directory, loaded. ``metrics``, ``splits`` and ``shift_params`` are
-    None when the run has no such file (``shift_params``: no protocol shifted images)."""
+    None when the run has no such file (``shift_params``: no protocol shifted images).
+    ``splits`` holds the dataset's own images; a run with a real target domain keeps the
+    target's rows (whose sample ids may repeat the source's) in ``target_splits``."""
 
     path: Path
     manifest: dict
@@ -30,6 +32,7 @@ class Run:
     metrics: pd.DataFrame | None = None
     splits: pd.DataFrame | None = None
     shift_params: pd.DataFrame | None = None
+    target_splits: pd.DataFrame | None = None
     format_version: int = schema.FORMAT_VERSION
     _maps: dict = field(default_factory=dict, repr=False)
     #: model -> the run directory holding its maps, for a report that combines runs
@@ -135,6 +138,11 @@ def load_run(run_dir: str | Path) -> Run:
     shift_params = _read_table(
         path / schema.SHIFT_PARAMS, schema.SHIFT_PARAM_COLUMNS, required=False
     )
+    target_splits = None
+    if splits is not None and schema.DOMAIN_COLUMN in splits.columns:
+        source = splits[schema.DOMAIN_COLUMN] == schema.SOURCE_DOMAIN
+        target_splits = splits[~source].reset_index(drop=True)
+        splits = splits[source].drop(columns=schema.DOMAIN_COLUMN).reset_index(drop=True)
     return Run(
         path=path,
         manifest=manifest,
@@ -142,5 +150,6 @@ def load_run(run_dir: str | Path) -> Run:
         metrics=metrics,
         splits=splits,
         shift_params=shift_params,
+        target_splits=target_splits,
         format_version=version,
     )

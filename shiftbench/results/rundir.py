@@ -250,8 +250,12 @@ class RunDir:
 
     # -- run-level tables ----------------------------------------------------------------
     def write_splits(self, table: pd.DataFrame) -> Path:
-        """``splits.csv``: the :data:`schema.SPLIT_COLUMNS` of ``table`` (other columns dropped)."""
-        return atomic_write_table(self.path / schema.SPLITS, table[list(schema.SPLIT_COLUMNS)])
+        """``splits.csv``: the :data:`schema.SPLIT_COLUMNS` of ``table`` (other columns
+        dropped), plus :data:`schema.DOMAIN_COLUMN` when the table has it (a real target)."""
+        columns = list(schema.SPLIT_COLUMNS)
+        if schema.DOMAIN_COLUMN in table.columns:
+            columns.append(schema.DOMAIN_COLUMN)
+        return atomic_write_table(self.path / schema.SPLITS, table[columns])
 
     def write_shift_params(
         self, seed: int, severity: int, category: str, rows: pd.DataFrame, shift: str | None = None

@@ -100,14 +100,31 @@ def shift_params_path(
 
 def map_name(protocol: str, severity: int | float | None = None, shift: str | None = None) -> str:
     """The name of a maps file: the protocol, plus ``-{shift}`` for one perturbation of a
-    per-shift study and ``-sev{L}`` for a level of a sweep (pass each only then)."""
-    name = protocol if shift is None else f"{protocol}-{shift}"
+    per-shift study and ``-sev{L}`` for a level of a sweep (pass each only then); a real
+    target's ``target:<name>`` is written ``target-<name>`` (no colon in file names)."""
+    name = protocol if shift is None else f"{protocol}-{file_token(shift)}"
     return name if severity is None else f"{name}-sev{int(severity)}"
 
 
 def maps_path(category: str, model: str, seed: int, name: str) -> PurePosixPath:
     """``maps/<category>/<model>/seed{S}/<name>.npz`` (relative to the run)."""
     return PurePosixPath(MAPS, str(category), str(model), f"seed{seed}", f"{name}.npz")
+
+
+#: the ``shift`` of a real target domain's rows is this prefix plus the target's name
+#: (``target:lamp2``): images of the same categories captured under a new condition, read
+#: from their own folder instead of made from the clean images (``--target-root``)
+TARGET_PREFIX = "target:"
+
+
+def is_target_shift(shift: object) -> bool:
+    """Whether a ``shift`` value names a real target domain (``target:<name>``)."""
+    return isinstance(shift, str) and shift.startswith(TARGET_PREFIX)
+
+
+def file_token(shift: str) -> str:
+    """A shift name as it appears in file names and unit keys (``target:x`` -> ``target-x``)."""
+    return shift.replace(":", "-")
 
 
 # -- columns -----------------------------------------------------------------------------
@@ -164,6 +181,12 @@ SPLIT_COLUMNS = (
     "image_path",
     "mask_path",
 )
+#: optional column of ``splits.csv``, written only by runs with a real target: ``source``
+#: for the dataset's own images, ``target:<name>`` for the target's (whose sample ids may
+#: repeat the source's: a re-photographed part keeps its name). Absent otherwise, so a run
+#: without a target writes the same ``splits.csv`` as before
+DOMAIN_COLUMN = "domain"
+SOURCE_DOMAIN = "source"
 SHIFT_PARAM_COLUMNS = (
     "seed",
     "sample_id",
@@ -236,7 +259,12 @@ MANIFEST_KEYS = (
     "device",  # where the models ran (shiftbench.models.device.device_info)
     "saved_models",  # {unit key: MB on disk}, only with --save-models
     "adaptation",  # {strategy: {target_data, transductive, threshold}}, only with --adapt
+    "target",  # TARGET_KEYS, only with a real target domain (--target-root)
 )
+#: the record of a real target domain: its name, ``shift`` value, folder, layout, whether
+#: it has normal training images (``shift-adapt`` needs them) and its image counts per
+#: seed, split and label (``{"0": {"test": {"0": 5, "1": 9}, ...}}``)
+TARGET_KEYS = ("name", "shift", "root", "dataset", "has_train", "counts")
 #: the suite record; ``each`` and ``shifts`` only in a per-shift study (one member alone
 #: per condition; ``hashes`` then keyed ``{level}-{shift}``)
 SUITE_KEYS = ("name", "hash", "severity", "shift_at", "hashes", "each", "shifts")

@@ -9,7 +9,8 @@ Reads runs through :func:`shiftbench.results.load_run` (the format is
   ``threshold_transfer``, ``severity_<metric>`` (every level of a sweep as a column),
   ``defects_<category>`` (recall per defect type), ``robustness`` (AUSC, relative
   robustness, worst level, mCE: :mod:`shiftbench.analysis.stats.robustness`),
-  ``corruption_error`` (with a baseline), ``robustness_ranks`` and ``rank_tests.csv``;
+  ``corruption_error`` (with a baseline), ``robustness_ranks``, ``rank_tests.csv`` and,
+  with a real target domain, ``syn2real`` (:mod:`shiftbench.analysis.stats.syn2real`);
 * ``figures/*.{pdf,png}``: degradation bars, ROC/PR curves per category, score
   distributions, severity curves with bootstrap bands (and per category), robustness heat
   maps, critical-difference diagrams (only with enough blocks), qualitative grids;
@@ -45,6 +46,7 @@ from shiftbench.analysis.report.figures import curve_figures, qualitative_figure
 from shiftbench.analysis.report.html import headline, write_html, write_summary
 from shiftbench.analysis.report.robustness import robustness_tables
 from shiftbench.analysis.report.runs import combine_runs
+from shiftbench.analysis.report.syn2real import syn2real_tables
 from shiftbench.analysis.report.tables import (
     TABLE_METRICS,
     defect_tables,
@@ -76,6 +78,7 @@ FIGURE_KINDS = (
     "cd",
     "qualitative",
     "budget",
+    "syn2real",
 )
 
 
@@ -164,6 +167,7 @@ def build_report(
     defect_tables(b)
     robustness_tables(b)
     adaptation_report(b, full, n_resamples, seed)
+    syn2real_tables(b, n_resamples, seed)
     if not kinds:
         b.out.skipped.append("figures: not requested")
     curve_figures(b, comparisons["image_auroc"], n_resamples, seed)

@@ -36,6 +36,7 @@ class Report:
     html: Path | None = None
     summary: Path | None = None
     skipped: list[str] = field(default_factory=list)  # tables or figures not made, and why
+    warnings: list[str] = field(default_factory=list)  # numbers to read with care, and why
 
 
 def run_levels(run: Run) -> list[float]:
@@ -72,8 +73,13 @@ def table_scores(run: Run, level: float | None) -> pd.DataFrame:
     several levels in one file. Per-shift runs (a :data:`schema.SHIFT_COLUMN`) keep every
     shift: the tables then pool them, each shift's twin a row of its own, and the
     :data:`~shiftbench.analysis.tables.comparison.IMAGE_COLUMN` column groups one image's rows so the
-    bootstrap draws images, not rows."""
+    bootstrap draws images, not rows. A real target's rows are left out: its images are not
+    twins of the clean ones, so they pair with none (``tables/target.*`` has them)."""
     s = run.scores
+    if schema.SHIFT_COLUMN in s.columns:
+        s = s[~s[schema.SHIFT_COLUMN].map(schema.is_target_shift).astype(bool)]
+        if s[schema.SHIFT_COLUMN].isna().all():  # the target alone: a clean-only table
+            s = s.drop(columns=schema.SHIFT_COLUMN)
     if "severity" in s.columns and s["severity"].dropna().nunique() > 1:
         s = s[(s["severity"] == level) | s["severity"].isna()]
         key = ["category", "model", "seed", "protocol", "split", "sample_id"]
@@ -184,7 +190,8 @@ def table_context(run: Run, level: float | None) -> str:
         return ""
     text = f"suite {suite_name(run)}"
     if schema.SHIFT_COLUMN in run.scores.columns:
-        n = run.scores[schema.SHIFT_COLUMN].dropna().nunique()
+        shifts = run.scores[schema.SHIFT_COLUMN].dropna()
+        n = shifts[~shifts.map(schema.is_target_shift).astype(bool)].nunique()  # as pooled
         text += f" ({n} shifts pooled)"
     if level is not None:
         text += f", severity {level:g}"

@@ -41,6 +41,9 @@ def other_tables(b: Build) -> None:
     from shiftbench.analysis.tables import render
 
     metrics = b.run.metrics
+    if metrics is not None and schema.SHIFT_COLUMN in metrics.columns:
+        # pooled like the image tables: a real target has its own table (report/syn2real.py)
+        metrics = metrics[~metrics[schema.SHIFT_COLUMN].map(schema.is_target_shift).astype(bool)]
     if metrics is not None:
         for metric in tables.PIXEL_METRICS:
             if metric not in set(metrics["metric"]):

@@ -72,7 +72,9 @@ def curve_frame(
     """Severity curves in long form: ``model, shift, category, seed, severity, value``;
     severity 0 is the ``clean`` value (repeated for every shift). Per-category rows only
     (the stored ``mean`` category is left out; averages are taken here). Shifted rows
-    without a severity (a single-level run written without one) count as level 1."""
+    without a severity (a single-level run written without one) count as level 1. A real
+    target's rows (``shift`` ``target:<name>``) are left out: they have no severity, and
+    :mod:`~shiftbench.analysis.stats.syn2real` compares them with the synthetic shifts."""
     m = metrics[(metrics["metric"] == metric) & (metrics["category"] != schema.MEAN_CATEGORY)]
     m = m.copy()
     if schema.SHIFT_COLUMN in m.columns:
@@ -82,7 +84,7 @@ def curve_frame(
         m["shift"] = pd.Series(shift_name, index=m.index, dtype=object).where(
             m["protocol"] != "clean"
         )
-    shifted = m[m["protocol"] == protocol].copy()
+    shifted = m[(m["protocol"] == protocol) & ~m["shift"].map(schema.is_target_shift)].copy()
     shifted["severity"] = shifted["severity"].astype(float).fillna(1.0)
     shifted["shift"] = shifted["shift"].fillna(shift_name)
     shifts = sorted(shifted["shift"].unique())

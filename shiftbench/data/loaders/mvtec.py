@@ -20,12 +20,19 @@ from shiftbench.data.loaders._common import (
 from shiftbench.errors import ShiftbenchError
 
 
-def mvtec_rows(root: Path, categories: Iterable[str] | None) -> list[dict]:
-    """The rows of an MVTec-style tree (shared by the layouts that copy it)."""
+def mvtec_rows(
+    root: Path, categories: Iterable[str] | None, *, train_optional: bool = False
+) -> list[dict]:
+    """The rows of an MVTec-style tree (shared by the layouts that copy it).
+    ``train_optional``: a category may lack ``train/good`` (a real target domain that ships
+    test images only); its categories are then the folders with ``train`` or ``test``."""
     rows = []
-    for cat in pick_categories(root, category_folders(root), categories):
+    available = category_folders(root)
+    if train_optional:
+        available = sorted({*available, *category_folders(root, "test")})
+    for cat in pick_categories(root, available, categories):
         base = root / cat
-        if not list_images(base / "train" / "good"):
+        if not train_optional and not list_images(base / "train" / "good"):
             raise ShiftbenchError(
                 f"{base / 'train' / 'good'}: category {cat!r} has no normal images; add train/good images"
             )
@@ -48,8 +55,11 @@ def mvtec_rows(root: Path, categories: Iterable[str] | None) -> list[dict]:
     return rows
 
 
-def load_mvtec(root: str | Path, categories: Iterable[str] | None = None) -> pd.DataFrame:
+def load_mvtec(
+    root: str | Path, categories: Iterable[str] | None = None, *, train_optional: bool = False
+) -> pd.DataFrame:
     """MVTec AD layout (also WFDD, converted VisA and any set laid out the same way):
-    ``<cat>/train/good``, ``<cat>/test/<defect|good>``, ``<cat>/ground_truth/<defect>/<id>_mask.png``."""
+    ``<cat>/train/good``, ``<cat>/test/<defect|good>``, ``<cat>/ground_truth/<defect>/<id>_mask.png``.
+    ``train_optional``: ``train/good`` may be missing (a real target domain, ``--target-root``)."""
     root = check_root(root)
-    return finish(mvtec_rows(root, categories), root)
+    return finish(mvtec_rows(root, categories, train_optional=train_optional), root)
