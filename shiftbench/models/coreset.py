@@ -127,6 +127,22 @@ class _Pool:
         self._add(0, start, chosen)
         self.bound[start] = -math.inf  # chosen
         members, values, threshold = self._next_pool(1)
+        steps = _compiled_steps() if self.host is not None else None
+        if steps is not None:  # the sequential steps in one compiled loop per pool
+            host_z, host_sq, host_centres = self.host
+            k = 1
+            while True:
+                pool_z = z.index_select(0, members)
+                pool_sq = sq.index_select(0, members)
+                k = steps(
+                    host_z, host_sq, host_centres, chosen, members.numpy(), pool_z.numpy(),
+                    pool_sq.numpy(), values.numpy(), k, n, threshold,
+                )  # fmt: skip
+                if k == n:
+                    return torch.from_numpy(chosen)
+                self.bound[members] = values  # the pool's exact values become bounds again
+                self.seen[members] = k
+                members, values, threshold = self._next_pool(k)
         pool_z, pool_sq = z.index_select(0, members), sq.index_select(0, members)
         for k in range(1, n):
             j = int(torch.argmax(values))
@@ -181,3 +197,56 @@ class _Pool:
             d2 = torch.mm(pts, self.centres[c0 : min(k, c0 + _CENTRES)].T)
             torch.minimum(best, d2.amin(1).add_(pts_sq), out=best)
         return best
+
+
+def _pool_steps(z, sq, centres, chosen, members, pool_z, pool_sq, values, k, n, threshold):
+    """The pool method's greedy steps from step ``k`` on, in place: each adds the pool's
+    farthest point and lowers every pool member's squared distance to it. Stops before a
+    step whose best is below ``threshold`` (the pool must be refreshed) or at ``n``;
+    returns the step it stopped at. Compiled by numba (:func:`_compiled_steps`)."""
+    m, d = pool_z.shape
+    j = 0
+    for i in range(1, m):  # the first maximum, as torch.argmax
+        if values[i] > values[j]:
+            j = i
+    while k < n:
+        if not values[j] >= threshold:  # a point outside the pool may be farther
+            return k
+        p = members[j]
+        chosen[k] = p
+        for t in range(d):
+            centres[k, t] = -2.0 * z[p, t]
+        centres[k, d] = sq[p]
+        values[j] = -np.inf  # chosen (its own distance may round above 0)
+        best, j = -np.inf, 0
+        for i in range(m):
+            acc = np.float32(0.0)
+            for t in range(d):
+                acc += pool_z[i, t] * z[p, t]
+            d2 = pool_sq[i] - np.float32(2.0) * acc + sq[p]
+            if d2 < values[i]:
+                values[i] = d2
+            if values[i] > best:
+                best, j = values[i], i
+        k += 1
+    return k
+
+
+_STEPS: list = []  # the compiled _pool_steps, or None without numba (filled on first use)
+
+
+def _compiled_steps():
+    """:func:`_pool_steps` compiled by numba (a few seconds once, then cached on disk), or
+    None when numba is not installed: the steps then run as torch calls from Python."""
+    if not _STEPS:
+        try:
+            import numba
+        except ImportError:
+            _STEPS.append(None)
+        else:
+            # reassociation lets the dot products use SIMD lanes; no finite-math flags:
+            # chosen points hold -inf
+            _STEPS.append(
+                numba.njit(cache=True, fastmath={"reassoc", "contract"}, nogil=True)(_pool_steps)
+            )
+    return _STEPS[0]

@@ -224,6 +224,9 @@ MANIFEST_KEYS = (
     "image_cache",
     "device",  # where the models ran (shiftbench.models.device.device_info)
     "saved_models",  # {unit key: MB on disk}, only with --save-models
+    # {model: {option: value}}: options whose defaults changed, as the run's fits use them
+    # (a resumed run keeps them; shiftbench.protocols.manifest.pinned_model_options)
+    "model_options_resolved",
 )
 #: the suite record; ``each`` and ``shifts`` only in a per-shift study (one member alone
 #: per condition; ``hashes`` then keyed ``{level}-{shift}``)
