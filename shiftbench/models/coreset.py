@@ -5,13 +5,15 @@ add the point farthest (Euclidean) from the chosen set. The textbook loop update
 point's distance at every step, a memory-bound matrix-vector product per step; these two
 avoid most of that work.
 
-- ``"blocks"`` (the default; unchanged from earlier versions, so old studies resume with
-  bit-identical banks): points live in blocks of 256 that remember how many centres they
-  have seen and an upper bound of their largest distance. Only the block holding the
-  current maximum must be up to date; the others catch up later, many centres at a time.
-  Nearly every point still meets nearly every centre (~97% of the full distance matrix).
-- ``"pool"``: per-point bounds instead of per-block ones. A pool of the points with the
-  largest bounds (8,192) is kept exact at every step, one small matrix-vector product;
+- ``"blocks"`` (the default before issue 19, which studies started then resume with):
+  points live in blocks of 256 that remember how many centres they have seen and an upper
+  bound of their largest distance. Only the block holding the current maximum must be up
+  to date; the others catch up later, many centres at a time. Nearly every point still
+  meets nearly every centre (~97% of the full distance matrix).
+- ``"pool"`` (the default): per-point bounds instead of per-block ones. A pool of the
+  points with the largest bounds (8,192) is kept exact at every step, one small
+  matrix-vector product (on the CPU, the steps between two refreshes run as one loop
+  compiled by numba, :func:`_pool_steps`, ~3x faster than torch calls from Python);
   every point outside it is known to be below the pool's threshold. When the pool's best
   falls below it, the next pool is made exact in large products, against only the centres
   each point has not yet met. About half the distance matrix, in large products. (bf16
@@ -23,7 +25,8 @@ avoid most of that work.
 Distances are fp32 in both, so the two pick the same points except where two candidates'
 distances tie to fp32 rounding; a tie can change the order of later choices. Measured on
 163,840 brick patches (10%): the same 16,384 points, in an order that first differs at
-step 2,815; see ``benchmarks/bench_patchcore.py`` for times.
+step 2,815 (the compiled steps and the torch ones: the same points, first differing at
+step 8,550); see ``benchmarks/bench_patchcore.py`` for times.
 """
 
 from __future__ import annotations
