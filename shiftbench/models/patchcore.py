@@ -253,7 +253,12 @@ class PatchCore(AnomalyModel):
 
     def _move_to_device(self) -> None:
         super()._move_to_device()
-        if hasattr(self, "memory_bank_"):  # a fitted model moved (``to``, ``load_model``)
+        if not hasattr(self, "memory_bank_"):
+            return
+        # a fitted model moved (``to``, ``load_model``): the search and its index follow
+        index = getattr(self, "bf16_index_", None)
+        stale = index is not None and index.table.device != self.memory_bank_.device
+        if stale or getattr(self, "search_", None) != self.resolved_search:
             self._index_search()
 
     def _index_search(self) -> None:
@@ -262,9 +267,9 @@ class PatchCore(AnomalyModel):
         self.bf16_index_ = None
         if self.search_ == "bf16-recheck":
             self.bf16_index_ = bf16_index(self.memory_bank_)
-            if self.search != "auto" and not has_fast_bf16(self.memory_bank_.device):
+            if self.search != "auto" and not has_fast_bf16(self._run_device):
                 warnings.warn(
-                    f"search='bf16-recheck': {self.memory_bank_.device} has no native bf16 "
+                    f"search='bf16-recheck': {self._run_device} has no native bf16 "
                     "products, so this search is slower than search='exact' or 'auto' (the "
                     "same nearest patches)",
                     RuntimeWarning,
