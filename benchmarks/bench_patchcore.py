@@ -4,15 +4,19 @@ The floor of a fit is one forward pass of the backbone over the training images 
 and normalising included); of scoring, one forward pass over the test images. Everything
 above it is the greedy coreset (fit) and the nearest-neighbour search (scoring). Printed
 per variant: fit and scoring seconds, their ratios to the floors, image AUROC and pixel
-AUPRO, and the differences to the exact (default) path:
+AUPRO, the search each variant ran (``auto`` resolved), and the differences to the
+``legacy`` path (run it with the others for them):
 
     python benchmarks/bench_patchcore.py                  # 160 train / 80 test, 256 px, 2 threads
     python benchmarks/bench_patchcore.py --no-anomalib --repeats 3
 
-Variants: ``exact`` (the defaults: ``search="exact"``, ``coreset_method="blocks"``),
-``bf16-recheck`` (bf16 candidate search, exact by its rounding-error bound), ``pool``
-(the pool coreset), ``fast`` (both), and ``anomalib-patchcore`` (same backbone, layers,
-size, ratio; fitted once, it is slow).
+Variants: ``legacy`` (the defaults before issue 19: ``coreset_method="blocks"``,
+``search="exact"``), ``default`` (``coreset_method="pool"``, ``search="auto"``: bf16
+candidates where bf16 is native, else exact), ``pool-exact`` (the defaults on a machine
+without native bf16), ``blocks-bf16`` (the bf16 search alone), ``pool-nonumba`` (the pool
+coreset with its sequential steps as torch calls from Python, as without numba), and
+``anomalib-patchcore`` (same backbone, layers, size, ratio; fitted once, it is slow).
+Earlier names: ``exact`` = ``legacy``, ``fast`` = ``default`` on an AMX machine.
 
 Images: crops of skimage's brick texture; half of the test crops carry a pasted disc of
 grass texture (the defect, whose disc is the ground-truth mask). Times are the best of
@@ -21,7 +25,8 @@ with the same torch thread count; the machine's load average is printed with the
 loaded machines inflate every figure. Variants that differ only in ``search`` share one
 fit (it is the same computation), plus their own bank indexing.
 
-Measured (2026-12-02, 2 threads, a 2-core Xeon with AMX, load average 1.3-1.8):
+Measured (2026-12-02, before issue 19, 2 threads, a 2-core Xeon with AMX, load average
+1.3-1.8; variant names of then):
 
     variant        fit                   score                 AUROC   AUPRO
     exact          7.84 s (3.58x floor)  3.14 s (2.93x floor)  0.9675  0.9836
