@@ -205,3 +205,21 @@ def test_a_run_from_before_the_new_defaults_resumes_with_the_old_ones(
     assert fits == [tuple(LEGACY.values())]
     again = json.loads((out / schema.MANIFEST).read_text())
     assert again[mf.PINNED_OPTIONS] == {"patchcore": LEGACY}
+
+
+def test_fast_bf16_means_native_bf16_products(monkeypatch):
+    """auto must not pick the bf16 search where torch only emulates bf16 (pre-Ampere GPUs
+    count as bf16-capable unless emulation is excluded) or on MPS."""
+    from shiftbench.models.neighbours import has_fast_bf16
+
+    asked = []
+
+    def emulated_only(including_emulation=True):
+        asked.append(including_emulation)
+        return including_emulation
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", emulated_only)
+    assert has_fast_bf16("cuda") is False and asked == [False]
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert has_fast_bf16("cuda:0") is True
+    assert has_fast_bf16("mps") is False
