@@ -249,7 +249,10 @@ def _compiled_steps():
         else:
             # reassociation lets the dot products use SIMD lanes; no finite-math flags:
             # chosen points hold -inf
-            _STEPS.append(
-                numba.njit(cache=True, fastmath={"reassoc", "contract"}, nogil=True)(_pool_steps)
-            )
+            flags = {"fastmath": {"reassoc", "contract"}, "nogil": True}
+            try:
+                steps = numba.njit(cache=True, **flags)(_pool_steps)
+            except RuntimeError:  # no writable cache folder: compile in every process
+                steps = numba.njit(**flags)(_pool_steps)
+            _STEPS.append(steps)
     return _STEPS[0]
