@@ -39,10 +39,27 @@ Measured (2026-12-02, before issue 19, 2 threads, a 2-core Xeon with AMX, load a
 
 anomalib's fit is its k-center greedy: one pass over all 163,840 patches per chosen patch.
 
+Measured after issue 19 (2026-12-05, the same Xeon shared with other jobs at load average
+8-15, so in CPU seconds at 1 thread: ``--threads 1 --clock cpu --fit-repeats 1 --repeats
+2 --no-anomalib``; the same computation varied by up to 20% between variants here):
+
+    variant        fit                   score                 AUROC   AUPRO   search
+    legacy         20.90 s (3.40x floor) 14.63 s (5.50x floor) 0.9675  0.9836  exact
+    default        11.91 s (1.94x)        5.80 s (2.18x)       0.9675  0.9836  bf16-recheck
+    pool-exact     13.24 s (2.15x)       11.79 s (4.43x)       0.9675  0.9836  exact
+    pool-nonumba   14.39 s (2.34x)       13.31 s (5.00x)       0.9675  0.9836  exact
+    blocks-bf16    20.92 s (3.40x)        5.23 s (1.97x)       0.9675  0.9836  bf16-recheck
+    floors: fit forward 6.15 s, scoring forward 2.66 s
+
+``pool-exact`` is what ``default`` runs on a CPU without native bf16; such a machine
+(the issue's: fit 3.8x, scoring 5.1x the floor with the old defaults at 2 threads) was not
+measured. The compiled steps save ~1 s of CPU per fit here (``pool-nonumba``).
+
 Where the rest goes. Fit: the greedy coreset keeps 16,384 of 163,840 patches; ``blocks``
 computes ~97% of the 163,840 x 16,384 distance matrix (790 GFLOP, fp32 at ~300 GFLOP/s
 here, plus ~48,000 small products), ``pool`` ~55% (457 GFLOP, 1.2 s) in large products
-plus ~16,000 sequential steps of small work and the pool refreshes (~0.8 s). Scoring:
+plus ~16,000 sequential steps of small work (compiled by numba since issue 19) and the
+pool refreshes (~0.8 s together before). Scoring:
 the bf16 product (430 GFLOP at ~1.7 TFLOP/s on AMX, 0.26 s) plus candidate selection
 (~0.3 s) beside the forward pass. Not kept, measured:
 bf16 products inside the coreset (slower: a refresh's products are small and 40% of their
