@@ -321,10 +321,10 @@ def test_bf16_recheck_candidates_contain_the_nearest_row_under_the_error_bound(m
     assert (i[:, 0].numpy() != ref).sum() > 0
 
 
-def test_patchcore_search_option_is_opt_in_and_validated():
-    assert PatchCore().search == "exact" and PatchCore().get_params()["search"] == "exact"
-    assert PatchCore().coreset_method == "blocks"
-    with pytest.raises(ShiftbenchError, match="search='faiss': choose exact or bf16-recheck"):
+def test_patchcore_search_and_coreset_options_are_validated():
+    assert PatchCore().search == "auto" and PatchCore().get_params()["search"] == "auto"
+    assert PatchCore().coreset_method == "pool"
+    with pytest.raises(ShiftbenchError, match="search='faiss': choose auto, exact, bf16-recheck"):
         create_model("patchcore", search="faiss")
     with pytest.raises(ShiftbenchError, match="coreset_method='heap': choose blocks or pool"):
         create_model("patchcore", coreset_method="heap")
@@ -338,6 +338,10 @@ def test_bf16_search_warns_where_bf16_is_emulated(monkeypatch):
     model = create_model("patchcore", weights="random", image_size=32, search="bf16-recheck")
     with pytest.warns(RuntimeWarning, match="no native bf16 products"):
         model.fit(train)
+    with warnings.catch_warnings():  # auto picks the fp32 search there
+        warnings.simplefilter("error", RuntimeWarning)
+        auto = create_model("patchcore", weights="random", image_size=32).fit(train)
+    assert auto.search_ == "exact" and auto.bf16_index_ is None
     monkeypatch.setattr(patchcore, "has_fast_bf16", lambda device: True)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
@@ -347,7 +351,8 @@ def test_bf16_search_warns_where_bf16_is_emulated(monkeypatch):
 def test_patchcore_fast_options_score_like_the_defaults():
     train, test = synthetic_images(6, 64, 64, seed=0), synthetic_images(4, 64, 64, seed=1)
     common = dict(weights="random", image_size=64, coreset_ratio=0.25)
-    exact = create_model("patchcore", **common).fit(train)
+    exact = create_model("patchcore", search="exact", coreset_method="blocks", **common)
+    exact.fit(train)
     fast = create_model("patchcore", search="bf16-recheck", coreset_method="pool", **common)
     fast.fit(train)
     assert torch.equal(exact.memory_bank_, fast.memory_bank_)  # the same coreset, in order

@@ -53,9 +53,10 @@ def nearest_neighbours(
     return torch.cat(dists), torch.cat(idxs)
 
 
-#: ``PatchCore(search=...)``: fp32 products over the whole bank (default), or a bfloat16
-#: product whose candidates are re-checked in fp32 (the same nearest row, see below)
-SEARCH_MODES = ("exact", "bf16-recheck")
+#: ``PatchCore(search=...)``: fp32 products over the whole bank, a bfloat16 product whose
+#: candidates are re-checked in fp32 (the same nearest row, see below), or ``auto`` (the
+#: default): the bf16 search where :func:`has_fast_bf16`, else the fp32 one
+SEARCH_MODES = ("auto", "exact", "bf16-recheck")
 #: unit roundoff of bfloat16 (8 significant bits, round to nearest)
 _U_BF16 = 2.0**-8
 #: query rows per bf16 product (a 256 x 16k block keeps AMX near its peak)
@@ -67,16 +68,20 @@ _FAR = -1e30  # key of the padding columns
 
 def has_fast_bf16(device: torch.device | str) -> bool:
     """Whether bf16 products run natively on ``device`` (AVX512-BF16/AMX CPUs, GPUs with
-    bf16 tensor cores); elsewhere they are emulated, slower than fp32."""
+    bf16 tensor cores); elsewhere they are emulated, slower than fp32. Other devices (MPS)
+    count as not native: ``search="auto"`` keeps the fp32 search there."""
     device = torch.device(device)
     try:
         if device.type == "cpu":
             return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
         if device.type == "cuda":
-            return bool(torch.cuda.is_bf16_supported())
+            try:  # torch >= 2.3 counts emulated bf16 (pre-Ampere GPUs) unless told not to
+                return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+            except TypeError:
+                return bool(torch.cuda.is_bf16_supported())
     except (AttributeError, RuntimeError):  # an older torch, or no such op: assume not
         return False
-    return True
+    return False
 
 
 @dataclass

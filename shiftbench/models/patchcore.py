@@ -22,7 +22,7 @@ the figures).
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -52,22 +52,28 @@ class PatchCore(AnomalyModel):
     (random projection for the coreset search when features are wider, default 256 — about
     anomalib's Johnson-Lindenstrauss size; 0 = none), ``num_neighbors``
     (support set of the density re-weighting, default 9; 1 = plain max), ``sigma`` (map
-    smoothing in px at model input size, default 4), ``search`` (``"exact"``, the default:
-    fp32 products with the whole bank; ``"bf16-recheck"``: a bfloat16 product — AMX on
-    recent Xeons, tensor cores on GPUs — whose candidates are re-checked in fp32; the same
-    nearest patches, ~3.5x faster on a 2-core AMX Xeon, see
-    :func:`~shiftbench.models.neighbours.nearest_neighbour_bf16_recheck`),
-    ``coreset_method`` (``"blocks"``, the default, or ``"pool"``: the same greedy choices
-    up to fp32 ties with about half the work, in large products; see
-    :mod:`shiftbench.models.coreset`). For large studies on CPUs with AMX,
-    ``search="bf16-recheck", coreset_method="pool"`` fits ~2x and scores ~1.6x faster
-    (``benchmarks/bench_patchcore.py``); the defaults keep scores bit-identical with
-    earlier versions, so old studies resume unchanged. ``batch_size`` defaults to None: batches
+    smoothing in px at model input size, default 4), ``search`` (the nearest-patch search,
+    exact in every mode: ``"exact"``, fp32 products with the whole bank;
+    ``"bf16-recheck"``, a bfloat16 product (AMX or AVX512-BF16 on Xeons, tensor cores on
+    GPUs) whose candidates are re-checked in fp32: the same nearest patches, faster where
+    bf16 products are native and slower where they are emulated, see
+    :func:`~shiftbench.models.neighbours.nearest_neighbour_bf16_recheck`; ``"auto"``, the
+    default: ``"bf16-recheck"`` where the device has native bf16 products, else
+    ``"exact"``; :attr:`resolved_search` and, once fitted, ``search_`` say which),
+    ``coreset_method`` (``"pool"``, the default: greedy k-center with per-point bounds,
+    about half the distance products of ``"blocks"``, its sequential steps compiled by
+    numba; ``"blocks"``, the default before issue 19: the same picks up to fp32 ties; see
+    :mod:`shiftbench.models.coreset`). The two searches find the same nearest patches but
+    compute distances differently (``|q - b|`` against ``|b|^2 - 2q.b + |q|^2``), so
+    scores differ between them in the last bits. ``batch_size`` defaults to None: batches
     of ~2^18 pixels whose activations stay in cache, which on CPU embeds ~1.5x faster per
     image than 16 images at 256 px (scores do not depend on it).
     """
 
     default_backbone = "efficientnet_lite0"
+    #: the values of options whose defaults have changed, before the change: a study whose
+    #: manifest does not record an option resumes with these (its numbers stay the same)
+    legacy_defaults: ClassVar[dict[str, Any]] = {"coreset_method": "blocks", "search": "exact"}
 
     def __init__(
         self,
@@ -83,8 +89,8 @@ class PatchCore(AnomalyModel):
         projection_dim: int = 256,
         num_neighbors: int = 9,
         sigma: float = 4.0,
-        search: str = "exact",
-        coreset_method: str = "blocks",
+        search: str = "auto",
+        coreset_method: str = "pool",
     ) -> None:
         super().__init__(
             backbone=backbone,
@@ -106,6 +112,26 @@ class PatchCore(AnomalyModel):
     def resolved_layers(self) -> list[str]:
         return backbones.resolve_layers(self.resolved_backbone, self.layers, "patchcore_layers")
 
+    @property
+    def resolved_search(self) -> str:
+        """``search`` with ``"auto"`` resolved for the device the model runs on (fitted)
+        or will run on: ``"bf16-recheck"`` where bf16 products are native, else
+        ``"exact"``."""
+        if self.search != "auto":
+            return self.search
+        if hasattr(self, "device_"):
+            device = self.device_
+        else:
+            from shiftbench.models.device import resolve_device
+
+            device = resolve_device(self.device)
+        return "bf16-recheck" if has_fast_bf16(device) else "exact"
+
+    def resolved_params(self) -> dict[str, Any]:
+        """:meth:`get_params` with ``search`` resolved (:attr:`resolved_search`): what a
+        study records, so that its resumed fits run the same search."""
+        return {**self.get_params(), "search": self.resolved_search}
+
     def validate(self) -> None:
         super().validate()
         backbones.check_layers(self.resolved_backbone, self.resolved_layers)
@@ -115,12 +141,12 @@ class PatchCore(AnomalyModel):
             raise ShiftbenchError(f"num_neighbors={self.num_neighbors!r}: must be >= 1")
         if self.search not in SEARCH_MODES:
             raise ShiftbenchError(
-                f"search={self.search!r}: choose {' or '.join(SEARCH_MODES)} (exact is the default)"
+                f"search={self.search!r}: choose {', '.join(SEARCH_MODES)} (auto is the default)"
             )
         if self.coreset_method not in CORESET_METHODS:
             raise ShiftbenchError(
                 f"coreset_method={self.coreset_method!r}: choose "
-                f"{' or '.join(CORESET_METHODS)} (blocks is the default)"
+                f"{' or '.join(CORESET_METHODS)} (pool is the default)"
             )
 
     # ---------------------------------------------------------------- hooks
@@ -173,7 +199,7 @@ class PatchCore(AnomalyModel):
         emb = self.embed(x)
         b, d, h, w = emb.shape
         flat = self._flat(emb)
-        if self.search == "bf16-recheck":
+        if self.search_ == "bf16-recheck":
             dist, nn_idx = nearest_neighbour_bf16_recheck(flat, self.memory_bank_, self.bf16_index_)
         else:
             dist, nn_idx = nearest_neighbours(
@@ -223,13 +249,29 @@ class PatchCore(AnomalyModel):
         """Search helpers derived from the memory bank (not saved: recomputed on load)."""
         self.bank_sq_ = (self.memory_bank_ * self.memory_bank_).sum(1)
         self.bank_t_ = self.memory_bank_.T.contiguous()
-        if self.search == "bf16-recheck":
+        self._index_search()
+
+    def _move_to_device(self) -> None:
+        super()._move_to_device()
+        if not hasattr(self, "memory_bank_"):
+            return
+        # a fitted model moved (``to``, ``load_model``): the search and its index follow
+        index = getattr(self, "bf16_index_", None)
+        stale = index is not None and index.table.device != self.memory_bank_.device
+        if stale or getattr(self, "search_", None) != self.resolved_search:
+            self._index_search()
+
+    def _index_search(self) -> None:
+        """``search_`` (``search`` resolved for the bank's device) and its index."""
+        self.search_ = self.resolved_search
+        self.bf16_index_ = None
+        if self.search_ == "bf16-recheck":
             self.bf16_index_ = bf16_index(self.memory_bank_)
-            if not has_fast_bf16(self.memory_bank_.device):
+            if self.search != "auto" and not has_fast_bf16(self._run_device):
                 warnings.warn(
-                    f"search='bf16-recheck': {self.memory_bank_.device} has no native bf16 "
-                    "products, so this search is slower than the default search='exact' "
-                    "(the same nearest patches)",
+                    f"search='bf16-recheck': {self._run_device} has no native bf16 "
+                    "products, so this search is slower than search='exact' or 'auto' (the "
+                    "same nearest patches)",
                     RuntimeWarning,
                     stacklevel=2,
                 )

@@ -118,3 +118,35 @@ def study_fields(
         "units": [u.key for u in units],
         "status": schema.STATUS_RUNNING,
     }
+
+
+#: manifest key: {model: {option: value}}, the options of :func:`pinned_model_options`
+PINNED_OPTIONS = "model_options_resolved"
+
+
+def pinned_model_options(config, build, manifest: dict | None) -> dict[str, dict]:
+    """Per model of the study, the options whose library defaults have changed (the
+    model class's ``legacy_defaults``) as every fit of this run uses them.
+
+    A new run (``manifest`` None) takes them from a model ``build(name)`` makes here, with
+    ``auto`` choices resolved (``resolved_params()``, where the model has it), so all its
+    fits, on any worker, run the same. A resumed run takes them from its manifest; an
+    option the manifest does not record (a run started before that default changed) gets
+    the value the run started with: the study's own option if it set one, else the
+    legacy default. So a resumed study keeps its numbers."""
+    from shiftbench.models.registry import model_class
+
+    recorded = (manifest or {}).get(PINNED_OPTIONS) or {}
+    out = {}
+    for name in config.models:
+        legacy = getattr(model_class(name), "legacy_defaults", None) or {}
+        if not legacy:
+            continue
+        if manifest is None:
+            model = build(name)
+            params = (getattr(model, "resolved_params", None) or model.get_params)()
+            out[name] = {k: params[k] for k in legacy}
+        else:
+            given = {**legacy, **config.model_options.get(name, {})}
+            out[name] = {k: recorded.get(name, {}).get(k, given[k]) for k in legacy}
+    return out

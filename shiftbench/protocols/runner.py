@@ -11,6 +11,7 @@ protocol's validation split only and are then frozen; test scores never touch th
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from collections.abc import Callable
@@ -66,6 +67,9 @@ class StudyRunner:
         self.out = Path(out) if out is not None else None
         #: the run folder, once :meth:`run` has opened it (an interrupted run's, too)
         self.path: Path | None = None
+        #: the config models are built from: ``config`` with the options whose defaults
+        #: changed pinned as the run records them (set when the run folder is opened)
+        self.build_config = config
         if config.image_cache:
             budget_gb()  # a bad $SHIFTBENCH_CACHE_GB fails now, not after the first fit
         self.samples = load_dataset(
@@ -136,7 +140,7 @@ class StudyRunner:
 
     def _model(self, name: str, seed: int):
         """A new, unfitted model of the study's settings on the study's device."""
-        return build_model(self.config, name, seed, self.device)
+        return build_model(self.build_config, name, seed, self.device)
 
     def describe(self) -> str:
         """The grid of fits, one line per unit with the conditions it serves."""
@@ -173,10 +177,11 @@ class StudyRunner:
                     "resume with the same options or use another --out"
                 )
             run.clean_partial()
+            resumed = dict(manifest)
             manifest.setdefault("resumed_at", []).append(mf.now())
         else:
             run = RunDir.create(out, reuse_empty=True)  # a run that failed before any unit
-            manifest = {"started_at": mf.now()}
+            manifest, resumed = {"started_at": mf.now()}, None
         manifest.update(
             mf.study_fields(
                 cfg, self.protocols, self.command, self.splits, self.suites, self.units, self.device
@@ -184,9 +189,23 @@ class StudyRunner:
         )
         if self.target is not None:
             manifest["target"] = manifest_record(self.target, self.splits)
+        self._pin_options(resumed)
+        manifest[mf.PINNED_OPTIONS] = self.pinned
         run.write_manifest(manifest)
         run.write_splits(self.splits)
         return run
+
+    def _pin_options(self, manifest: dict | None) -> None:
+        """Pin the options whose defaults changed (:func:`mf.pinned_model_options`) into
+        :attr:`build_config`; ``manifest``: a resumed run's, None for a new run."""
+        cfg = self.config
+        self.pinned = mf.pinned_model_options(
+            cfg, lambda name: self._model(name, cfg.seeds[0]), manifest
+        )
+        options = {k: dict(v) for k, v in cfg.model_options.items()}
+        for name, pinned in self.pinned.items():
+            options[name] = {**options.get(name, {}), **pinned}
+        self.build_config = dataclasses.replace(cfg, model_options=options)
 
     # -- the whole study -------------------------------------------------------------------
     def run(self) -> StudyResult:

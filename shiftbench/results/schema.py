@@ -260,6 +260,9 @@ MANIFEST_KEYS = (
     "saved_models",  # {unit key: MB on disk}, only with --save-models
     "adaptation",  # {strategy: {target_data, transductive, threshold}}, only with --adapt
     "target",  # TARGET_KEYS, only with a real target domain (--target-root)
+    # {model: {option: value}}: options whose defaults changed, as the run's fits use them
+    # (a resumed run keeps them; shiftbench.protocols.manifest.pinned_model_options)
+    "model_options_resolved",
 )
 #: the record of a real target domain: its name, ``shift`` value, folder, layout, whether
 #: it has normal training images (``shift-adapt`` needs them) and its image counts per

@@ -229,7 +229,7 @@ def _shipper(source, groups: dict, bar, executor: _Executor) -> Callable[[UnitTa
 
 def _task_maker(runner, groups: dict) -> Callable[[Unit], UnitTask]:
     """``task_of(unit)``: the picklable task a worker runs for ``unit``."""
-    config: StudyConfig = runner.config
+    config: StudyConfig = runner.build_config  # the options the run pinned (manifest)
     env = {k: os.environ[k] for k in ("SHIFTBENCH_CACHE", "SHIFTBENCH_CACHE_GB") if k in os.environ}
     fault = os.environ.get(FAULT_ENV)
     threads = worker_threads(config)
