@@ -7,6 +7,7 @@ from __future__ import annotations
 import io as _io
 import json
 import os
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -319,12 +320,77 @@ def test_serve_warns_when_not_loopback(app_run, monkeypatch, capsys):
     from shiftbench.cli.main import main
 
     seen = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, host, port, **kw: seen.update(host=host))
-    main(["app", str(app_run), "--host", "0.0.0.0", "--port", "8123"])
+    monkeypatch.setattr(
+        uvicorn, "run", lambda app, host, port, **kw: seen.update(host=host, app=app)
+    )
+    port = str(_free_port())
+    main(["app", str(app_run), "--host", "0.0.0.0", "--port", port])
     err = capsys.readouterr().err
     assert seen["host"] == "0.0.0.0" and "warning: binding to 0.0.0.0" in err
-    main(["app", str(app_run)])
-    assert seen["host"] == "127.0.0.1" and "warning" not in capsys.readouterr().err
+    main(["app", str(app_run), "--port", port, "--device", "cpu"])
+    out = capsys.readouterr()
+    assert seen["host"] == "127.0.0.1" and "warning" not in out.err
+    assert "models on cpu" in out.out and seen["app"].state.sb.device == "cpu"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_app_refuses_busy_port_and_bad_device(app_run, monkeypatch, capsys):
+    """A port in use, a misspelt or absent device: one line naming the option and the fix,
+    before uvicorn starts."""
+    import torch
+    import uvicorn
+
+    from shiftbench.cli.main import main
+
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: pytest.fail("uvicorn started"))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(SystemExit) as exit_:
+            main(["app", str(app_run), "--port", str(port), "--device", "cpu"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        err
+        == f"error: port {port} is in use on 127.0.0.1; stop the program using it or pass --port N"
+    )
+    bad = [("gpu", "--device 'gpu': unknown device")]
+    if not torch.cuda.is_available():
+        bad.append(("cuda", "--device 'cuda': torch sees no CUDA GPU"))
+    for device, needle in bad:
+        with pytest.raises(SystemExit):
+            main(["app", str(app_run), "--port", str(_free_port()), "--device", device])
+        err = capsys.readouterr().err.strip()
+        assert needle in err and len(err.splitlines()) == 1
+
+
+def test_small_upload_warns_and_models_loaded(app_run):
+    """A 1x1 upload is scored with a warning naming both sizes; /models says which models
+    are in memory (the page says "loading" for the others) and where they run."""
+    from shiftbench.app.server import create_app
+
+    with TestClient(create_app([app_run], preload=True)) as c:
+        run = rid(c)
+        app_state = c.app.state.sb
+        app_state.warm()
+        assert app_state._warming is not None and not app_state._warming.is_alive()
+        before = c.get(f"/api/runs/{run}/models").json()
+        assert before["device"] == "cpu" and not any(m["loaded"] for m in before["models"])
+        q = {"run": run, "category": "brick", "model": "patchcore"}
+        dot = upload(c, png(np.full((1, 1, 3), 120, np.uint8)), "dot.png")
+        body = c.get("/api/predict", params={**q, "image": dot["token"]}).json()
+        (warning,) = body["warnings"]
+        assert "1x1 px" in warning and "64x64 px" in warning
+        ok = upload(c, png(np.full((40, 32, 3), 120, np.uint8)))["token"]
+        assert c.get("/api/predict", params={**q, "image": ok}).json()["warnings"] == []
+        after = {m["model"]: m["loaded"] for m in c.get(f"/api/runs/{run}/models").json()["models"]}
+        assert after == {"patchcore": True, "ae": False}
 
 
 def test_tiny_run_is_reused(app_run, tiny_synthetic):

@@ -39,11 +39,15 @@ def api_runs(state: State):
 def api_models(state: State, rid: str):
     table = state.fitted(rid)
     rows = [{k: _finite(v) for k, v in r.items() if k != "path"} for r in table.to_dict("records")]
-    return {"models": rows}
+    held = state.loaded(rid)
+    for r in rows:  # loaded: in memory now (the first prediction of the others loads them)
+        r["loaded"] = (r["category"], r["model"], r["seed"], r["fit"]) in held
+    return {"models": rows, "device": state.device}
 
 
 @router.get("/api/perturbations")
-def api_perturbations():
+def api_perturbations(state: State):
+    state.warm()
     from shiftbench.transforms.registry import list_perturbations
     from shiftbench.transforms.suites import list_suites
 
@@ -122,6 +126,7 @@ def _predict(state, rid, category, model, seed, fit, image, mask, perturb, sever
         shift_seed=shift_seed,
         image_id=item.image_id,
         prepared=True,
+        source_size=None if item.picture is None else item.picture.size,
     )
     return predictor, pred, t0
 
