@@ -269,7 +269,8 @@ def test_study_endpoints(client):
 
 def test_files_only_inside_runs(client, side_run):
     side = client.get("/api/runs").json()[1]["id"]
-    assert client.get(f"/api/runs/{side}/figures").json()["figures"] == ["figures/curve.png"]
+    figures = client.get(f"/api/runs/{side}/figures").json()["figures"]
+    assert figures == [{"path": "figures/curve.png", "title": "curve", "caption": ""}]
     ok = client.get(f"/runs/{side}/files/figures/curve.png")
     assert ok.status_code == 200 and ok.headers["content-type"] == "image/png"
     assert client.get(f"/runs/{side}/files/manifest.json").status_code == 200

@@ -22,6 +22,7 @@ from shiftbench.app.state import (
     _shift_names,
 )
 from shiftbench.data import io
+from shiftbench.errors import ShiftbenchError
 from shiftbench.inference import render
 from shiftbench.results import schema
 
@@ -263,6 +264,8 @@ def api_metrics(
             m = m[m[k].astype(str) == v]
     wide = m.pivot_table(index=keys, columns="metric", values="value", aggfunc="first")
     wide = wide.reset_index()
+    # the macro average over categories goes after them, not between them by name
+    wide = wide.sort_values("category", key=lambda c: c == schema.MEAN_CATEGORY, kind="stable")
     cols = keys + [c for c in METRIC_VIEW if c in wide.columns]
     rows = [[_finite(v) for v in r] for r in wide[cols].itertuples(index=False)]
     return {"columns": cols, "rows": rows, "filters": filters}
@@ -270,11 +273,18 @@ def api_metrics(
 
 @router.get("/api/runs/{rid}/figures")
 def api_figures(state: State, rid: str):
+    from shiftbench.app.study import figure_entries
+
     root = state.run_path(rid)
-    folder = root / "figures"
-    pngs = sorted(folder.rglob("*.png")) if folder.is_dir() else []
+    names = {"category": [], "model": []}
+    try:  # the run's names split "scores_<category>_<model>"; a folder of figures alone works
+        metrics = state.run(rid).metrics
+    except ShiftbenchError:
+        metrics = None
+    if metrics is not None and not metrics.empty:
+        names = {k: sorted({str(v) for v in metrics[k]}) for k in names}
     return {
-        "figures": [p.relative_to(root).as_posix() for p in pngs],
+        "figures": figure_entries(root, names["category"], names["model"]),
         "report": (root / "report.html").is_file(),
     }
 
