@@ -11,6 +11,7 @@ import socket
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -400,3 +401,92 @@ def test_tiny_run_is_reused(app_run, tiny_synthetic):
     stamp = Path(app_run, "manifest.json").stat().st_mtime
     assert tiny_run(app_run, tiny_synthetic) == app_run
     assert Path(app_run, "manifest.json").stat().st_mtime == stamp
+
+
+# -- Study: a two-category run with figures ---------------------------------------------------
+def study_run(path: Path, images: list[str], figure) -> Path:
+    """A finished two-category, two-model run (written by the runner's writer, so its
+    metrics hold the ``mean`` category) with report-named figures drawn by
+    ``figure(path, title)``; ``images``: real image files for its test samples."""
+    from shiftbench.results import schema
+    from shiftbench.testing.fake_run import write_run
+
+    cats, models = ("bottle", "screw"), ("patchcore", "anomalib-padim")
+    units, splits = {}, []
+    for ci, cat in enumerate(cats):
+        for i in range(6):
+            splits.append((0, f"{cat}/test/{i}", cat, "test", i % 2, "good" if i % 2 == 0
+                           else "crack", images[(6 * ci + i) % len(images)], None))  # fmt: skip
+        for mi, model in enumerate(models):
+            scores = pd.DataFrame(
+                [(cat, model, 0, "clean", np.nan, "test", f"{cat}/test/{i}", i % 2,
+                  "good" if i % 2 == 0 else "crack", 0.1 * i + 0.05 * mi, 0.35,
+                  int(0.1 * i + 0.05 * mi >= 0.35), 0.3) for i in range(6)],
+                columns=list(schema.SCORE_COLUMNS),
+            )  # fmt: skip
+            metrics = pd.DataFrame(
+                [(cat, model, 0, "clean", np.nan, "image_auroc", 0.6 + 0.3 * ci - 0.1 * mi),
+                 (cat, model, 0, "clean", np.nan, "pixel_aupro", 0.5 + 0.1 * ci + 0.1 * mi)],
+                columns=list(schema.METRIC_COLUMNS),
+            )  # fmt: skip
+            units[f"{cat}__{model}__seed0__clean"] = (scores, metrics)
+    run = write_run(
+        path,
+        units,
+        splits=pd.DataFrame(splits, columns=list(schema.SPLIT_COLUMNS)),
+        manifest={"seeds": [0]},
+        protocols=["clean"],
+    )
+    (run / "figures").mkdir()
+    for stem, title in (
+        ("roc_pr_screw", "ROC and PR, screw"),
+        ("custom_plot", "something else"),
+        ("scores_bottle_anomalib-padim", "Scores, bottle / anomalib-padim"),
+        ("degradation_image_auroc", "Image AUROC per protocol"),
+        ("qualitative_screw_patchcore", "Qualitative, screw / patchcore"),
+    ):
+        figure(run / "figures" / f"{stem}.png", title)
+    return run
+
+
+def _blank_figure(path: Path, title: str) -> None:
+    Image.new("RGB", (40, 30), (250, 250, 250)).save(path)
+
+
+def test_study_mean_last_and_figure_captions(tmp_path, tiny_synthetic):
+    from shiftbench.app.server import create_app
+
+    images = sorted(str(p) for p in Path(tiny_synthetic).rglob("test/*/*.png"))
+    run = study_run(tmp_path / "study", images, _blank_figure)
+    with TestClient(create_app([run])) as c:
+        body = c.get("/api/runs/study/metrics").json()
+        cats = [r[0] for r in body["rows"]]
+        assert cats == ["bottle", "bottle", "screw", "screw", "mean", "mean"]
+        only = c.get("/api/runs/study/metrics", params={"model": "patchcore"}).json()
+        assert [r[0] for r in only["rows"]] == ["bottle", "screw", "mean"]
+        figs = c.get("/api/runs/study/figures").json()["figures"]
+    assert [(f["path"], f["title"]) for f in figs] == [
+        ("figures/degradation_image_auroc.png", "Degradation"),
+        ("figures/roc_pr_screw.png", "ROC and PR, screw"),
+        ("figures/scores_bottle_anomalib-padim.png", "Scores, bottle / anomalib-padim"),
+        ("figures/qualitative_screw_patchcore.png", "Qualitative, screw / patchcore"),
+        ("figures/custom_plot.png", "custom plot"),
+    ]
+    assert figs[2]["caption"].startswith("Test-score distributions and thresholds, bottle / ")
+
+
+def test_figure_names_split_with_the_runs_names():
+    from shiftbench.app.study import describe
+
+    cats, models = ["metal_nut", "screw"], ["patchcore", "anomalib-padim"]
+    assert describe("scores_metal_nut_anomalib-padim", cats, models)[1] == (
+        "Scores, metal_nut / anomalib-padim"
+    )
+    assert describe("qualitative_metal_nut_patchcore", cats, [])[1] == (
+        "Qualitative, metal_nut / patchcore"
+    )
+    assert describe("roc_pr_metal_nut", cats, models)[1] == "ROC and PR, metal_nut"
+    assert describe("cd_shift-noadapt", cats, models)[1] == "Critical differences, shift-noadapt"
+    assert describe("severity_image_auroc_by_category", [], [])[1] == "Severity curves per category"
+    assert describe("severity_image_auroc", [], [])[1] == "Severity curves"
+    assert describe("heatmap_pixel_aupro", [], [])[1] == "Pixel PRO heat map"

@@ -151,7 +151,7 @@ async function uploadFile(file) {
   try {
     body = await api("/api/upload", { method: "POST", body: fd });
   } catch (e) {
-    throw new Error(`${file.name} was not accepted: ${e.message}`);
+    throw new Error(`upload refused: ${e.message}`);
   }
   S.image = body.token;
   $("#image-info").textContent = `${body.name}: ${body.width}×${body.height} ${body.format} ${body.mode}`;
@@ -304,7 +304,7 @@ async function onChange(force = false) {
   const w = wish();
   if (w === null) return;
   if (force) R.shown = null;
-  R.want = w;
+  if (!R.want || R.want.key !== w.key) R.want = w;
   if (R.busy) return;
   R.busy = true;
   try {
@@ -319,7 +319,7 @@ async function onChange(force = false) {
       try {
         results = await fetchResults(now);
       } catch (e) { error = e; }
-      if (R.want !== now) continue; // stale: a newer wish is waiting
+      if (!R.want || R.want.key !== now.key) continue; // stale: dropped, the newer wish goes next
       $("#result, #compare-panels").classList.remove("stale");
       if (error) { clearResult(); R.shown = now; setStatus(error.message, true); continue; }
       R.shown = now;
