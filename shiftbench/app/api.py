@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import time
 from pathlib import Path
 
@@ -27,7 +26,6 @@ from shiftbench.inference import render
 from shiftbench.results import schema
 
 router = APIRouter()
-_PYPLOT_LOCK = threading.Lock()
 
 
 # -- catalogue -----------------------------------------------------------------------
@@ -179,16 +177,12 @@ def api_composite(
 ):
     import io as _io
 
-    import matplotlib.pyplot as plt
-
     predictor, pred, _ = _predict(
         state, run, category, model, seed, fit, image, mask, perturb, severity, shift_seed
     )
-    with _PYPLOT_LOCK:  # pyplot's figure registry is not thread-safe
-        fig = predictor.composite(pred)
-        buf = _io.BytesIO()
-        fig.savefig(buf, format="png", dpi=100)
-        plt.close(fig)
+    fig = predictor.composite(pred)  # a plain Figure: no pyplot state to lock or close
+    buf = _io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, pil_kwargs={"compress_level": 1})
     return Response(buf.getvalue(), media_type="image/png")
 
 

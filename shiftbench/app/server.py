@@ -41,7 +41,6 @@ from shiftbench.errors import ShiftbenchError
 from shiftbench.inference import render
 
 HERE = Path(__file__).parent
-_PYPLOT_LOCK = api._PYPLOT_LOCK
 
 
 def create_app(
