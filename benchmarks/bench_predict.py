@@ -139,9 +139,11 @@ def main() -> None:
 
     splits = pd.read_csv(run / "splits.csv")
     image = splits[splits["split"] == "test"]["image_path"].iloc[0]
-    import shiftbench
-
-    print(f"shiftbench from {Path(shiftbench.__file__).parent}; CPU {_cpu_name()}, "
+    where = subprocess.run(  # what the timed processes import (from the current folder)
+        [sys.executable, "-c", "import shiftbench; print(shiftbench.__file__)"],
+        capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    print(f"shiftbench from {Path(where).parent}; CPU {_cpu_name()}, "
           f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     for model in models:
         if args.only in (None, "predict"):
