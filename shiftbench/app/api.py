@@ -46,7 +46,7 @@ def api_models(state: State, rid: str):
 
 @router.get("/api/perturbations")
 def api_perturbations(state: State):
-    state.warm()
+    state.warm(shifts_only=True)
     from shiftbench.transforms.registry import list_perturbations
     from shiftbench.transforms.suites import list_suites
 

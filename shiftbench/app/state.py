@@ -123,13 +123,35 @@ class AppState:
         self._load_lock = threading.Lock()
         self.device = str(device)
         self._warming: threading.Thread | None = None
+        self._shifts_ready = threading.Event()  # the perturbations are imported
         if preload:
-            self._warming = threading.Thread(target=_import_heavy, name="preload", daemon=True)
+            self._warming = threading.Thread(target=self._preload, name="preload", daemon=True)
             self._warming.start()
+        else:
+            self._shifts_ready.set()
 
-    def warm(self) -> None:
-        """Wait for the background imports (if any) to finish."""
-        if self._warming is not None:
+    def _preload(self) -> None:
+        """Import what the first prediction needs: the perturbations first (albumentations,
+        which imports torch: the page lists them), then the models and timm (their
+        backbones). A failure is left for the request that needs the module to report."""
+        try:
+            _shift_names()
+        except Exception:  # noqa: BLE001 - reported by the request that needs it
+            pass
+        self._shifts_ready.set()
+        try:
+            import timm  # noqa: F401
+
+            import shiftbench.models  # noqa: F401
+        except Exception:  # noqa: BLE001
+            pass
+
+    def warm(self, shifts_only: bool = False) -> None:
+        """Wait for the background imports (if any): all of them, or (``shifts_only``)
+        those of the perturbations."""
+        if shifts_only:
+            self._shifts_ready.wait()
+        elif self._warming is not None:
             self._warming.join()
 
     # -- runs ----------------------------------------------------------------------------
@@ -244,19 +266,6 @@ def _decode_sample(state: AppState, path: str, name: str) -> tuple[Image.Image, 
         return io.decode_image_bytes(data, name=name), data
     except ShiftbenchError as exc:
         raise HTTPException(422, str(exc)) from None
-
-
-def _import_heavy() -> None:
-    """Import what the first prediction needs: the perturbations (albumentations, which
-    imports torch), the models and timm (their backbones). Failures are left for the
-    request that needs the module to report."""
-    try:
-        _shift_names()
-        import timm  # noqa: F401
-
-        import shiftbench.models  # noqa: F401
-    except Exception:  # noqa: BLE001 - reported by the request that needs it
-        pass
 
 
 @functools.lru_cache(maxsize=1)
