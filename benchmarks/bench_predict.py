@@ -78,24 +78,34 @@ def imports_of(stderr: str) -> dict[str, float]:
     return out
 
 
+def child_cpu() -> float:
+    """User + system CPU seconds of the finished child processes so far (less sensitive
+    than wall time to the other jobs of a shared machine)."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def bench_predict(run: Path, image: str, model: str, repeats: int) -> None:
-    walls, imports = [], []
+    walls, cpus, imports = [], [], []
     for i in range(repeats):
         with tempfile.TemporaryDirectory() as out:
             cmd = [sys.executable, *(["-X", "importtime"] if i == 0 else []), "-m",
                    "shiftbench.cli.main", "predict", str(run), image, "--category", "brick",
                    "--model", model, "--out", out]  # fmt: skip
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), child_cpu()
             proc = subprocess.run(cmd, capture_output=True, text=True)
-            took = time.perf_counter() - t0
+            took, cpu = time.perf_counter() - t0, child_cpu() - c0
             if proc.returncode:
                 raise SystemExit(proc.stderr[-2000:])
             if i == 0:
                 imports.append(imports_of(proc.stderr))
             else:  # importtime's own bookkeeping slows the run a little: not timed
                 walls.append(took)
+                cpus.append(cpu)
     shown = ", ".join(f"{k} {v:.2f} s" for k, v in sorted(imports[0].items(), key=lambda x: -x[1]))
-    print(f"predict {model:16s} wall median {median(walls):5.2f} s "
+    print(f"predict {model:16s} wall median {median(walls):5.2f} s, CPU {median(cpus):5.2f} s "
           f"({', '.join(f'{w:.2f}' for w in walls)}); imports: {shown}")  # fmt: skip
 
 

@@ -304,8 +304,9 @@ class Predictor:
 
         A plain :class:`~matplotlib.figure.Figure`, not pyplot's: nothing global to lock
         or close (the app draws from several threads), and a fixed layout rather than
-        ``tight_layout`` (which draws the figure once more) with fast PNG compression:
-        about 3x quicker (benchmarks/bench_predict.py)."""
+        ``tight_layout`` (which draws the figure once more) and fast PNG compression
+        (files ~35% larger): 1.8x quicker than pyplot + ``tight_layout`` (0.55 s against
+        1.0 s, 4 panels of 128 px, on a loaded 2-core Xeon)."""
         from matplotlib.cm import ScalarMappable
         from matplotlib.colors import Normalize
         from matplotlib.figure import Figure
