@@ -7,9 +7,11 @@ from __future__ import annotations
 import io as _io
 import json
 import os
+import socket
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -268,7 +270,8 @@ def test_study_endpoints(client):
 
 def test_files_only_inside_runs(client, side_run):
     side = client.get("/api/runs").json()[1]["id"]
-    assert client.get(f"/api/runs/{side}/figures").json()["figures"] == ["figures/curve.png"]
+    figures = client.get(f"/api/runs/{side}/figures").json()["figures"]
+    assert figures == [{"path": "figures/curve.png", "title": "curve", "caption": ""}]
     ok = client.get(f"/runs/{side}/files/figures/curve.png")
     assert ok.status_code == 200 and ok.headers["content-type"] == "image/png"
     assert client.get(f"/runs/{side}/files/manifest.json").status_code == 200
@@ -319,12 +322,77 @@ def test_serve_warns_when_not_loopback(app_run, monkeypatch, capsys):
     from shiftbench.cli.main import main
 
     seen = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, host, port, **kw: seen.update(host=host))
-    main(["app", str(app_run), "--host", "0.0.0.0", "--port", "8123"])
+    monkeypatch.setattr(
+        uvicorn, "run", lambda app, host, port, **kw: seen.update(host=host, app=app)
+    )
+    port = str(_free_port())
+    main(["app", str(app_run), "--host", "0.0.0.0", "--port", port])
     err = capsys.readouterr().err
     assert seen["host"] == "0.0.0.0" and "warning: binding to 0.0.0.0" in err
-    main(["app", str(app_run)])
-    assert seen["host"] == "127.0.0.1" and "warning" not in capsys.readouterr().err
+    main(["app", str(app_run), "--port", port, "--device", "cpu"])
+    out = capsys.readouterr()
+    assert seen["host"] == "127.0.0.1" and "warning" not in out.err
+    assert "models on cpu" in out.out and seen["app"].state.sb.device == "cpu"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_app_refuses_busy_port_and_bad_device(app_run, monkeypatch, capsys):
+    """A port in use, a misspelt or absent device: one line naming the option and the fix,
+    before uvicorn starts."""
+    import torch
+    import uvicorn
+
+    from shiftbench.cli.main import main
+
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: pytest.fail("uvicorn started"))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(SystemExit) as exit_:
+            main(["app", str(app_run), "--port", str(port), "--device", "cpu"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        err
+        == f"error: port {port} is in use on 127.0.0.1; stop the program using it or pass --port N"
+    )
+    bad = [("gpu", "--device 'gpu': unknown device")]
+    if not torch.cuda.is_available():
+        bad.append(("cuda", "--device 'cuda': torch sees no CUDA GPU"))
+    for device, needle in bad:
+        with pytest.raises(SystemExit):
+            main(["app", str(app_run), "--port", str(_free_port()), "--device", device])
+        err = capsys.readouterr().err.strip()
+        assert needle in err and len(err.splitlines()) == 1
+
+
+def test_small_upload_warns_and_models_loaded(app_run):
+    """A 1x1 upload is scored with a warning naming both sizes; /models says which models
+    are in memory (the page says "loading" for the others) and where they run."""
+    from shiftbench.app.server import create_app
+
+    with TestClient(create_app([app_run], preload=True)) as c:
+        run = rid(c)
+        app_state = c.app.state.sb
+        app_state.warm()
+        assert app_state._warming is not None and not app_state._warming.is_alive()
+        before = c.get(f"/api/runs/{run}/models").json()
+        assert before["device"] == "cpu" and not any(m["loaded"] for m in before["models"])
+        q = {"run": run, "category": "brick", "model": "patchcore"}
+        dot = upload(c, png(np.full((1, 1, 3), 120, np.uint8)), "dot.png")
+        body = c.get("/api/predict", params={**q, "image": dot["token"]}).json()
+        (warning,) = body["warnings"]
+        assert "1x1 px" in warning and "64x64 px" in warning
+        ok = upload(c, png(np.full((40, 32, 3), 120, np.uint8)))["token"]
+        assert c.get("/api/predict", params={**q, "image": ok}).json()["warnings"] == []
+        after = {m["model"]: m["loaded"] for m in c.get(f"/api/runs/{run}/models").json()["models"]}
+        assert after == {"patchcore": True, "ae": False}
 
 
 def test_tiny_run_is_reused(app_run, tiny_synthetic):
@@ -333,3 +401,92 @@ def test_tiny_run_is_reused(app_run, tiny_synthetic):
     stamp = Path(app_run, "manifest.json").stat().st_mtime
     assert tiny_run(app_run, tiny_synthetic) == app_run
     assert Path(app_run, "manifest.json").stat().st_mtime == stamp
+
+
+# -- Study: a two-category run with figures ---------------------------------------------------
+def study_run(path: Path, images: list[str], figure) -> Path:
+    """A finished two-category, two-model run (written by the runner's writer, so its
+    metrics hold the ``mean`` category) with report-named figures drawn by
+    ``figure(path, title)``; ``images``: real image files for its test samples."""
+    from shiftbench.results import schema
+    from shiftbench.testing.fake_run import write_run
+
+    cats, models = ("bottle", "screw"), ("patchcore", "anomalib-padim")
+    units, splits = {}, []
+    for ci, cat in enumerate(cats):
+        for i in range(6):
+            splits.append((0, f"{cat}/test/{i}", cat, "test", i % 2, "good" if i % 2 == 0
+                           else "crack", images[(6 * ci + i) % len(images)], None))  # fmt: skip
+        for mi, model in enumerate(models):
+            scores = pd.DataFrame(
+                [(cat, model, 0, "clean", np.nan, "test", f"{cat}/test/{i}", i % 2,
+                  "good" if i % 2 == 0 else "crack", 0.1 * i + 0.05 * mi, 0.35,
+                  int(0.1 * i + 0.05 * mi >= 0.35), 0.3) for i in range(6)],
+                columns=list(schema.SCORE_COLUMNS),
+            )  # fmt: skip
+            metrics = pd.DataFrame(
+                [(cat, model, 0, "clean", np.nan, "image_auroc", 0.6 + 0.3 * ci - 0.1 * mi),
+                 (cat, model, 0, "clean", np.nan, "pixel_aupro", 0.5 + 0.1 * ci + 0.1 * mi)],
+                columns=list(schema.METRIC_COLUMNS),
+            )  # fmt: skip
+            units[f"{cat}__{model}__seed0__clean"] = (scores, metrics)
+    run = write_run(
+        path,
+        units,
+        splits=pd.DataFrame(splits, columns=list(schema.SPLIT_COLUMNS)),
+        manifest={"seeds": [0]},
+        protocols=["clean"],
+    )
+    (run / "figures").mkdir()
+    for stem, title in (
+        ("roc_pr_screw", "ROC and PR, screw"),
+        ("custom_plot", "something else"),
+        ("scores_bottle_anomalib-padim", "Scores, bottle / anomalib-padim"),
+        ("degradation_image_auroc", "Image AUROC per protocol"),
+        ("qualitative_screw_patchcore", "Qualitative, screw / patchcore"),
+    ):
+        figure(run / "figures" / f"{stem}.png", title)
+    return run
+
+
+def _blank_figure(path: Path, title: str) -> None:
+    Image.new("RGB", (40, 30), (250, 250, 250)).save(path)
+
+
+def test_study_mean_last_and_figure_captions(tmp_path, tiny_synthetic):
+    from shiftbench.app.server import create_app
+
+    images = sorted(str(p) for p in Path(tiny_synthetic).rglob("test/*/*.png"))
+    run = study_run(tmp_path / "study", images, _blank_figure)
+    with TestClient(create_app([run])) as c:
+        body = c.get("/api/runs/study/metrics").json()
+        cats = [r[0] for r in body["rows"]]
+        assert cats == ["bottle", "bottle", "screw", "screw", "mean", "mean"]
+        only = c.get("/api/runs/study/metrics", params={"model": "patchcore"}).json()
+        assert [r[0] for r in only["rows"]] == ["bottle", "screw", "mean"]
+        figs = c.get("/api/runs/study/figures").json()["figures"]
+    assert [(f["path"], f["title"]) for f in figs] == [
+        ("figures/degradation_image_auroc.png", "Degradation"),
+        ("figures/roc_pr_screw.png", "ROC and PR, screw"),
+        ("figures/scores_bottle_anomalib-padim.png", "Scores, bottle / anomalib-padim"),
+        ("figures/qualitative_screw_patchcore.png", "Qualitative, screw / patchcore"),
+        ("figures/custom_plot.png", "custom plot"),
+    ]
+    assert figs[2]["caption"].startswith("Test-score distributions and thresholds, bottle / ")
+
+
+def test_figure_names_split_with_the_runs_names():
+    from shiftbench.app.study import describe
+
+    cats, models = ["metal_nut", "screw"], ["patchcore", "anomalib-padim"]
+    assert describe("scores_metal_nut_anomalib-padim", cats, models)[1] == (
+        "Scores, metal_nut / anomalib-padim"
+    )
+    assert describe("qualitative_metal_nut_patchcore", cats, [])[1] == (
+        "Qualitative, metal_nut / patchcore"
+    )
+    assert describe("roc_pr_metal_nut", cats, models)[1] == "ROC and PR, metal_nut"
+    assert describe("cd_shift-noadapt", cats, models)[1] == "Critical differences, shift-noadapt"
+    assert describe("severity_image_auroc_by_category", [], [])[1] == "Severity curves per category"
+    assert describe("severity_image_auroc", [], [])[1] == "Severity curves"
+    assert describe("heatmap_pixel_aupro", [], [])[1] == "Pixel PRO heat map"

@@ -72,6 +72,36 @@ def app_run(tiny_synthetic, tmp_path_factory):
     return tiny_run(tmp_path_factory.getbasetemp() / "app_run", tiny_synthetic)
 
 
+@pytest.fixture(scope="module")
+def extra_runs(app_run, tiny_synthetic, tmp_path_factory):
+    """``one_model``: app_run with only its PatchCore saved; ``study``: a two-category run
+    with report-named figures (see test_app_api.study_run)."""
+    from test_app_api import study_run
+
+    root = tmp_path_factory.mktemp("extra_runs")
+    one = root / "one_model"
+    shutil.copytree(app_run, one, ignore=shutil.ignore_patterns("*__ae__*"))
+    images = sorted(str(p) for p in Path(tiny_synthetic).rglob("test/*/*.png"))
+    return [one, study_run(root / "study", images, _plot)]
+
+
+def _plot(path: Path, title: str) -> None:
+    """A small real chart titled ``title`` (what a report figure looks like)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 3.6), dpi=100)
+    ax = fig.add_subplot()
+    x = np.linspace(0, 1, 50)
+    for k in range(2):
+        ax.plot(x, x ** (1 + k), label=f"model {k}")
+    ax.set_title(title)
+    ax.legend()
+    fig.savefig(path)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -79,13 +109,14 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(app_run):
+def server(app_run, extra_runs):
     import uvicorn
 
     from shiftbench.app.server import create_app
 
     port = _free_port()
-    config = uvicorn.Config(create_app([app_run]), host="127.0.0.1", port=port, log_level="warning")
+    app = create_app([app_run, *extra_runs], preload=True)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
@@ -141,10 +172,35 @@ def wait(d, cond, timeout=WAIT):
     return WebDriverWait(d, timeout).until(cond)
 
 
-def open_view(d, server, view, query=""):
-    base, rid = server
-    d.get(f"{base}/run/{rid}/{view}{query}")
+def open_view(d, server, view, query="", rid=None):
+    base, first = server
+    d.get(f"{base}/run/{rid or first}/{view}{query}")
     wait(d, lambda d: d.execute_script("return document.body.dataset.ready === '1'"))
+    # every text and class the status line takes, in order (to see what showed while loading)
+    d.execute_script(
+        "window.statuses = []; const s = document.getElementById('status');"
+        "new MutationObserver(() => window.statuses.push([s.className, s.textContent]))"
+        ".observe(s, {childList: true, characterData: true, subtree: true, attributes: true});"
+        "performance.clearResourceTimings();"
+    )
+
+
+def statuses(d) -> list[tuple[str, str]]:
+    return [tuple(x) for x in d.execute_script("return window.statuses")]
+
+
+def requests(d, path="/api/predict") -> list[str]:
+    """The URLs of the requests to ``path`` made since the page opened (or was reset)."""
+    return d.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name)"
+        ".filter(u => new URL(u).pathname === arguments[0])",
+        path,
+    )
+
+
+def settled(d) -> bool:
+    """No request running: the status line is not in its busy state."""
+    return "busy" not in d.find_element(By.ID, "status").get_attribute("class")
 
 
 def status(d) -> str:
@@ -184,12 +240,21 @@ def test_slider_changes_heatmap(driver, server):
     # continues on the uploaded image of the previous test
     Select(driver.find_element(By.ID, "perturb")).select_by_value("gaussian_blur")
     wait(driver, lambda d: "gaussian_blur" in d.find_element(By.ID, "cap-input").text)
+    wait(driver, settled)
     before = driver.find_element(By.ID, "img-overlay").get_attribute("src")
+    driver.execute_script("performance.clearResourceTimings()")
     slider = driver.find_element(By.ID, "severity")
     slider.send_keys(Keys.ARROW_RIGHT, Keys.ARROW_RIGHT)  # 3 -> 5
     wait(driver, lambda d: "severity 5" in d.find_element(By.ID, "cap-input").text)
+    wait(driver, settled)
     after = driver.find_element(By.ID, "img-overlay").get_attribute("src")
     assert after != before
+    # each key fires "input" and "change": coalesced into at most one request per level
+    sent = requests(driver)
+    assert 1 <= len(sent) <= 2 and "severity=5" in sent[-1], sent
+    assert re.fullmatch(r"\w+: \d+(\.\d)? m?s \(server \d+(\.\d)? m?s\)", status(driver))
+    shown = driver.execute_script("return [2250.4, 85.4, 12345, null].map(fmtMs)")
+    assert shown == ["2250 ms", "85 ms", "12.3 s", "—"]  # never "2.25e+3 ms"
     params = json.loads(driver.find_element(By.ID, "params").get_attribute("textContent"))
     assert params["perturbation"]["params"]["gaussian_blur"]
     shot(driver, "inspect")
@@ -217,7 +282,15 @@ def test_drawn_stroke_changes_score(driver, server):
     after = score_of(driver.find_element(By.ID, "verdict"))
     assert after != pytest.approx(before)
     assert "IoU" in driver.find_element(By.ID, "verdict").text
+    assert "outline: drawn defect" in driver.find_element(By.ID, "cap-region").text
     shot(driver, "draw")
+    # no strokes: refused with a message, and the verdict of the last stroke goes
+    driver.find_element(By.ID, "clear").click()
+    driver.find_element(By.ID, "apply").click()
+    wait(driver, lambda d: "nothing drawn" in status(d))
+    assert "error" in driver.find_element(By.ID, "status").get_attribute("class")
+    assert "after" not in driver.find_element(By.ID, "verdict").text
+    assert not driver.find_element(By.ID, "after").is_displayed()
 
 
 def test_compare_one_panel_per_model(driver, server):
@@ -230,7 +303,105 @@ def test_compare_one_panel_per_model(driver, server):
     assert sorted(n.split()[0] for n in names) == ["ae", "patchcore"]
     his = [e.text for e in driver.find_elements(By.CSS_SELECTOR, ".cpanel .hi")]
     assert len(set(his)) == 2  # each model on its own colour scale
+    assert not driver.find_element(By.ID, "compare-note").is_displayed()
+    Select(driver.find_element(By.ID, "perturb")).select_by_value("gaussian_blur")
+    wait(driver, lambda d: any("gaussian_blur" in u for u in requests(d)))
+    wait(driver, settled)
+    # one arrow key: "input" and "change" ask for the same level, one request per model
+    driver.execute_script("performance.clearResourceTimings()")
+    driver.find_element(By.ID, "severity").send_keys(Keys.ARROW_RIGHT)
+    wait(driver, lambda d: len(requests(d)) >= 2)
+    wait(driver, settled)
+    time.sleep(0.5)  # a second round would have started by now
+    sent = requests(driver)
+    assert len(sent) == 2 and all("severity=4" in u for u in sent), [u[-60:] for u in sent]
+    assert len(driver.find_elements(By.CSS_SELECTOR, ".cpanel")) == 2
+    assert "compared" in status(driver)
     shot(driver, "compare")
+
+
+def test_inspect_loading_legend_and_new_images(driver, server, image_file, tmp_path):
+    """The first prediction of a model says it is loading; the region panel's legend names
+    both outlines; a new upload resets the sample picker; a refused upload clears the old
+    result; an error goes as soon as the next request starts."""
+    open_view(driver, server, "inspect", rid="one_model")  # its models are not loaded yet
+    pick_sample(driver, anomalous=True)
+    wait(driver, lambda d: "score" in d.find_element(By.ID, "verdict").text)
+    wait(driver, settled)
+    seen = statuses(driver)
+    assert any(c == "busy" and "loading patchcore" in t for c, t in seen), seen
+    legend = driver.find_element(By.ID, "cap-region").text
+    assert "outline: predicted region" in legend and "outline: ground truth" in legend
+    assert "e+" not in status(driver) and re.search(r"\d+(\.\d)? m?s", status(driver))
+    driver.find_element(By.ID, "file").send_keys(str(image_file))
+    wait(driver, lambda d: "part.jpg" in d.find_element(By.ID, "image-info").text)
+    wait(driver, lambda d: "score" in d.find_element(By.ID, "verdict").text)
+    assert Select(driver.find_element(By.ID, "sample")).first_selected_option.text == "—"
+    assert "ground truth" not in driver.find_element(By.ID, "cap-region").text
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    driver.find_element(By.ID, "file").send_keys(str(bad))
+    wait(driver, lambda d: "upload refused" in status(d))
+    assert "unreadable image" in status(driver)
+    assert not driver.find_element(By.ID, "result").is_displayed()
+    assert driver.find_element(By.ID, "image-info").text == ""
+    shot(driver, "inspect_refused")
+    driver.execute_script("window.statuses = []")
+    pick_sample(driver, anomalous=False)
+    wait(driver, lambda d: "score" in d.find_element(By.ID, "verdict").text)
+    first = statuses(driver)[0]
+    assert "error" not in first[0] and "refused" not in first[1], first
+    assert "error" not in driver.find_element(By.ID, "status").get_attribute("class")
+
+
+def test_compare_one_model_run_says_it_needs_two(driver, server):
+    open_view(driver, server, "compare", rid="one_model")
+    note = driver.find_element(By.ID, "compare-note")
+    assert note.is_displayed() and "only one" in note.text and "patchcore" in note.text
+    pick_sample(driver, anomalous=True)
+    wait(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".cpanel")) == 1)
+    shot(driver, "compare_one_model")
+
+
+def test_small_upload_warns(driver, server, tmp_path):
+    open_view(driver, server, "inspect")
+    dot = tmp_path / "dot.png"
+    Image.new("RGB", (1, 1), (120, 80, 60)).save(dot)
+    driver.find_element(By.ID, "file").send_keys(str(dot))
+    wait(driver, lambda d: "1x1 px" in d.find_element(By.ID, "warnings").text)
+    assert "64x64 px" in driver.find_element(By.ID, "warnings").text
+    shot(driver, "inspect_small_upload")
+
+
+def test_study_figures_captioned_and_mean_last(driver, server):
+    open_view(driver, server, "study", rid="study")
+    figs = lambda d: d.find_elements(By.CSS_SELECTOR, "#figures figure")  # noqa: E731
+    wait(driver, lambda d: len(figs(d)) == 5)
+    wait(
+        driver,
+        lambda d: d.execute_script(
+            "return Array.from(document.querySelectorAll('#figures img'))"
+            ".every(i => i.complete && i.naturalWidth > 0)"
+        ),
+    )
+    captions = [f.find_element(By.TAG_NAME, "figcaption").text for f in figs(driver)]
+    assert captions[0].startswith("Degradation. Image AUROC per protocol")
+    assert any(c.startswith("ROC and PR, screw") for c in captions)
+    widths = {round(f.rect["width"]) for f in figs(driver)}
+    assert len(widths) == 1 and widths.pop() >= 500  # an even grid, readable
+    rows = lambda d: d.find_elements(By.CSS_SELECTOR, "#metrics tbody tr")  # noqa: E731
+    wait(driver, lambda d: len(rows(d)) == 6)
+
+    def categories():
+        return [r.find_elements(By.TAG_NAME, "td")[0].text for r in rows(driver)]
+
+    assert categories()[-2:] == ["mean", "mean"]
+    for col in (0, 5, 5):  # category, then image_auroc ascending and descending
+        driver.find_element(By.CSS_SELECTOR, f"#metrics th[data-col='{col}']").click()
+        assert categories()[-2:] == ["mean", "mean"], (col, categories())
+    shot(driver, "study_table")
+    driver.execute_script("document.getElementById('figures').scrollIntoView()")
+    shot(driver, "study_figures")
 
 
 def test_study_filters_table_and_thumbnail_opens_inspect(driver, server):

@@ -380,3 +380,69 @@ def test_run_refuses_bomb_in_dataset(tiny_synthetic, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and str(victim) in err and "20000x20000" in err
     assert "Traceback" not in err and len(err.splitlines()) == 1
+
+
+# -- small images, --device ---------------------------------------------------------------------
+def test_small_image_warns(app_run, tmp_path, capsys):
+    """A 1x1 PNG is scored (upscaled to the model's input), with a warning naming both sizes;
+    an image with both sides at least half the input is not."""
+    from shiftbench.cli.main import main
+    from shiftbench.inference import Predictor
+
+    predictor = Predictor.from_run(app_run, "brick", "ae")
+    dot = tmp_path / "dot.png"
+    Image.new("RGB", (1, 1), (90, 60, 40)).save(dot)
+    for source in (dot, dot.read_bytes(), Image.open(dot), np.zeros((1, 1, 3), np.uint8)):
+        (warning,) = predictor.predict(source).warnings
+        assert "1x1 px" in warning and "64x64 px" in warning
+    assert predictor.predict(np.zeros((20, 90, 3), np.uint8)).warnings  # one side too small
+    assert predictor.predict(np.zeros((32, 40, 3), np.uint8)).warnings == []
+    assert predictor.predict(np.zeros((1, 1, 3), np.uint8), prepared=False).to_dict()["warnings"]
+    main(["predict", str(app_run), str(dot), "--category", "brick", "--model", "ae",
+          "--out", str(tmp_path / "o"), "--device", "cpu"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert "warning: dot.png: the image is 1x1 px" in err and "64x64 px" in err
+    (record,) = json.loads((tmp_path / "o" / "predictions.json").read_text())
+    assert record["warnings"] and record["device"] == "cpu"
+
+
+@pytest.mark.parametrize(
+    ("device", "needle"),
+    [
+        ("gpu", "--device 'gpu': unknown device; use auto, cpu, cuda, cuda:N or mps"),
+        ("cuda:x", "--device 'cuda:x': unknown device"),
+    ],
+)
+def test_predict_cli_bad_device(app_run, tmp_path, capsys, device, needle):
+    from shiftbench.cli.main import main
+
+    image = _test_rows(app_run)["image_path"].iloc[0]
+    with pytest.raises(SystemExit) as exit_:
+        main(["predict", str(app_run), image, "--category", "brick", "--model", "ae",
+              "--out", str(tmp_path), "--device", device])  # fmt: skip
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1
+
+
+def test_predict_cli_device_cuda(app_run, tmp_path, capsys):
+    """``--device cuda``: the scores of the CPU within float tolerance on a GPU; without
+    one, a one-line error naming --device and the fix."""
+    import torch
+
+    from shiftbench.cli.main import main
+
+    image = _test_rows(app_run)["image_path"].iloc[0]
+    args = ["predict", str(app_run), image, "--category", "brick", "--model", "patchcore"]
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit):
+            main([*args, "--out", str(tmp_path / "g"), "--device", "cuda"])
+        err = capsys.readouterr().err.strip()
+        assert "--device 'cuda': torch sees no CUDA GPU" in err and "--device cpu" in err
+        return
+    main([*args, "--out", str(tmp_path / "c"), "--device", "cpu"])
+    main([*args, "--out", str(tmp_path / "g"), "--device", "cuda"])
+    (cpu,) = json.loads((tmp_path / "c" / "predictions.json").read_text())
+    (gpu,) = json.loads((tmp_path / "g" / "predictions.json").read_text())
+    assert cpu["device"] == "cpu" and gpu["device"] == "cuda:0"
+    assert gpu["score"] == pytest.approx(cpu["score"], rel=1e-3)

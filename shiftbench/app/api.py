@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import time
 from pathlib import Path
 
@@ -22,11 +21,11 @@ from shiftbench.app.state import (
     _shift_names,
 )
 from shiftbench.data import io
+from shiftbench.errors import ShiftbenchError
 from shiftbench.inference import render
 from shiftbench.results import schema
 
 router = APIRouter()
-_PYPLOT_LOCK = threading.Lock()
 
 
 # -- catalogue -----------------------------------------------------------------------
@@ -39,11 +38,15 @@ def api_runs(state: State):
 def api_models(state: State, rid: str):
     table = state.fitted(rid)
     rows = [{k: _finite(v) for k, v in r.items() if k != "path"} for r in table.to_dict("records")]
-    return {"models": rows}
+    held = state.loaded(rid)
+    for r in rows:  # loaded: in memory now (the first prediction of the others loads them)
+        r["loaded"] = (r["category"], r["model"], r["seed"], r["fit"]) in held
+    return {"models": rows, "device": state.device}
 
 
 @router.get("/api/perturbations")
-def api_perturbations():
+def api_perturbations(state: State):
+    state.warm(shifts_only=True)
     from shiftbench.transforms.registry import list_perturbations
     from shiftbench.transforms.suites import list_suites
 
@@ -122,6 +125,7 @@ def _predict(state, rid, category, model, seed, fit, image, mask, perturb, sever
         shift_seed=shift_seed,
         image_id=item.image_id,
         prepared=True,
+        source_size=None if item.picture is None else item.picture.size,
     )
     return predictor, pred, t0
 
@@ -173,16 +177,12 @@ def api_composite(
 ):
     import io as _io
 
-    import matplotlib.pyplot as plt
-
     predictor, pred, _ = _predict(
         state, run, category, model, seed, fit, image, mask, perturb, severity, shift_seed
     )
-    with _PYPLOT_LOCK:  # pyplot's figure registry is not thread-safe
-        fig = predictor.composite(pred)
-        buf = _io.BytesIO()
-        fig.savefig(buf, format="png", dpi=100)
-        plt.close(fig)
+    fig = predictor.composite(pred)  # a plain Figure: no pyplot state to lock or close
+    buf = _io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, pil_kwargs={"compress_level": 1})
     return Response(buf.getvalue(), media_type="image/png")
 
 
@@ -258,6 +258,8 @@ def api_metrics(
             m = m[m[k].astype(str) == v]
     wide = m.pivot_table(index=keys, columns="metric", values="value", aggfunc="first")
     wide = wide.reset_index()
+    # the macro average over categories goes after them, not between them by name
+    wide = wide.sort_values("category", key=lambda c: c == schema.MEAN_CATEGORY, kind="stable")
     cols = keys + [c for c in METRIC_VIEW if c in wide.columns]
     rows = [[_finite(v) for v in r] for r in wide[cols].itertuples(index=False)]
     return {"columns": cols, "rows": rows, "filters": filters}
@@ -265,11 +267,18 @@ def api_metrics(
 
 @router.get("/api/runs/{rid}/figures")
 def api_figures(state: State, rid: str):
+    from shiftbench.app.study import figure_entries
+
     root = state.run_path(rid)
-    folder = root / "figures"
-    pngs = sorted(folder.rglob("*.png")) if folder.is_dir() else []
+    names = {"category": [], "model": []}
+    try:  # the run's names split "scores_<category>_<model>"; a folder of figures alone works
+        metrics = state.run(rid).metrics
+    except ShiftbenchError:
+        metrics = None
+    if metrics is not None and not metrics.empty:
+        names = {k: sorted({str(v) for v in metrics[k]}) for k in names}
     return {
-        "figures": [p.relative_to(root).as_posix() for p in pngs],
+        "figures": figure_entries(root, names["category"], names["model"]),
         "report": (root / "report.html").is_file(),
     }
 

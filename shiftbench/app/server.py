@@ -41,7 +41,6 @@ from shiftbench.errors import ShiftbenchError
 from shiftbench.inference import render
 
 HERE = Path(__file__).parent
-_PYPLOT_LOCK = api._PYPLOT_LOCK
 
 
 def create_app(
@@ -49,10 +48,13 @@ def create_app(
     *,
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    device: str = "cpu",
+    preload: bool = False,
 ) -> FastAPI:
     """The web app over ``run_dirs`` (run folders; their fitted models come from
-    ``--save-models``)."""
-    state = AppState(run_dirs, max_upload_bytes, max_pixels)
+    ``--save-models``). Models score on ``device``; ``preload`` imports torch, timm and
+    the perturbations in the background from the start (``shiftbench app`` does)."""
+    state = AppState(run_dirs, max_upload_bytes, max_pixels, device=device, preload=preload)
     app = FastAPI(title="shiftbench", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.sb = state
     app.state.colorbar_url = render.data_url(render.colorbar(0, 1))

@@ -73,6 +73,10 @@ class LRU:
             self._data.move_to_end(key)
             return self._data[key]
 
+    def items(self) -> list:
+        with self._lock:
+            return list(self._data.items())
+
     def put(self, key, value):
         with self._lock:
             self._data[key] = value
@@ -83,7 +87,23 @@ class LRU:
 
 
 class AppState:
-    def __init__(self, run_dirs, max_upload_bytes: int, max_pixels: int):
+    """The runs served, the limits, the images held and the predictors loaded.
+
+    ``device``: where models score (a resolved ``torch.device`` string, e.g. ``cuda:0``).
+    ``preload``: import torch, timm and the perturbations (with albumentations) in a
+    background thread from the start, so the first prediction does not wait for them
+    (seconds); requests that need them wait for that thread (:meth:`warm`) rather than
+    import the same modules concurrently.
+    """
+
+    def __init__(
+        self,
+        run_dirs,
+        max_upload_bytes: int,
+        max_pixels: int,
+        device: str = "cpu",
+        preload: bool = False,
+    ):
         self.runs: dict[str, Path] = {}
         for d in run_dirs:
             path = Path(d).expanduser().resolve()
@@ -101,6 +121,38 @@ class AppState:
         self.images = LRU(64)
         self._run_cache = LRU(8)
         self._load_lock = threading.Lock()
+        self.device = str(device)
+        self._warming: threading.Thread | None = None
+        self._shifts_ready = threading.Event()  # the perturbations are imported
+        if preload:
+            self._warming = threading.Thread(target=self._preload, name="preload", daemon=True)
+            self._warming.start()
+        else:
+            self._shifts_ready.set()
+
+    def _preload(self) -> None:
+        """Import what the first prediction needs: the perturbations first (albumentations,
+        which imports torch: the page lists them), then the models and timm (their
+        backbones). A failure is left for the request that needs the module to report."""
+        try:
+            _shift_names()
+        except Exception:  # noqa: BLE001 - reported by the request that needs it
+            pass
+        self._shifts_ready.set()
+        try:
+            import timm  # noqa: F401
+
+            import shiftbench.models  # noqa: F401
+        except Exception:  # noqa: BLE001
+            pass
+
+    def warm(self, shifts_only: bool = False) -> None:
+        """Wait for the background imports (if any): all of them, or (``shifts_only``)
+        those of the perturbations."""
+        if shifts_only:
+            self._shifts_ready.wait()
+        elif self._warming is not None:
+            self._warming.join()
 
     # -- runs ----------------------------------------------------------------------------
     def run_path(self, rid: str) -> Path:
@@ -122,6 +174,7 @@ class AppState:
         return list_fitted(self.run_path(rid))
 
     def predictor(self, rid: str, category: str, model: str, seed: int | None, fit: str):
+        self.warm()
         from shiftbench.inference import Predictor
 
         key = (rid, category, model, seed, fit)
@@ -131,7 +184,9 @@ class AppState:
         with self._load_lock:  # one load at a time (a model is large)
             hit = self.predictors.get(key)
             if hit is None:
-                hit = Predictor.from_run(self.run_path(rid), category, model, seed=seed, fit=fit)
+                hit = Predictor.from_run(
+                    self.run_path(rid), category, model, seed=seed, fit=fit, device=self.device
+                )
                 self.predictors.put(key, hit)
         return hit
 
@@ -187,6 +242,10 @@ class AppState:
             src = item.picture if item.picture is not None else item.array
             item.prepared[key] = predictor.prepare_mask(src)
         return item.prepared[key]
+
+    def loaded(self, rid: str) -> set[tuple]:
+        """``(category, model, seed, fit)`` of the predictors of run ``rid`` held now."""
+        return {(k[1], k[2], p.seed, k[4]) for k, p in self.predictors.items() if k[0] == rid}
 
     def sample_row(self, rid: str, sample_id: str) -> dict:
         run = self.run(rid)

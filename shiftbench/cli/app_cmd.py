@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
+import socket
 from pathlib import Path
 
 import typer
+
+from shiftbench.cli.predict_cmd import DEVICE_HELP
 
 
 def is_loopback(host: str) -> bool:
@@ -16,6 +20,31 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Refuse, with the fix, a ``host:port`` another program is listening on (uvicorn would
+    only log an error and exit)."""
+    from shiftbench.errors import ShiftbenchError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ShiftbenchError(f"--host {host}: not an address of this machine ({exc})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ShiftbenchError(
+                    f"port {port} is in use on {host}; stop the program using it or pass --port N"
+                ) from None
+            raise ShiftbenchError(
+                f"--host {host}: cannot listen on {host}:{port} ({exc.strerror or exc}); "
+                "pass an address of this machine (127.0.0.1 is the default)"
+            ) from None
 
 
 def app_command(
@@ -35,6 +64,7 @@ def app_command(
         min=0.01,
         help="Largest upload in pixels (millions), checked before decoding.",
     ),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
 ) -> None:
     """Serve the web app for runs: Inspect, Draw a defect, Compare, Study.
 
@@ -63,9 +93,17 @@ def app_command(
         )
         if not runs:
             raise ShiftbenchError("no run folders given and none under results/; pass RUN_DIR...")
+    from shiftbench.models.device import resolve_device
+
+    where = str(resolve_device(device))  # an absent GPU fails now, not at the first image
     application = create_app(
-        runs, max_upload_bytes=int(max_upload_mb * 2**20), max_pixels=int(max_megapixels * 1e6)
+        runs,
+        max_upload_bytes=int(max_upload_mb * 2**20),
+        max_pixels=int(max_megapixels * 1e6),
+        device=where,
+        preload=True,
     )
+    check_port_free(host, port)
     if not is_loopback(host):
         typer.echo(
             f"warning: binding to {host}, not loopback: anyone who can reach this machine on port "
@@ -73,7 +111,10 @@ def app_command(
             err=True,
         )
     shown = f"[{host}]" if ":" in host else host
-    typer.echo(f"shiftbench app on http://{shown}:{port}/ serving {len(runs)} run(s); Ctrl+C stops")
+    typer.echo(
+        f"shiftbench app on http://{shown}:{port}/ serving {len(runs)} run(s), models on "
+        f"{where}; Ctrl+C stops"
+    )
     uvicorn.run(application, host=host, port=port, log_level="warning")
 
 

@@ -6,6 +6,12 @@ from pathlib import Path
 
 import typer
 
+#: ``--device`` of ``predict`` and ``app`` (the spellings of :mod:`shiftbench.models.device`)
+DEVICE_HELP = (
+    "Where the model runs: auto (a GPU when torch sees one), cpu, cuda, cuda:N or mps. "
+    "Scores agree across devices within docs/devices.md's tolerances."
+)
+
 
 def predict(
     run_dir: Path = typer.Argument(..., help="A run folder written with --save-models."),
@@ -33,6 +39,7 @@ def predict(
     out: Path = typer.Option(
         ..., "--out", help="Folder for the composites, predictions.json/.csv."
     ),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
 ) -> None:
     """Score images with a model saved in a run (composites + predictions.json/.csv).
 
@@ -57,7 +64,7 @@ def predict(
         raise ShiftbenchError(
             f"--mask: {len(masks)} masks for {len(images)} images; give one per image, in order"
         )
-    predictor = Predictor.from_run(run_dir, category, model, seed=seed, fit=fit)
+    predictor = Predictor.from_run(run_dir, category, model, seed=seed, fit=fit, device=device)
     out.mkdir(parents=True, exist_ok=True)
     records, used = [], set()
     for i, image in enumerate(images):
@@ -112,6 +119,9 @@ def _predict_one(
     rec["composite"] = str(png)
     rec["seed"] = predictor.seed
     rec["fit"] = predictor.fit
+    rec["device"] = predictor.device
+    for warning in pred.warnings:
+        typer.echo(f"warning: {image.name}: {warning}", err=True)
     verdict = "ANOMALOUS" if pred.decision else "normal"
     typer.echo(
         f"{image.name}: score {pred.score:.4g} (threshold {pred.threshold:.4g}) {verdict}"

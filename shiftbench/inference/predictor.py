@@ -48,6 +48,7 @@ class Prediction:
     timing_ms: dict = field(default_factory=dict)
     model: str = ""
     category: str = ""
+    warnings: list[str] = field(default_factory=list)  # e.g. an image far below the input
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-friendly summary (no arrays): scores, decision, IoU/F1, timing."""
@@ -69,6 +70,7 @@ class Prediction:
             "pixel_f1": num(self.f1),
             "perturbation": self.perturbation,
             "timing_ms": self.timing_ms,
+            "warnings": list(self.warnings),
         }
 
 
@@ -84,6 +86,23 @@ def pixel_iou_f1(region: np.ndarray | None, mask: np.ndarray | None):
     if union == 0:
         return 1.0, 1.0
     return inter / union, 2.0 * inter / total
+
+
+def _source_size(image) -> tuple[int, int] | None:
+    """(width, height) of an image :meth:`Predictor.prepare` has read (header only)."""
+    if isinstance(image, Image.Image):
+        return image.size
+    if isinstance(image, np.ndarray):
+        return int(image.shape[1]), int(image.shape[0])
+    if isinstance(image, (str, Path)):
+        h, w = io.image_size(image)
+        return w, h
+    if isinstance(image, (bytes, bytearray)):
+        import io as _bytes_io
+
+        with Image.open(_bytes_io.BytesIO(image)) as img:
+            return img.size
+    return None
 
 
 class Predictor:
@@ -113,6 +132,7 @@ class Predictor:
         self.name = str(meta.get("model", getattr(model, "name", "")))
         self.seed = meta.get("seed")
         self.fit = meta.get("fit", "clean")
+        self.device = str(getattr(model, "device_", "cpu"))  # where it scores
         self._lock = threading.Lock()
 
     @classmethod
@@ -123,12 +143,14 @@ class Predictor:
         model: str,
         seed: int | None = None,
         fit: str = "clean",
+        device: str = "cpu",
     ) -> Predictor:
         """The model ``model`` fitted for ``category`` saved in the run (``seed=None``: the
-        smallest saved seed; ``fit``: ``clean`` or ``shift-sev<L>``)."""
+        smallest saved seed; ``fit``: ``clean`` or ``shift-sev<L>``), scoring on ``device``
+        (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``)."""
         from shiftbench.inference.saved import load_fitted
 
-        fitted, meta = load_fitted(run_dir, category, model, seed=seed, fit=fit)
+        fitted, meta = load_fitted(run_dir, category, model, seed=seed, fit=fit, device=device)
         return cls(fitted, meta, category, run_dir)
 
     # -- inputs --------------------------------------------------------------------------
@@ -189,6 +211,19 @@ class Predictor:
             arr = np.where(np.asarray(img) > 0, 255, 0).astype(np.uint8)
         return self._crop(arr)
 
+    def size_warning(self, width: int, height: int) -> str | None:
+        """A warning for an image far smaller than what the model takes (a side under
+        half of ``image_size``): it is upscaled many times, so its score says little
+        about the original. None otherwise."""
+        side = self.image_size
+        if 2 * min(width, height) >= side:
+            return None
+        return (
+            f"the image is {width}x{height} px, far smaller than the model's input of "
+            f"{side}x{side} px: it was upscaled {side / min(width, height):.3g}x, so its "
+            "score and heat-map say little about it"
+        )
+
     # -- prediction ----------------------------------------------------------------------
     def predict(
         self,
@@ -200,14 +235,20 @@ class Predictor:
         shift_seed: int = 0,
         image_id: str = "",
         prepared: bool = False,
+        source_size: tuple[int, int] | None = None,
     ) -> Prediction:
         """Score one image. ``mask``: the ground truth (for IoU/F1). ``perturb``: a
         registered perturbation or suite (name or YAML path) applied at ``severity`` with
         ``shift_seed`` and ``image_id`` (as the study does to its test images) before
-        scoring. ``prepared=True``: ``image``/``mask`` are already :meth:`prepare`'d."""
+        scoring. ``prepared=True``: ``image``/``mask`` are already :meth:`prepare`'d;
+        ``source_size``: then the (width, height) they were prepared from, for
+        :meth:`size_warning` (found from ``image`` itself when not prepared)."""
         t_all = time.perf_counter()
         t0 = time.perf_counter()
         arr = image if prepared else self.prepare(image)
+        if source_size is None and not prepared:
+            source_size = _source_size(image)
+        small = None if source_size is None else self.size_warning(*source_size)
         gt = None if mask is None else (mask if prepared else self.prepare_mask(mask))
         timing = {"prepare": _ms(t0)}
         perturbation = None
@@ -252,27 +293,32 @@ class Predictor:
             timing_ms=timing,
             model=self.name,
             category=self.category,
+            warnings=[small] if small else [],
         )
 
     # -- figures -------------------------------------------------------------------------
     def composite(self, prediction: Prediction, path: str | Path | None = None, title: str = ""):
         """The composite figure (matplotlib, Agg): image | heat-map overlay with its fixed
         colour bar | predicted region at the pixel threshold | ground truth (when a mask
-        was given). Writes a PNG to ``path`` when given; returns the figure."""
-        import matplotlib
+        was given). Writes a PNG to ``path`` when given; returns the figure.
 
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
+        A plain :class:`~matplotlib.figure.Figure`, not pyplot's: nothing global to lock
+        or close (the app draws from several threads), and a fixed layout rather than
+        ``tight_layout`` (which draws the figure once more) and fast PNG compression
+        (files ~35% larger): 1.8x quicker than pyplot + ``tight_layout`` (0.55 s against
+        1.0 s, 4 panels of 128 px, on a loaded 2-core Xeon)."""
         from matplotlib.cm import ScalarMappable
         from matplotlib.colors import Normalize
+        from matplotlib.figure import Figure
 
         from shiftbench.inference import render
 
         p = prediction
         lo, hi = p.map_range
         panels = 4 if p.mask is not None else 3
-        fig, axes = plt.subplots(1, panels, figsize=(3.3 * panels, 3.9), squeeze=False)
-        axes = axes[0]
+        fig = Figure(figsize=(3.3 * panels, 3.9))
+        axes = fig.subplots(1, panels, squeeze=False)[0]
+        fig.subplots_adjust(left=0.01, right=0.99, bottom=0.02, top=0.8, wspace=0.3)
         shifted = p.perturbation is not None
         name = (
             f"shifted: {p.perturbation['name']} sev {p.perturbation['severity']}"
@@ -310,10 +356,8 @@ class Predictor:
             f"{head}\nscore {p.score:.4g} {op} threshold {p.threshold:.4g} -> {verdict}",
             fontsize=10,
         )
-        fig.tight_layout()
         if path is not None:
             path = Path(path)
             path.parent.mkdir(parents=True, exist_ok=True)
-            fig.savefig(path, dpi=110)
-            plt.close(fig)
+            fig.savefig(path, dpi=110, pil_kwargs={"compress_level": 1})
         return fig

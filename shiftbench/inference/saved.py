@@ -11,13 +11,23 @@ from shiftbench.results.models import _RERUN, _read_meta, find_fitted
 
 
 def load_fitted(
-    run_path: str | Path, category: str, model: str, seed: int | None = None, fit: str = "clean"
+    run_path: str | Path,
+    category: str,
+    model: str,
+    seed: int | None = None,
+    fit: str = "clean",
+    *,
+    device: str = "cpu",
 ):
     """``(AnomalyModel, meta)`` of a model saved in the run (``seed=None``: the smallest
-    saved seed). ``meta`` is the side file's dict with ``category`` (the chosen one's
+    saved seed), moved to ``device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``;
+    see :mod:`shiftbench.models.device`: a device that is not there is an error naming
+    ``device``). ``meta`` is the side file's dict with ``category`` (the chosen one's
     thresholds and ``map_range``) added under ``"selected"``."""
     from shiftbench.models import load_model
+    from shiftbench.models.device import resolve_device
 
+    target = resolve_device(device)  # a misspelt or absent device fails before the load
     row = find_fitted(run_path, category, model, seed, fit)
     side = Path(row["path"]).with_suffix(schema.MODEL_META_SUFFIX)
     meta = _read_meta(side)
@@ -38,6 +48,8 @@ def load_fitted(
         raise ShiftbenchError(
             f"{pt}: damaged model file ({exc.__class__.__name__}); delete it and {_RERUN}"
         ) from None
+    if target.type != "cpu":  # saved models load on the CPU
+        fitted.to(target)
     meta = dict(meta)
     meta["selected"] = {"category": category, **meta["categories"][category]}
     return fitted, meta

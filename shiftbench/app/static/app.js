@@ -1,4 +1,6 @@
-/* shiftbench app: plain JavaScript, no libraries, talks only to this server. */
+/* shiftbench app: plain JavaScript, no libraries, talks only to this server.
+   Inspect and Compare live here with what every view shares; the Draw view's canvas is
+   draw.js and the Study view is study.js (loaded on those views only). */
 "use strict";
 
 const $ = (sel, root = document) => root.querySelector(sel);
@@ -7,10 +9,11 @@ const RUN = document.body.dataset.run;
 const VIEW = document.body.dataset.view;
 const params = new URLSearchParams(location.search);
 
-function setStatus(text, isError = false) {
+/* the status line: an error (red), work in progress (with a spinner) or a plain note */
+function setStatus(text, kind = "") {
   const el = $("#status");
   el.textContent = text || "";
-  el.className = isError ? "error" : "";
+  el.className = kind === true ? "error" : kind;
 }
 
 async function api(url, options = {}) {
@@ -30,6 +33,12 @@ function fmt(v, digits = 4) {
   return String(v);
 }
 
+/* a duration: "85 ms", "2250 ms" up to 10 s, then "12.3 s" (never exponent notation) */
+function fmtMs(ms) {
+  if (ms === null || ms === undefined || !Number.isFinite(ms)) return "—";
+  return ms < 10000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
+
 function fill(select, values, selected) {
   const keep = selected !== undefined ? String(selected) : select.value;
   select.innerHTML = "";
@@ -42,9 +51,10 @@ function fill(select, values, selected) {
 }
 
 const uniq = (xs) => Array.from(new Set(xs)).sort();
+const esc = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 /* ---- state shared by inspect / draw / compare -------------------------------------- */
-const S = { models: [], image: null, mask: null, sampleId: null, busy: false, pending: false };
+const S = { models: [], image: null, mask: null, sampleId: null };
 
 async function loadModels() {
   const body = await api(`/api/runs/${RUN}/models`);
@@ -55,7 +65,7 @@ async function loadModels() {
   }
   const cat = $("#category");
   fill(cat, uniq(S.models.map((m) => m.category)), params.get("category") || undefined);
-  cat.addEventListener("change", () => { refreshModelChoices(); loadSamples(); });
+  cat.addEventListener("change", () => { refreshModelChoices(); loadSamples(); onChange(); });
   refreshModelChoices(params.get("model") || undefined);
   for (const id of ["#model", "#seed", "#fit"]) {
     const el = $(id);
@@ -73,11 +83,19 @@ function refreshModelChoices(modelWanted) {
   } else {
     const box = $("#model-checks");
     box.innerHTML = "";
-    uniq(rows.map((m) => m.model)).forEach((name, i) => {
+    const names = uniq(rows.map((m) => m.model));
+    names.forEach((name, i) => {
       const l = document.createElement("label");
-      l.innerHTML = `<input type="checkbox" class="model-check" value="${name}" ${i < 4 ? "checked" : ""}> ${name}`;
+      l.innerHTML = `<input type="checkbox" class="model-check" value="${esc(name)}" ${i < 4 ? "checked" : ""}> ${esc(name)}`;
+      $("input", l).addEventListener("change", onChange);
       box.appendChild(l);
     });
+    const note = $("#compare-note");
+    note.hidden = names.length >= 2;
+    note.textContent = names.length >= 2 ? "" :
+      `Compare puts 2 to 4 models side by side, and this run saved only one for ${cat} (${names.join(", ") || "none"}): ` +
+      "run the study with more models (e.g. --models patchcore,anomalib-padim --save-models) to compare them. " +
+      "The one model is shown below.";
   }
   const chosen = modelSel ? rows.filter((m) => m.model === modelSel.value) : rows;
   fill($("#seed"), uniq(chosen.map((m) => m.seed)));
@@ -104,19 +122,39 @@ async function loadSamples() {
 async function openSample(sampleId) {
   const fd = new FormData();
   fd.append("sample_id", sampleId);
+  setStatus(`opening ${sampleId} …`, "busy");
   const body = await api(`/api/runs/${RUN}/open`, { method: "POST", body: fd });
   S.image = body.token; S.mask = body.mask_token; S.sampleId = sampleId;
   $("#image-info").textContent = `${sampleId}${body.mask_token ? " (with its ground-truth mask)" : ""}`;
   if ($("#sample").value !== sampleId) $("#sample").value = sampleId;
+  setStatus("");
   await onImage();
+}
+
+/* a new image replaces the old one: no result, picker or note of the old one stays */
+function forgetImage() {
+  S.image = null; S.mask = null; S.sampleId = null;
+  R.want = null; // a response still on its way is of the old image: dropped
+  D.baseToken = null; D.baseMask = null;
+  const base = $("#base");
+  if (base) { base.getContext("2d").clearRect(0, 0, 384, 384); clearStrokes(); }
+  $("#sample").value = "";
+  $("#image-info").textContent = "";
+  clearResult();
 }
 
 async function uploadFile(file) {
   const fd = new FormData();
   fd.append("file", file, file.name);
-  setStatus(`uploading ${file.name} …`);
-  const body = await api("/api/upload", { method: "POST", body: fd });
-  S.image = body.token; S.mask = null; S.sampleId = null;
+  forgetImage();
+  setStatus(`uploading ${file.name} …`, "busy");
+  let body;
+  try {
+    body = await api("/api/upload", { method: "POST", body: fd });
+  } catch (e) {
+    throw new Error(`upload refused: ${e.message}`);
+  }
+  S.image = body.token;
   $("#image-info").textContent = `${body.name}: ${body.width}×${body.height} ${body.format} ${body.mode}`;
   setStatus("");
   await onImage();
@@ -125,19 +163,33 @@ async function uploadFile(file) {
 function wireImageInputs() {
   const drop = $("#dropzone");
   const guard = (fn) => async (...a) => { try { await fn(...a); } catch (e) { setStatus(e.message, true); } };
-  $("#file").addEventListener("change", guard(async (e) => { if (e.target.files[0]) await uploadFile(e.target.files[0]); }));
+  $("#file").addEventListener("change", guard(async (e) => {
+    const f = e.target.files[0];
+    e.target.value = ""; // choosing the same file again is a new upload
+    if (f) await uploadFile(f);
+  }));
   drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
   drop.addEventListener("dragleave", () => drop.classList.remove("over"));
   drop.addEventListener("drop", guard(async (e) => {
     e.preventDefault(); drop.classList.remove("over");
     if (e.dataTransfer.files[0]) await uploadFile(e.dataTransfer.files[0]);
   }));
-  $("#sample").addEventListener("change", guard(async (e) => { if (e.target.value) await openSample(e.target.value); }));
+  $("#sample").addEventListener("change", guard(async (e) => {
+    if (e.target.value) await openSample(e.target.value);
+    else { forgetImage(); setStatus(""); }
+  }));
 }
 
 async function wirePerturb() {
   const sel = $("#perturb");
   if (!sel) return;
+  const sev = $("#severity");
+  /* "input" moves the label while dragging; the request goes through the coalescing
+     runner, so "input" and the "change" after it ask for one request, not two */
+  sev.addEventListener("input", () => { $("#severity-out").textContent = sev.value; onChange(); });
+  sev.addEventListener("change", () => onChange());
+  sel.addEventListener("change", () => onChange());
+  $("#shift-seed").addEventListener("change", () => onChange());
   const body = await api("/api/perturbations");
   const add = (label, items) => {
     const g = document.createElement("optgroup");
@@ -147,11 +199,6 @@ async function wirePerturb() {
   };
   add("perturbations", body.perturbations);
   add("suites", body.suites);
-  const sev = $("#severity");
-  sev.addEventListener("input", () => { $("#severity-out").textContent = sev.value; onChange(); });
-  sev.addEventListener("change", () => onChange());
-  sel.addEventListener("change", () => onChange());
-  $("#shift-seed").addEventListener("change", () => onChange());
 }
 
 function query(model, extra = {}) {
@@ -175,17 +222,44 @@ function verdictHtml(r) {
   return s;
 }
 
+function warningsHtml(r) {
+  return (r.warnings || []).map((w) => `<div class="warning">⚠ ${esc(w)}</div>`).join("");
+}
+
+/* the caption of the predicted-region panel: what each outline colour is */
+function regionLegend(r, truthName = "ground truth") {
+  let s;
+  if (r.pixel_threshold === null) s = "no pixel threshold (the run had no validation masks)";
+  else {
+    const pct = 100 * r.region_fraction;
+    const area = pct === 0 ? "no pixel reaches it" : `${pct.toFixed(1)}% of pixels`;
+    s = `<span class="swatch region"></span> outline: predicted region (map ≥ ${fmt(r.pixel_threshold, 3)}; ${area})`;
+  }
+  if (r.images.truth) s += `<br><span class="swatch truth"></span> outline: ${truthName}`;
+  return s;
+}
+
+function clearResult() {
+  const res = $("#result");
+  if (res) res.hidden = true;
+  const w = $("#warnings");
+  if (w) w.innerHTML = "";
+  const box = $("#compare-panels");
+  if (box) box.innerHTML = "";
+  R.shown = null;
+}
+
 function showResult(r) {
   $("#result").hidden = false;
   $("#verdict").innerHTML = verdictHtml(r);
+  $("#warnings").innerHTML = warningsHtml(r);
   $("#img-input").src = r.images.input;
   $("#img-overlay").src = r.images.overlay;
   $("#img-overlay").dataset.stamp = String(Date.now());
   $("#img-region").src = r.images.region;
   $("#cbar-lo").textContent = fmt(r.map_range[0], 3);
   $("#cbar-hi").textContent = fmt(r.map_range[1], 3);
-  const pt = r.pixel_threshold === null ? "no pixel threshold" : `map ≥ ${fmt(r.pixel_threshold, 3)}, ${(100 * r.region_fraction).toFixed(1)}% px`;
-  $("#cap-region").textContent = `predicted region (${pt})`;
+  $("#cap-region").innerHTML = regionLegend(r, VIEW === "draw" ? "drawn defect" : "ground truth");
   const truth = $("#fig-truth");
   if (truth) {
     truth.hidden = !r.images.truth;
@@ -199,195 +273,105 @@ function showResult(r) {
   if (link) link.href = `/api/composite?${query($("#model").value)}`;
 }
 
-/* coalescing: while a request runs, only the latest change is sent after it */
-async function onChange() {
-  if (VIEW === "compare") { if (S.image) await compareRun(); return; }
-  if (!S.image || VIEW === "draw") return;
-  if (S.busy) { S.pending = true; return; }
-  S.busy = true;
-  try {
-    do {
-      S.pending = false;
-      const t0 = performance.now();
-      const r = await api(`/api/predict?${query($("#model").value)}`);
-      showResult(r);
-      document.body.dataset.lastMs = String(Math.round(performance.now() - t0));
-      setStatus(`${r.model}: ${Math.round(performance.now() - t0)} ms (server ${fmt(r.timing_ms.request, 3)} ms)`);
-    } while (S.pending);
-  } catch (e) {
-    setStatus(e.message, true);
-  } finally {
-    S.busy = false;
+/* ---- the request runner of Inspect and Compare ------------------------------------
+   Every control change asks for the request(s) the page now shows; one runs at a time.
+   While one runs, only the latest wish is kept and sent after it; a response to a wish
+   that is no longer the latest is dropped, and a wish equal to the one on screen (the
+   slider's "input" then "change" of one arrow key) sends nothing. */
+const R = { busy: false, want: null, shown: null };
+
+function wish() {
+  if (!S.image) return null;
+  if (VIEW === "compare") {
+    const models = $$(".model-check").filter((c) => c.checked).map((c) => c.value);
+    return { key: "compare " + models.join(",") + " " + query("").toString(), models };
   }
+  const model = $("#model").value;
+  return { key: query(model).toString(), models: [model] };
+}
+
+function isLoaded(model) {
+  const cat = $("#category").value;
+  return S.models.some((m) => m.category === cat && m.model === model && m.loaded);
+}
+
+function markLoaded(model) {
+  const cat = $("#category").value;
+  for (const m of S.models) if (m.category === cat && m.model === model) m.loaded = true;
+}
+
+async function onChange(force = false) {
+  if (VIEW === "draw") return;
+  const w = wish();
+  if (w === null) return;
+  if (force) R.shown = null;
+  if (!R.want || R.want.key !== w.key) R.want = w;
+  if (R.busy) return;
+  R.busy = true;
+  try {
+    while (R.want && R.want.key !== (R.shown && R.shown.key)) {
+      const now = R.want;
+      const cold = now.models.filter((m) => !isLoaded(m));
+      setStatus(cold.length ? `loading ${cold.join(", ")} (first use of a model: a few seconds) …`
+        : `scoring with ${now.models.join(", ")} …`, "busy");
+      $("#result, #compare-panels").classList.add("stale");
+      const t0 = performance.now();
+      let results = null, error = null;
+      try {
+        results = await fetchResults(now);
+      } catch (e) { error = e; }
+      if (!R.want || R.want.key !== now.key) continue; // stale: dropped, the newer wish goes next
+      $("#result, #compare-panels").classList.remove("stale");
+      if (error) { clearResult(); R.shown = now; setStatus(error.message, true); continue; }
+      R.shown = now;
+      now.models.forEach(markLoaded);
+      const ms = performance.now() - t0;
+      document.body.dataset.lastMs = String(Math.round(ms));
+      if (VIEW === "compare") showCompare(results, ms);
+      else {
+        showResult(results[0]);
+        setStatus(`${results[0].model}: ${fmtMs(ms)} (server ${fmtMs(results[0].timing_ms.request)})`);
+      }
+    }
+  } finally {
+    R.busy = false;
+  }
+}
+
+async function fetchResults(w) {
+  if (VIEW === "compare") {
+    if (w.models.length < 1 || w.models.length > 4) throw new Error("pick 1 to 4 models");
+    return Promise.all(w.models.map((m) => { const q = query(m); q.delete("seed"); return api(`/api/predict?${q}`); }));
+  }
+  return [await api(`/api/predict?${query(w.models[0])}`)];
 }
 
 async function onImage() {
   if (VIEW === "draw") return drawLoadBase();
-  if (VIEW === "compare") return compareRun();
   return onChange();
 }
 
-/* ---- draw ---------------------------------------------------------------------------- */
-const D = { undo: [], drawing: false, last: null, before: null };
-
-async function drawLoadBase() {
-  const r = await api(`/api/predict?${query($("#model").value)}`);
-  D.before = r;
-  D.baseToken = S.image;
-  D.baseMask = S.mask;
-  $("#before").innerHTML = `before: ${verdictHtml(r)}`;
-  $("#result").hidden = false;
-  $("#verdict").textContent = "draw on the image, then paint the defect";
-  const img = new Image();
-  img.onload = () => {
-    const c = $("#base").getContext("2d");
-    c.imageSmoothingEnabled = false;
-    c.drawImage(img, 0, 0, 384, 384);
-  };
-  img.src = r.images.input;
-  clearStrokes();
-}
-
-function clearStrokes() {
-  const c = $("#strokes").getContext("2d");
-  c.clearRect(0, 0, 384, 384);
-  D.undo = [];
-}
-
-function wireDraw() {
-  const cv = $("#strokes");
-  const ctx = cv.getContext("2d");
-  const pos = (e) => { const b = cv.getBoundingClientRect(); return [(e.clientX - b.left) * 384 / b.width, (e.clientY - b.top) * 384 / b.height]; };
-  const line = (a, b) => {
-    ctx.globalCompositeOperation = $("#erase").checked ? "destination-out" : "source-over";
-    ctx.strokeStyle = "rgba(255,0,0,0.6)";
-    ctx.lineWidth = Number($("#brush").value);
-    ctx.lineCap = ctx.lineJoin = "round";
-    ctx.beginPath(); ctx.moveTo(a[0], a[1]); ctx.lineTo(b[0], b[1]); ctx.stroke();
-  };
-  cv.addEventListener("pointerdown", (e) => {
-    D.undo.push(ctx.getImageData(0, 0, 384, 384));
-    if (D.undo.length > 30) D.undo.shift();
-    D.drawing = true; D.last = pos(e); line(D.last, [D.last[0] + 0.01, D.last[1]]);
-  });
-  cv.addEventListener("pointermove", (e) => { if (!D.drawing) return; const p = pos(e); line(D.last, p); D.last = p; });
-  const stop = () => { D.drawing = false; };
-  cv.addEventListener("pointerup", stop);
-  cv.addEventListener("pointerleave", stop);
-  $("#undo").addEventListener("click", () => { const s = D.undo.pop(); if (s) ctx.putImageData(s, 0, 0); });
-  $("#clear").addEventListener("click", clearStrokes);
-  $("#apply").addEventListener("click", async () => {
-    try {
-      if (!D.baseToken) throw new Error("choose an image first");
-      const blob = await new Promise((res) => cv.toBlob(res, "image/png"));
-      const fd = new FormData();
-      const model = $("#model").value;
-      for (const [k, v] of Object.entries({ run: RUN, category: $("#category").value, model, image: D.baseToken, seed: $("#seed").value, fit: $("#fit").value, kind: $("#kind").value, color: $("#color").value })) fd.append(k, v);
-      fd.append("stroke", blob, "stroke.png");
-      const d = await api("/api/defect", { method: "POST", body: fd });
-      S.image = d.token; S.mask = d.mask_token;
-      const r = await api(`/api/predict?${query(model)}`);
-      S.image = D.baseToken; S.mask = D.baseMask;
-      showResult(r);
-      $("#verdict").innerHTML = `after: ${verdictHtml(r)}`;
-      setStatus(`painted a ${$("#kind").value} covering ${(100 * d.mask_fraction).toFixed(1)}% of the image`);
-    } catch (e) { setStatus(e.message, true); }
-  });
-}
-
 /* ---- compare ------------------------------------------------------------------------- */
-async function compareRun() {
-  if (!S.image) { setStatus("choose an image first", true); return; }
-  const models = $$(".model-check").filter((c) => c.checked).map((c) => c.value);
-  if (models.length < 1 || models.length > 4) { setStatus("pick 1 to 4 models", true); return; }
+function showCompare(results, ms) {
   const box = $("#compare-panels");
   box.innerHTML = "";
   const tpl = $("#compare-tpl");
-  try {
-    const qs = models.map((m) => { const q = query(m); q.delete("seed"); return q; });
-    const results = await Promise.all(qs.map((q) => api(`/api/predict?${q}`)));
-    results.forEach((r) => {
-      const node = tpl.content.cloneNode(true);
-      $(".cname", node).textContent = `${r.model} (${r.fit}, seed ${r.seed})`;
-      $(".verdict", node).innerHTML = verdictHtml(r);
-      $(".c-overlay", node).src = r.images.overlay;
-      $(".c-region", node).src = r.images.region;
-      $(".lo", node).textContent = fmt(r.map_range[0], 3);
-      $(".hi", node).textContent = fmt(r.map_range[1], 3);
-      box.appendChild(node);
-    });
-    setStatus(`${results.length} models compared`);
-  } catch (e) { setStatus(e.message, true); }
-}
-
-/* ---- study --------------------------------------------------------------------------- */
-const T = { columns: [], rows: [], sortCol: null, sortDir: 1 };
-
-async function loadMetrics() {
-  const q = new URLSearchParams();
-  for (const s of $$("[data-filter]")) if (s.value) q.set(s.dataset.filter, s.value);
-  const body = await api(`/api/runs/${RUN}/metrics?${q}`);
-  for (const s of $$("[data-filter]")) {
-    if (s.options.length <= 1) for (const v of body.filters[s.dataset.filter] || []) {
-      const o = document.createElement("option"); o.value = o.textContent = v;
-      s.appendChild(o);
-    }
-  }
-  T.columns = body.columns; T.rows = body.rows;
-  renderTable();
-}
-
-function renderTable() {
-  const t = $("#metrics");
-  const rows = T.rows.slice();
-  if (T.sortCol !== null) rows.sort((a, b) => {
-    const x = a[T.sortCol], y = b[T.sortCol];
-    if (x === y) return 0; if (x === null) return 1; if (y === null) return -1;
-    return (x < y ? -1 : 1) * T.sortDir;
+  results.forEach((r) => {
+    const node = tpl.content.cloneNode(true);
+    $(".cname", node).textContent = `${r.model} (${r.fit}, seed ${r.seed})`;
+    $(".verdict", node).innerHTML = verdictHtml(r) + warningsHtml(r);
+    $(".c-overlay", node).src = r.images.overlay;
+    $(".c-region", node).src = r.images.region;
+    $(".c-legend", node).innerHTML = regionLegend(r);
+    $(".lo", node).textContent = fmt(r.map_range[0], 3);
+    $(".hi", node).textContent = fmt(r.map_range[1], 3);
+    box.appendChild(node);
   });
-  $("thead", t).innerHTML = "<tr>" + T.columns.map((c, i) => `<th data-col="${i}" class="${T.sortCol === i ? (T.sortDir > 0 ? "sorted-asc" : "sorted-desc") : ""}">${c}</th>`).join("") + "</tr>";
-  $("tbody", t).innerHTML = rows.map((r) => "<tr>" + r.map((v) => `<td>${typeof v === "number" ? fmt(v, 4) : (v ?? "")}</td>`).join("") + "</tr>").join("");
-  $$("th", t).forEach((th) => th.addEventListener("click", () => {
-    const i = Number(th.dataset.col);
-    T.sortDir = T.sortCol === i ? -T.sortDir : 1; T.sortCol = i; renderTable();
-  }));
+  setStatus(`${results.length} model${results.length > 1 ? "s" : ""} compared in ${fmtMs(ms)}`);
 }
 
-async function loadThumbs() {
-  const q = new URLSearchParams({ category: $("#s-category").value, model: $("#s-model").value, protocol: "clean" });
-  const body = await api(`/api/runs/${RUN}/scores?${q}`);
-  const box = $("#thumbs");
-  box.innerHTML = "";
-  const seen = new Set();
-  for (const r of body.rows) {
-    if (seen.has(r.sample_id)) continue;
-    seen.add(r.sample_id);
-    const a = document.createElement("a");
-    a.className = "thumb" + (r.label ? " anom" : "");
-    a.href = `/run/${RUN}/inspect?` + new URLSearchParams({ category: r.category, model: r.model, sample_id: r.sample_id });
-    a.dataset.sample = r.sample_id;
-    a.innerHTML = `<img loading="lazy" alt="${r.sample_id}" src="/api/runs/${RUN}/thumb?sample_id=${encodeURIComponent(r.sample_id)}"><div>${r.defect_type}</div><div>score ${fmt(r.score, 3)} ${r.decision ? "⚑" : ""}</div>`;
-    box.appendChild(a);
-  }
-}
-
-async function initStudy() {
-  const man = await api(`/api/runs/${RUN}/manifest`);
-  $("#manifest").textContent = JSON.stringify(man, null, 2);
-  $$("[data-filter]").forEach((s) => s.addEventListener("change", () => loadMetrics().catch((e) => setStatus(e.message, true))));
-  await loadMetrics();
-  const figs = await api(`/api/runs/${RUN}/figures`);
-  if (figs.figures.length) {
-    $("#figures").innerHTML = figs.figures.map((f) => `<img alt="${f}" src="/runs/${RUN}/files/${f}">`).join("") +
-      (figs.report ? `<p><a href="/runs/${RUN}/files/report.html" target="_blank">report.html</a></p>` : "");
-  }
-  const scores = await api(`/api/runs/${RUN}/scores?protocol=clean&limit=5000`);
-  fill($("#s-category"), uniq(scores.rows.map((r) => r.category)));
-  fill($("#s-model"), uniq(scores.rows.map((r) => r.model)));
-  $("#s-category").addEventListener("change", loadThumbs);
-  $("#s-model").addEventListener("change", loadThumbs);
-  await loadThumbs();
-}
+/* ---- draw (its functions are draw.js) -------------------------------------------------- */
+const D = { undo: [], drawing: false, last: null, before: null, baseToken: null, baseMask: null };
 
 /* ---- start ----------------------------------------------------------------------------- */
 async function init() {
@@ -395,11 +379,15 @@ async function init() {
     if (!RUN) return;
     if (VIEW === "study") { await initStudy(); document.body.dataset.ready = "1"; return; }
     wireImageInputs();
-    await wirePerturb();
     if (VIEW === "draw") wireDraw();
-    if (VIEW === "compare") $("#compare-btn").addEventListener("click", compareRun);
+    if (VIEW === "compare") $("#compare-btn").addEventListener("click", () => {
+      if (!S.image) setStatus("choose an image first", true); else onChange(true);
+    });
+    // the perturbation list may wait for the server's first imports: not the rest
+    const perturbations = wirePerturb();
     if (!(await loadModels())) return;
     await loadSamples();
+    await perturbations;
     document.body.dataset.ready = "1";
     const sid = params.get("sample_id");
     if (sid) await openSample(sid);
@@ -408,4 +396,4 @@ async function init() {
   }
 }
 
-init();
+window.addEventListener("DOMContentLoaded", init);
