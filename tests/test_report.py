@@ -906,3 +906,61 @@ def test_qualitative_grid_refuses_a_suite_that_changed(fake_run, tmp_path):
     out = build_report(run_dir, "markdown", n_resamples=200, figures=("qualitative",))
     assert any("qualitative grid brick / patchcore" in s and "hashes to" in s for s in out.skipped)
     assert not list((run_dir / "figures").glob("qualitative_*"))
+
+
+def _capture_figures(monkeypatch, module) -> list:
+    """Keep each figure ``module`` saves (drawn, before it is closed) for inspection."""
+    kept = []
+    original = module.save_figure
+
+    def keep(fig, stem):
+        fig.canvas.draw()
+        kept.append((fig, fig.canvas.get_renderer()))
+        return original(fig, stem)
+
+    monkeypatch.setattr(module, "save_figure", keep)
+    return kept
+
+
+def _overlap(a, b) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+@pytest.mark.parametrize("levels", [(0, 1), (0, 1, 3), (0, 1, 3, 5)])
+def test_heatmap_cells_are_readable_on_a_fixed_scale(tmp_path, monkeypatch, levels):
+    """Three models, four long shift names: every cell's two-line label stays inside its
+    cell and clear of the others, the shift names clear of the first cell, and the colour
+    bar is the fixed AUROC range 0.5-1.0 in %, like the cells (not stretched to the data)."""
+    from shiftbench.analysis.figures import grids
+
+    rng = np.random.default_rng(0)
+    rows = [(m, s, float(lv), v := (0.75 if lv == 0 else rng.uniform(0.3, 0.8)), v - 0.75)
+            for m in ("ae", "anomalib-padim", "patchcore")
+            for s in ("cc_brightness", "cc_contrast", "cc_defocus_blur", "cc_gaussian_noise")
+            for lv in levels]  # fmt: skip
+    frame = pd.DataFrame(rows, columns=["model", "shift", "severity", "value", "drop"])
+    kept = _capture_figures(monkeypatch, grids)
+    grids.robustness_heatmap(frame, tmp_path / "heat")
+    ((fig, r),) = kept
+    panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>" and ax.images]
+    assert len(panels) == 3
+    for ax in panels:
+        cells = [t for t in ax.texts if t.get_gid() == "cell"]
+        assert len(cells) == 4 * len(levels)
+        boxes = [t.get_window_extent(r) for t in cells]
+        for t, box in zip(cells, boxes, strict=True):
+            x, y = t.get_position()
+            (x0, y0), (x1, y1) = ax.transData.transform([(x - 0.5, y + 0.5), (x + 0.5, y - 0.5)])
+            assert x0 < box.x0 and box.x1 < x1 and y0 < box.y0 and box.y1 < y1, t.get_text()
+        assert not any(_overlap(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+        names = [t for t in ax.get_yticklabels() if t.get_text()]
+        left = ax.get_window_extent(r).x0
+        assert all(t.get_window_extent(r).x1 < left - 2 for t in names)
+    assert [t.get_text() for t in panels[0].get_yticklabels()][0] == "cc_brightness"
+    (bar,) = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert bar.get_ylim() == pytest.approx((0.5, 1.0))
+    assert "(%)" in bar.get_ylabel()
+    ticks = [t.get_text() for t in bar.get_yticklabels() if t.get_text()]
+    assert ticks[0] == "50" and ticks[-1] == "100"
+    cell = next(t.get_text() for t in panels[0].texts if t.get_gid() == "cell")
+    assert cell == "75.0"  # the clean cell, in % like the bar

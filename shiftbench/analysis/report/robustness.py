@@ -172,6 +172,7 @@ def _ranking(b: Build, curves: pd.DataFrame) -> None:
 def _heatmaps(b: Build, curves: pd.DataFrame, suite: str) -> None:
     """Image AUROC and pixel PRO per shift and severity, one panel per model."""
     from shiftbench.analysis.figures import curves as fig
+    from shiftbench.analysis.figures.grids import HEATMAP_RANGE
     from shiftbench.analysis.stats import robustness as rb
 
     for metric, label in (("image_auroc", "Image AUROC"), ("pixel_aupro", "Pixel PRO")):
@@ -181,10 +182,13 @@ def _heatmaps(b: Build, curves: pd.DataFrame, suite: str) -> None:
             continue
         hf = rb.heatmap_frame(c)
         b.table(hf, f"heatmap_{metric}")
+        lo, hi = HEATMAP_RANGE[metric]
         b.figure(
-            fig.robustness_heatmap(hf, b.fdir / f"heatmap_{metric}", label=label),
+            fig.robustness_heatmap(hf, b.fdir / f"heatmap_{metric}", label=label,
+                                   vrange=(lo, hi)),
             f"{label} per shift and severity (shift, no adapt.), {b.over} and categories: "
-            "cell = value, below it the change from clean (both in %); one colour scale "
-            "for all models.",
+            "cell = value, below it the change from clean (both in %); one fixed colour "
+            f"scale, {100 * lo:g}-{100 * hi:g}%, for every model and run (values outside "
+            "take the end colour).",
             "Robustness", f"{label} heat map",
         )  # fmt: skip
