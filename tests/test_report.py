@@ -964,3 +964,69 @@ def test_heatmap_cells_are_readable_on_a_fixed_scale(tmp_path, monkeypatch, leve
     assert ticks[0] == "50" and ticks[-1] == "100"
     cell = next(t.get_text() for t in panels[0].texts if t.get_gid() == "cell")
     assert cell == "75.0"  # the clean cell, in % like the bar
+
+
+def _test_rows(protocols=("clean", "shift-noadapt"), models=("patchcore",)) -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    y = np.r_[np.zeros(20, int), np.ones(16, int)]
+    return pd.DataFrame(
+        [{"category": "brick", "model": m, "seed": 0, "protocol": p, "label": lab,
+          "score": rng.normal() + 1.5 * lab}
+         for m in models for p in protocols for lab in y]
+    )  # fmt: skip
+
+
+def test_roc_pr_panels_fill_the_width(tmp_path, monkeypatch):
+    """Two protocols: one row of four square panels, no wide empty gap between them, and
+    each legend below its panel's axis label."""
+    from shiftbench.analysis.figures import curves
+
+    kept = _capture_figures(monkeypatch, curves)
+    curves.roc_pr_curves(_test_rows(), "brick", tmp_path / "roc")
+    ((fig, r),) = kept
+    boxes = sorted((ax.get_window_extent(r) for ax in fig.axes), key=lambda b: b.x0)
+    assert len(boxes) == 4 and len({round(b.y0) for b in boxes}) == 1
+    dpi = fig.dpi
+    gaps = [(b.x0 - a.x1) / dpi for a, b in zip(boxes, boxes[1:], strict=False)]
+    assert max(gaps) < 0.8, gaps  # inches: room for the next panel's tick labels only
+    assert (boxes[-1].x1 - boxes[0].x0) / dpi > 0.85 * 7.0
+    for ax in fig.axes:
+        label = ax.xaxis.label.get_window_extent(r)
+        assert ax.get_legend().get_window_extent(r).y1 < label.y0
+
+
+def test_severity_curve_label_fits_and_points_replace_bars(tmp_path, monkeypatch):
+    """The severity curve's y label is one line inside the figure and clear of the legend;
+    the degradation figure draws points with intervals, not bars on a cut axis."""
+    from shiftbench.analysis.figures import curves
+    from shiftbench.analysis.tables.comparison import protocol_comparison
+
+    kept = _capture_figures(monkeypatch, curves)
+    bands = pd.DataFrame(
+        [{"model": "patchcore", "severity": float(s), "value": 0.9 - 0.05 * s,
+          "low": 0.85 - 0.05 * s, "high": 0.95 - 0.05 * s} for s in (0, 1, 3, 5)]
+    )  # fmt: skip
+    curves.severity_curves({"shift-noadapt": bands}, tmp_path / "sev",
+                           over="4 categories × 1 seed × shifts", title="suite adshift")  # fmt: skip
+    fig, r = kept[-1]
+    (ax,) = fig.axes
+    label = ax.yaxis.label
+    assert "\n" not in label.get_text()
+    box = label.get_window_extent(r)
+    assert box.x0 >= 0 and box.y0 >= 0 and box.y1 <= fig.bbox.height
+    legend = fig.legends[0].get_window_extent(r)
+    assert not _overlap(box, legend)
+    assert "mean over 4 categories" in fig.legends[0].get_title().get_text()
+
+    scores = _test_rows().assign(split="test", sample_id=lambda d: d.index.astype(str) + "x",
+                                 threshold=0.5, decision=lambda d: (d["score"] > 0.5).astype(int),
+                                 severity=np.nan)  # fmt: skip
+    scores["sample_id"] = np.tile(np.arange(36).astype(str), 2)
+    comp = protocol_comparison(scores, "image_auroc", n_resamples=100)
+    curves.degradation_bars(comp, tmp_path / "deg")
+    fig, r = kept[-1]
+    ax = fig.axes[0]
+    assert not [p for p in ax.patches if p.get_height() > 0.05]  # no bars
+    assert len(ax.lines) >= 2  # a point per protocol (and the chance line)
+    lows = comp.table[["clean_low", "shift-noadapt_low"]].to_numpy().min()
+    assert ax.get_ylim()[0] <= lows

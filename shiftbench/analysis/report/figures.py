@@ -25,7 +25,8 @@ def curve_figures(b: Build, auroc, n_resamples: int, seed: int) -> None:
     if "degradation" in kinds:
         b.figure(
             fig.degradation_bars(auroc, fdir / "degradation_image_auroc", subtitle=b.context),
-            f"Image AUROC per protocol{ctx}, {b.over}, with {level}% bootstrap intervals.",
+            f"Image AUROC per protocol{ctx}, {b.over}: points with {level}% bootstrap "
+            "intervals; dotted: chance (0.5).",
             "Protocols", "Degradation",
         )  # fmt: skip
     for cat in sorted(test["category"].unique()):
