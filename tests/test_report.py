@@ -1030,3 +1030,36 @@ def test_severity_curve_label_fits_and_points_replace_bars(tmp_path, monkeypatch
     assert len(ax.lines) >= 2  # a point per protocol (and the chance line)
     lows = comp.table[["clean_low", "shift-noadapt_low"]].to_numpy().min()
     assert ax.get_ylim()[0] <= lows
+
+
+def test_console_summary_of_a_per_shift_run_fits_80_columns():
+    """13 wide columns (clean + 4 shifts x 3 levels) become one row per shift with the
+    columns clean and each level, at 80 characters; the numbers are the wide table's."""
+    from shiftbench.analysis.report.summary import summary_table, summary_text
+    from shiftbench.results import schema
+
+    rng = np.random.default_rng(0)
+    shifts = ("cc_brightness", "cc_contrast", "cc_defocus_blur", "cc_gaussian_noise")
+    rows = []
+    for cat in ("brick", "grass", "mean"):
+        for model in ("ae", "anomalib-padim", "patchcore"):
+            rows.append((cat, model, 0, "clean", np.nan, "image_auroc", rng.uniform(), None))
+            for f in shifts:
+                for lev in (1.0, 3.0, 5.0):
+                    rows.append((cat, model, 0, "shift-noadapt", lev, "image_auroc",
+                                 rng.uniform(), f))  # fmt: skip
+    metrics = pd.DataFrame(rows, columns=[*schema.METRIC_COLUMNS, schema.SHIFT_COLUMN])
+    wide = summary_table(metrics)
+    assert wide.shape[1] == 13
+    text = summary_text(metrics, 1, width=80)
+    lines = text.splitlines()
+    assert max(map(len, lines)) <= 80
+    assert lines[1].split() == ["clean", "sev", "1", "sev", "3", "sev", "5"]
+    assert len(lines) == 1 + 2 + 3 * 3 * 4  # title, header, a row per category x model x shift
+    row = next(ln for ln in lines if ln.startswith("grass") and "cc_brightness" in ln)
+    assert row.split()[-4:] == [f"{wide.loc[('grass', 'ae'), c]:.3f}" for c in (
+        "clean", *(f"shift-noadapt@cc_brightness@{lv}" for lv in (1, 3, 5)))]  # fmt: skip
+    assert lines[-1].split()[:1] == ["cc_gaussian_noise"] and "mean" in text.split("grass")[-1]
+    # a terminal wide enough for the wide table keeps it
+    assert summary_text(metrics, 1, width=500).splitlines()[1].split()[0] == "clean"
+    assert "shift-noadapt@cc_contrast@3" in summary_text(metrics, 1, width=500)
