@@ -147,7 +147,7 @@ def _ranking(b: Build, curves: pd.DataFrame) -> None:
         f"shift, no adapt.), {r.n_blocks} blocks.", label="tab:robustness_ranks",
         text_columns=[("model", "Model", "Model")],
         value_columns=[("average_rank", "Average rank", "Average rank")],
-        notes=[f"Blocks: shift $\\times$ severity $\\times$ category $\\times$ seed. Friedman "
+        notes=[f"{_blocks_note(rk)} Friedman "
                f"$\\chi^2 = {r.statistic:.2f}$, $p = {r.p_value:.3g}$; Nemenyi critical difference "
                f"{r.critical_difference:.2f} at $\\alpha = {b.alpha:g}$."],
         formats={"average_rank": {"scale": 1.0, "digits": 2}},
@@ -163,10 +163,20 @@ def _ranking(b: Build, curves: pd.DataFrame) -> None:
             r, b.fdir / "cd_robustness", title="Image AUROC across shifts"
         ),
         f"Critical-difference diagram (Nemenyi, alpha={b.alpha:g}) of image AUROC "
-        f"under shift, no adapt.; blocks = shift x severity x category x seed "
-        f"({r.n_blocks}). Models joined by a bar do not differ significantly.",
+        f"under shift, no adapt., averaged over shifts and levels; {rk.blocks}. Models "
+        "joined by a bar do not differ significantly.",
         "Robustness", "Critical differences across shifts",
     )  # fmt: skip
+
+
+def _blocks_note(rk) -> str:
+    """The ranking table's note on its blocks (LaTeX)."""
+    if rk.n_seeds <= 1:
+        return "Blocks: categories, each the mean over shifts and levels."
+    return (
+        "Blocks: category $\\times$ seed, each the mean over shifts and levels; the seeds "
+        "of one category share its images, so the blocks are not independent."
+    )
 
 
 def _heatmaps(b: Build, curves: pd.DataFrame, suite: str) -> None:
