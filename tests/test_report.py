@@ -481,8 +481,8 @@ def test_per_shift_tables_resample_images_not_rows():
     t = three.table.set_index("category").loc["c"]
     assert t["clean"] == pytest.approx(one.table.set_index("category").loc["c", "clean"])
     assert t["d_noadapt_clean_test"] == "bootstrap"  # not DeLong: twins are not independent
-    assert "twins under every shift" in " ".join(render.render_comparison(three).notes)
-    assert "cluster-bootstrap" in " ".join(render.render_comparison(three).notes)
+    assert "twins under every shift" in " ".join(render.render_comparison(three).text_notes())
+    assert "cluster-bootstrap" in " ".join(render.render_comparison(three).text_notes())
 
 
 def test_markdown_and_efficiency_tables(fake_run, built):
@@ -597,6 +597,19 @@ def test_report_html_is_self_contained(fake_run, built):
     assert "href='tables/image_auroc.tex'" in text and "href='figures/roc_pr_brick.pdf'" in text
     for href in re.findall(r"href='([^'#]+)'", text):
         assert (fake_run / href).is_file(), href
+
+
+def test_report_html_contents_is_one_nested_list(fake_run, built):
+    """The contents: sections in (at most) two columns, each section's items a plain list
+    under it -- not the nested lists split into columns of their own."""
+    text = built.html.read_text()
+    css = text[text.index("<style>") : text.index("</style>")]
+    assert "nav ol{columns" not in css  # the rule that also split every nested list
+    assert re.search(r"nav>ol\{columns:2[^}]*\}", css)
+    assert "nav>ol>li{break-inside:avoid" in css  # a section and its items stay together
+    assert "nav ol ol{columns:auto" in css
+    nav = text[text.index("<nav>") : text.index("</nav>")]
+    assert nav.count("<ol>") == 1 + len(re.findall(r"<li><a href='#s\d+'>", nav))
 
 
 def test_report_html_shows_the_configuration_as_a_table(fake_run, built):
@@ -757,7 +770,9 @@ def test_pixel_table_from_metrics_hand_worked():
         "brick", "shift-noadapt"
     ] == pytest.approx(0.80)
     md = render_pixel(t.reset_index(), "pixel_aupro").markdown()
-    assert "| brick | patchcore | 85.0 ± 7.1 | 50.0 ± 14.1 | – | −35.0 ± 7.1 | – |" in md
+    # the protocol the metrics lack (shift-adapt) and its Δ are left out, not shown as "–"
+    assert "| brick | patchcore | 85.0 ± 7.1 | 50.0 ± 14.1 | −35.0 ± 7.1 |" in md
+    assert "Shift (adapt.)" not in md and "adapt−noadapt" not in md
     assert "\\toprule" in render_pixel(t.reset_index(), "pixel_aupro").latex()
 
 

@@ -20,15 +20,17 @@ _SUMMARY_NOTES = [
     "relative robustness = mean shifted / clean; AUSC: area under the severity curve "
     "from clean (severity 0) to the last level, divided by that level; worst level: "
     "lowest AUROC and where. Definitions: docs/robustness.md.",
-    "$\\pm$: standard deviation of the same number computed seed by seed. Bold: best "
-    "model in Clean, Mean shifted, Rel.\\ robust.\\ and AUSC (higher is better).",
 ]
+_SUMMARY_PM = "$\\pm$: standard deviation of the same number computed seed by seed."
+_SUMMARY_BOLD = (
+    "Bold: best model in Clean, Mean shifted, Rel.\\ robust.\\ and AUSC (higher is better)."
+)
 _MCE_NOTE = (
     "mCE: sum over levels of the error $1-$AUROC, divided by the baseline's, "
     "averaged over shifts; relative mCE does the same with the errors minus the clean "
     "error. In \\%, the baseline scores 100; lower is better."
 )
-_NO_MCE_NOTE = "mCE needs a baseline model: pass --baseline MODEL."
+_NO_MCE_NOTE = "mCE needs a baseline model: pass \\texttt{-{}-baseline} MODEL."
 
 
 def robustness_tables(b: Build) -> None:
@@ -102,6 +104,7 @@ def _summary_grid(b: Build, summ: pd.DataFrame, curves: pd.DataFrame, suite: str
         formats={**formats, "relative_robustness": {"scale": 1.0, "digits": 3},
                  "mce": {"digits": 1}, "relative_mce": {"digits": 1}},
         half_columns={c: f"{c}_sd" for c, _, _ in vcols if f"{c}_sd" in t.columns},
+        pm_rule=_SUMMARY_PM, bold_rule=_SUMMARY_BOLD,
     )  # fmt: skip
 
 
