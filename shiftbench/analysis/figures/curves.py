@@ -341,10 +341,11 @@ def severity_curves(
 
 def severity_small_multiples(
     bands: pd.DataFrame, stem: Path, *, ylabel: str = "Image AUROC", protocol: str = "",
-    over: str = "seeds",
+    over: str = "mean over seeds",
 ) -> list[Path] | None:  # fmt: skip
     """Severity curves per category (one small panel each, shared y), for one protocol;
-    ``bands`` from ``severity_bands(..., by_category=True)``."""
+    ``bands`` from ``severity_bands(..., by_category=True)``; ``over`` (how seeds are
+    combined: "mean over 3 seeds", "seed 0") goes into the legend title."""
     if bands.empty or "category" not in bands:
         return None
     cats = sorted(bands["category"].unique())
@@ -378,5 +379,5 @@ def severity_small_multiples(
         handles, labels = axes[0][0].get_legend_handles_labels()
         head = f"{palette.protocol_label(protocol)}; " if protocol else ""
         boxed_legend(fig, handles, labels, ncol=min(len(labels), 4),
-                     title=f"{head}mean over {over}")  # fmt: skip
+                     title=f"{head}{over}")  # fmt: skip
         return save_figure(fig, stem)

@@ -91,13 +91,16 @@ def _severity_figures(b: Build, n_resamples: int, seed: int) -> None:
         "Severity", "Severity curves",
     )  # fmt: skip
     if n_cat > 1:
+        from shiftbench.analysis.tables import render
+
+        seeds = sorted(b.run.scores["seed"].unique())
         by_cat = rb.severity_bands(b.run.scores, protocol="shift-noadapt", n_resamples=nres,
                                    alpha=b.alpha, seed=seed, by_category=True,
                                    pool_shifts=True)  # fmt: skip
         b.figure(
             fig.severity_small_multiples(by_cat, fdir / "severity_image_auroc_by_category",
                                          protocol="shift-noadapt",
-                                         over=f"{n_seed} seed{'s' if n_seed > 1 else ''}"),
+                                         over=render.describe_seeds(n_seed, seeds)),
             f"Image AUROC against severity per category (shift, no adapt.; severity 0 = "
             f"clean); shaded: {level}% bootstrap band.",
             "Severity", "Severity curves per category",
