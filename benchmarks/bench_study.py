@@ -53,11 +53,12 @@ def measure(args: argparse.Namespace) -> None:
         },
     )
     out = Path(tempfile.mkdtemp()) / "bench-study"
-    t0 = time.perf_counter()
+    load = os.getloadavg()[0]
+    t0, c0 = time.perf_counter(), time.process_time()
     runner = StudyRunner(cfg, out, progress=False, echo=lambda s: None)
     t_prepare = time.perf_counter() - t0  # the runner checks its inputs when built
     path = runner.run().path
-    total = time.perf_counter() - t0
+    total, cpu = time.perf_counter() - t0, time.process_time() - c0
     timing = json.loads((path / "manifest.json").read_text())["timing"]
     print(
         json.dumps(
@@ -71,14 +72,30 @@ def measure(args: argparse.Namespace) -> None:
                 "shift": timing["shift_seconds"],
                 "fit": timing["fit_seconds"],
                 "score": timing["score_seconds"],
+                "cpu": cpu,
+                "load": [load, os.getloadavg()[0]],
             }
         )
     )
 
 
+def cpu_name() -> str:
+    """The CPU's model name and core count (Linux), for the record."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        name = next(ln.split(":", 1)[1].strip() for ln in text.splitlines() if "model name" in ln)
+    except (OSError, StopIteration):
+        import platform
+
+        name = platform.processor() or "unknown CPU"
+    return f"{name}, {os.cpu_count()} cores"
+
+
 def report(label: str, r: dict) -> None:
     other = r["total"] - r["fit"] - r["score"]
+    rest = other - r["shift"]
     print(f"[{label}] protocol={r['protocol']} models={','.join(r['models'])} fits={r['fits']}")
+    print(f"  {cpu_name()}; load average {r['load'][0]:.1f} before, {r['load'][1]:.1f} after")
     print(f"  (library imports before the study: {r['imports']:.2f} s, not counted)")
     print(f"  total wall time         {r['total']:8.2f} s")
     print(f"    prepare (load, check) {r['prepare']:8.2f} s")
@@ -89,6 +106,8 @@ def report(label: str, r: dict) -> None:
         f"  everything else         {other:8.2f} s  = {100 * other / r['total']:5.1f}% of total"
         " (target < 15%)"
     )
+    print(f"    of which not shifting {rest:8.2f} s  = {100 * rest / r['total']:5.1f}% of total")
+    print(f"  process CPU time        {r['cpu']:8.2f} s  (wall inflates with the load; CPU less)")
 
 
 def main() -> None:

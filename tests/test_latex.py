@@ -84,3 +84,38 @@ def test_tables_compile_without_overfull_boxes(sweep_report, tmp_path, twocolumn
     rc, log = compile_tables(texs, tmp_path, twocolumn)
     assert rc == 0, log[-3000:]
     assert not overfull(log), "\n".join(overfull(log))
+
+
+def test_tables_say_only_what_applies(tmp_path):
+    """One model, one seed, no shift-adapt: no column of "–" for the protocol never run
+    (so the protocol tables fit one column), no "Bold: best" and no "±: standard
+    deviation" note, and ``--baseline`` stays two hyphens in LaTeX (not an en dash)."""
+    import pandas as pd
+    from test_report import make_fake_run
+
+    from shiftbench.analysis.report.build import build_report
+
+    run = make_fake_run(tmp_path, with_maps=False, n_normal=10, n_anom=8, severities=(1, 3))
+    for name in ("scores.parquet", "metrics.parquet"):
+        df = pd.read_parquet(run / name)
+        keep = (df["model"] == "patchcore") & (df["seed"] == 0) & (df["protocol"] != "shift-adapt")
+        df[keep].to_parquet(run / name, index=False)
+    build_report(run, "latex,markdown", n_resamples=100, figures=False)
+    tables = run / "tables"
+    auroc = (tables / "image_auroc.tex").read_text()
+    assert "adapt.}" not in auroc.replace("no adapt.}", "")  # no shift-adapt column, no Δ
+    assert "\\begin{table}" in auroc and "table*" not in auroc
+    assert "tabular}{lccc}" in auroc  # model, clean, shift (no adapt.), Δ
+    texs = sorted(tables.glob("*.tex"))
+    for p in texs:
+        tex = p.read_text()
+        assert "Bold" not in tex, p.name
+        assert "standard deviation" not in tex, p.name
+    rob = (tables / "robustness.tex").read_text()
+    assert "\\texttt{-{}-baseline}" in rob and " --baseline" not in rob
+    assert "pass --baseline MODEL" in (tables / "robustness.md").read_text()
+    assert "$\\pm$: half-width" in auroc  # a bootstrap interval is shown with one seed too
+    if shutil.which("pdflatex"):
+        rc, log = compile_tables(texs, tmp_path / "tex", twocolumn=True)
+        assert rc == 0, log[-3000:]
+        assert not overfull(log), "\n".join(overfull(log))

@@ -481,8 +481,8 @@ def test_per_shift_tables_resample_images_not_rows():
     t = three.table.set_index("category").loc["c"]
     assert t["clean"] == pytest.approx(one.table.set_index("category").loc["c", "clean"])
     assert t["d_noadapt_clean_test"] == "bootstrap"  # not DeLong: twins are not independent
-    assert "twins under every shift" in " ".join(render.render_comparison(three).notes)
-    assert "cluster-bootstrap" in " ".join(render.render_comparison(three).notes)
+    assert "twins under every shift" in " ".join(render.render_comparison(three).text_notes())
+    assert "cluster-bootstrap" in " ".join(render.render_comparison(three).text_notes())
 
 
 def test_markdown_and_efficiency_tables(fake_run, built):
@@ -597,6 +597,19 @@ def test_report_html_is_self_contained(fake_run, built):
     assert "href='tables/image_auroc.tex'" in text and "href='figures/roc_pr_brick.pdf'" in text
     for href in re.findall(r"href='([^'#]+)'", text):
         assert (fake_run / href).is_file(), href
+
+
+def test_report_html_contents_is_one_nested_list(fake_run, built):
+    """The contents: sections in (at most) two columns, each section's items a plain list
+    under it -- not the nested lists split into columns of their own."""
+    text = built.html.read_text()
+    css = text[text.index("<style>") : text.index("</style>")]
+    assert "nav ol{columns" not in css  # the rule that also split every nested list
+    assert re.search(r"nav>ol\{columns:2[^}]*\}", css)
+    assert "nav>ol>li{break-inside:avoid" in css  # a section and its items stay together
+    assert "nav ol ol{columns:auto" in css
+    nav = text[text.index("<nav>") : text.index("</nav>")]
+    assert nav.count("<ol>") == 1 + len(re.findall(r"<li><a href='#s\d+'>", nav))
 
 
 def test_report_html_shows_the_configuration_as_a_table(fake_run, built):
@@ -757,7 +770,9 @@ def test_pixel_table_from_metrics_hand_worked():
         "brick", "shift-noadapt"
     ] == pytest.approx(0.80)
     md = render_pixel(t.reset_index(), "pixel_aupro").markdown()
-    assert "| brick | patchcore | 85.0 ± 7.1 | 50.0 ± 14.1 | – | −35.0 ± 7.1 | – |" in md
+    # the protocol the metrics lack (shift-adapt) and its Δ are left out, not shown as "–"
+    assert "| brick | patchcore | 85.0 ± 7.1 | 50.0 ± 14.1 | −35.0 ± 7.1 |" in md
+    assert "Shift (adapt.)" not in md and "adapt−noadapt" not in md
     assert "\\toprule" in render_pixel(t.reset_index(), "pixel_aupro").latex()
 
 
@@ -906,3 +921,160 @@ def test_qualitative_grid_refuses_a_suite_that_changed(fake_run, tmp_path):
     out = build_report(run_dir, "markdown", n_resamples=200, figures=("qualitative",))
     assert any("qualitative grid brick / patchcore" in s and "hashes to" in s for s in out.skipped)
     assert not list((run_dir / "figures").glob("qualitative_*"))
+
+
+def _capture_figures(monkeypatch, module) -> list:
+    """Keep each figure ``module`` saves (drawn, before it is closed) for inspection."""
+    kept = []
+    original = module.save_figure
+
+    def keep(fig, stem):
+        fig.canvas.draw()
+        kept.append((fig, fig.canvas.get_renderer()))
+        return original(fig, stem)
+
+    monkeypatch.setattr(module, "save_figure", keep)
+    return kept
+
+
+def _overlap(a, b) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+@pytest.mark.parametrize("levels", [(0, 1), (0, 1, 3), (0, 1, 3, 5)])
+def test_heatmap_cells_are_readable_on_a_fixed_scale(tmp_path, monkeypatch, levels):
+    """Three models, four long shift names: every cell's two-line label stays inside its
+    cell and clear of the others, the shift names clear of the first cell, and the colour
+    bar is the fixed AUROC range 0.5-1.0 in %, like the cells (not stretched to the data)."""
+    from shiftbench.analysis.figures import grids
+
+    rng = np.random.default_rng(0)
+    rows = [(m, s, float(lv), v := (0.75 if lv == 0 else rng.uniform(0.3, 0.8)), v - 0.75)
+            for m in ("ae", "anomalib-padim", "patchcore")
+            for s in ("cc_brightness", "cc_contrast", "cc_defocus_blur", "cc_gaussian_noise")
+            for lv in levels]  # fmt: skip
+    frame = pd.DataFrame(rows, columns=["model", "shift", "severity", "value", "drop"])
+    kept = _capture_figures(monkeypatch, grids)
+    grids.robustness_heatmap(frame, tmp_path / "heat")
+    ((fig, r),) = kept
+    panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>" and ax.images]
+    assert len(panels) == 3
+    for ax in panels:
+        cells = [t for t in ax.texts if t.get_gid() == "cell"]
+        assert len(cells) == 4 * len(levels)
+        boxes = [t.get_window_extent(r) for t in cells]
+        for t, box in zip(cells, boxes, strict=True):
+            x, y = t.get_position()
+            (x0, y0), (x1, y1) = ax.transData.transform([(x - 0.5, y + 0.5), (x + 0.5, y - 0.5)])
+            assert x0 < box.x0 and box.x1 < x1 and y0 < box.y0 and box.y1 < y1, t.get_text()
+        assert not any(_overlap(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+        names = [t for t in ax.get_yticklabels() if t.get_text()]
+        left = ax.get_window_extent(r).x0
+        assert all(t.get_window_extent(r).x1 < left - 2 for t in names)
+    assert [t.get_text() for t in panels[0].get_yticklabels()][0] == "cc_brightness"
+    (bar,) = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert bar.get_ylim() == pytest.approx((0.5, 1.0))
+    assert "(%)" in bar.get_ylabel()
+    ticks = [t.get_text() for t in bar.get_yticklabels() if t.get_text()]
+    assert ticks[0] == "50" and ticks[-1] == "100"
+    cell = next(t.get_text() for t in panels[0].texts if t.get_gid() == "cell")
+    assert cell == "75.0"  # the clean cell, in % like the bar
+
+
+def _test_rows(protocols=("clean", "shift-noadapt"), models=("patchcore",)) -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    y = np.r_[np.zeros(20, int), np.ones(16, int)]
+    return pd.DataFrame(
+        [{"category": "brick", "model": m, "seed": 0, "protocol": p, "label": lab,
+          "score": rng.normal() + 1.5 * lab}
+         for m in models for p in protocols for lab in y]
+    )  # fmt: skip
+
+
+def test_roc_pr_panels_fill_the_width(tmp_path, monkeypatch):
+    """Two protocols: one row of four square panels, no wide empty gap between them, and
+    each legend below its panel's axis label."""
+    from shiftbench.analysis.figures import curves
+
+    kept = _capture_figures(monkeypatch, curves)
+    curves.roc_pr_curves(_test_rows(), "brick", tmp_path / "roc")
+    ((fig, r),) = kept
+    boxes = sorted((ax.get_window_extent(r) for ax in fig.axes), key=lambda b: b.x0)
+    assert len(boxes) == 4 and len({round(b.y0) for b in boxes}) == 1
+    dpi = fig.dpi
+    gaps = [(b.x0 - a.x1) / dpi for a, b in zip(boxes, boxes[1:], strict=False)]
+    assert max(gaps) < 0.8, gaps  # inches: room for the next panel's tick labels only
+    assert (boxes[-1].x1 - boxes[0].x0) / dpi > 0.85 * 7.0
+    for ax in fig.axes:
+        label = ax.xaxis.label.get_window_extent(r)
+        assert ax.get_legend().get_window_extent(r).y1 < label.y0
+
+
+def test_severity_curve_label_fits_and_points_replace_bars(tmp_path, monkeypatch):
+    """The severity curve's y label is one line inside the figure and clear of the legend;
+    the degradation figure draws points with intervals, not bars on a cut axis."""
+    from shiftbench.analysis.figures import curves
+    from shiftbench.analysis.tables.comparison import protocol_comparison
+
+    kept = _capture_figures(monkeypatch, curves)
+    bands = pd.DataFrame(
+        [{"model": "patchcore", "severity": float(s), "value": 0.9 - 0.05 * s,
+          "low": 0.85 - 0.05 * s, "high": 0.95 - 0.05 * s} for s in (0, 1, 3, 5)]
+    )  # fmt: skip
+    curves.severity_curves({"shift-noadapt": bands}, tmp_path / "sev",
+                           over="4 categories × 1 seed × shifts", title="suite adshift")  # fmt: skip
+    fig, r = kept[-1]
+    (ax,) = fig.axes
+    label = ax.yaxis.label
+    assert "\n" not in label.get_text()
+    box = label.get_window_extent(r)
+    assert box.x0 >= 0 and box.y0 >= 0 and box.y1 <= fig.bbox.height
+    legend = fig.legends[0].get_window_extent(r)
+    assert not _overlap(box, legend)
+    assert "mean over 4 categories" in fig.legends[0].get_title().get_text()
+
+    scores = _test_rows().assign(split="test", sample_id=lambda d: d.index.astype(str) + "x",
+                                 threshold=0.5, decision=lambda d: (d["score"] > 0.5).astype(int),
+                                 severity=np.nan)  # fmt: skip
+    scores["sample_id"] = np.tile(np.arange(36).astype(str), 2)
+    comp = protocol_comparison(scores, "image_auroc", n_resamples=100)
+    curves.degradation_bars(comp, tmp_path / "deg")
+    fig, r = kept[-1]
+    ax = fig.axes[0]
+    assert not [p for p in ax.patches if p.get_height() > 0.05]  # no bars
+    assert len(ax.lines) >= 2  # a point per protocol (and the chance line)
+    lows = comp.table[["clean_low", "shift-noadapt_low"]].to_numpy().min()
+    assert ax.get_ylim()[0] <= lows
+
+
+def test_console_summary_of_a_per_shift_run_fits_80_columns():
+    """13 wide columns (clean + 4 shifts x 3 levels) become one row per shift with the
+    columns clean and each level, at 80 characters; the numbers are the wide table's."""
+    from shiftbench.analysis.report.summary import summary_table, summary_text
+    from shiftbench.results import schema
+
+    rng = np.random.default_rng(0)
+    shifts = ("cc_brightness", "cc_contrast", "cc_defocus_blur", "cc_gaussian_noise")
+    rows = []
+    for cat in ("brick", "grass", "mean"):
+        for model in ("ae", "anomalib-padim", "patchcore"):
+            rows.append((cat, model, 0, "clean", np.nan, "image_auroc", rng.uniform(), None))
+            for f in shifts:
+                for lev in (1.0, 3.0, 5.0):
+                    rows.append((cat, model, 0, "shift-noadapt", lev, "image_auroc",
+                                 rng.uniform(), f))  # fmt: skip
+    metrics = pd.DataFrame(rows, columns=[*schema.METRIC_COLUMNS, schema.SHIFT_COLUMN])
+    wide = summary_table(metrics)
+    assert wide.shape[1] == 13
+    text = summary_text(metrics, 1, width=80)
+    lines = text.splitlines()
+    assert max(map(len, lines)) <= 80
+    assert lines[1].split() == ["clean", "sev", "1", "sev", "3", "sev", "5"]
+    assert len(lines) == 1 + 2 + 3 * 3 * 4  # title, header, a row per category x model x shift
+    row = next(ln for ln in lines if ln.startswith("grass") and "cc_brightness" in ln)
+    assert row.split()[-4:] == [f"{wide.loc[('grass', 'ae'), c]:.3f}" for c in (
+        "clean", *(f"shift-noadapt@cc_brightness@{lv}" for lv in (1, 3, 5)))]  # fmt: skip
+    assert lines[-1].split()[:1] == ["cc_gaussian_noise"] and "mean" in text.split("grass")[-1]
+    # a terminal wide enough for the wide table keeps it
+    assert summary_text(metrics, 1, width=500).splitlines()[1].split()[0] == "clean"
+    assert "shift-noadapt@cc_contrast@3" in summary_text(metrics, 1, width=500)

@@ -130,6 +130,32 @@ def test_ranking_rule_for_cd():
     assert two.result is None and "3 models" in two.reason
 
 
+def test_ranking_blocks_are_categories_and_seeds_not_cells():
+    """A category's cells (shift x level) share its test images: they are averaged into
+    one block per (category, seed), not counted as blocks. Hand-worked: in every
+    category x is best on average (0.70) though it loses the (g, 1) cell."""
+    from scipy.stats import friedmanchisquare
+
+    cells = {"x": [0.9, 0.9, 0.5, 0.5], "y": [0.6, 0.6, 0.6, 0.6], "z": [0.4, 0.4, 0.7, 0.7]}
+    rows = []
+    for c, cat in enumerate("abcdef"):
+        for m, vals in cells.items():
+            rows.append((cat, m, 0, "clean", np.nan, "", "image_auroc", 0.9))
+            for (f, lev), v in zip([("f", 1), ("f", 3), ("g", 1), ("g", 3)], vals, strict=True):
+                bump = 0.005 * c * (m == "z")  # z's block means differ by category
+                rows.append((cat, m, 0, "shift-noadapt", float(lev), f, "image_auroc", v + bump))
+    cols = [*schema.METRIC_COLUMNS[:5], schema.SHIFT_COLUMN, "metric", "value"]
+    curves = rb.curve_frame(pd.DataFrame(rows, columns=cols))
+    r = rb.ranking(curves)
+    assert r.n_blocks == 6 and r.n_seeds == 1  # not 6 x 4 cells
+    assert r.blocks == "blocks = categories (6)" and "6 blocks < 10" in r.reason
+    assert r.result.average_ranks.to_dict() == pytest.approx({"x": 1.0, "y": 2.0, "z": 3.0})
+    means = [[np.mean(cells[m]) + 0.005 * c * (m == "z") for c in range(6)] for m in "xyz"]
+    assert r.result.statistic == pytest.approx(friedmanchisquare(*means).statistic)
+    one = rb.ranking(curves[curves["category"] == "a"])
+    assert one.result is None and "has 1" in one.reason
+
+
 def _per_shift_run(root):
     """A tiny per-shift run (a ``shift`` column in scores and metrics) through the writer."""
     from shiftbench.testing.fake_run import write_run

@@ -39,6 +39,7 @@ from shiftbench.analysis.figures.style import (  # noqa: E402
 
 __all__ = [
     "DPI",
+    "PROTOCOL_POINT",
     "MAX_HEIGHT",
     "ONE_COLUMN",
     "PROTOCOL_STYLE",
@@ -61,45 +62,54 @@ __all__ = [
 # --------------------------------------------------------------------------------------
 
 
+#: how a protocol's point looks in :func:`degradation_bars`: told apart by marker and fill
+#: as well as grey level, so nothing depends on colour
+PROTOCOL_POINT = {
+    "clean": {"marker": "o", "color": "black", "markerfacecolor": "black"},
+    "shift-noadapt": {"marker": "s", "color": "0.35", "markerfacecolor": "0.65"},
+    "shift-adapt": {"marker": "^", "color": "0.35", "markerfacecolor": "white"},
+}
+
+
 def degradation_bars(comparison, stem: Path, subtitle: str = "") -> list[Path]:
-    """Bars of a metric per category (and ``mean``) x protocol, one panel per model, with
-    the bootstrap intervals of :func:`shiftbench.analysis.tables.comparison.protocol_comparison`.
-    ``subtitle`` (suite, severity) goes into the figure title."""
+    """A metric per category (and ``mean``) x protocol, one panel per model: a point per
+    protocol with its bootstrap interval (from
+    :func:`shiftbench.analysis.tables.comparison.protocol_comparison`), side by side per
+    category. Points, not bars: the axis starts near the lowest interval, not at zero, and
+    a bar's length would then mean nothing. AUROC panels mark chance (0.5). ``subtitle``
+    (suite, severity) goes into the legend title."""
     t = comparison.table
     models = list(dict.fromkeys(t["model"]))
     cats = list(dict.fromkeys(t["category"]))
     protocols = [p for p in PROTOCOL_STYLE if p in t.columns and t[p].notna().any()]
     width_in = ONE_COLUMN if len(models) * len(cats) <= 3 else TWO_COLUMN
+    lows = t[[f"{p}_low" for p in protocols]].to_numpy(dtype=float)
+    lo = float(np.nanmin(lows)) if np.isfinite(lows).any() else 0.5
     with paper_style():
         fig, axes = plt.subplots(
             1, len(models), figsize=(width_in, 2.6), sharey=True, squeeze=False,
             layout="constrained",
         )  # fmt: skip
-        width = 0.8 / max(1, len(protocols))
+        step = 0.5 / max(1, len(protocols))
         for ax, model in zip(axes[0], models, strict=False):
             sub = t[t["model"] == model].set_index("category").reindex(cats)
             x = np.arange(len(cats))
             for j, p in enumerate(protocols):
-                st = PROTOCOL_STYLE[p]
                 v = sub[p].to_numpy()
                 err = np.vstack([v - sub[f"{p}_low"].to_numpy(), sub[f"{p}_high"].to_numpy() - v])
-                ax.bar(
-                    x + (j - (len(protocols) - 1) / 2) * width,
-                    v,
-                    width,
-                    yerr=np.clip(err, 0, None),
-                    facecolor=st["facecolor"],
-                    hatch=st["hatch"],
-                    edgecolor="black",
-                    linewidth=0.5,
-                    error_kw={"elinewidth": 0.6, "capsize": 1.5},
-                    label=st["label"],
-                )
+                ax.errorbar(
+                    x + (j - (len(protocols) - 1) / 2) * step, v, yerr=np.clip(err, 0, None),
+                    linestyle="none", markersize=4, markeredgecolor="black",
+                    markeredgewidth=0.5, elinewidth=0.8, capsize=1.5,
+                    label=PROTOCOL_STYLE[p]["label"], **PROTOCOL_POINT[p],
+                )  # fmt: skip
+            if comparison.metric == "image_auroc":
+                ax.axhline(0.5, color="0.5", linewidth=0.6, linestyle=":", zorder=0)
             ax.set_xticks(x, cats, rotation=30, ha="right")
+            ax.set_xlim(-0.5, len(cats) - 0.5)
             ax.set_title(model)
-            lo = np.nanmin(t[[f"{p}_low" for p in protocols]].to_numpy())
-            ax.set_ylim(max(0.0, min(0.5, np.floor(lo * 10) / 10)), 1.0)
-            ax.grid(axis="y", linewidth=0.3, color="0.8")
+            ax.set_ylim(max(0.0, min(0.45, np.floor(lo * 10) / 10)), 1.0)
+            ax.grid(axis="y", linewidth=0.3, color="0.85")
             ax.set_axisbelow(True)
         level = round(100 * (1 - comparison.alpha))
         axes[0][0].set_ylabel(f"{comparison.label}\n(whiskers: {level}% bootstrap CI)")
@@ -134,8 +144,8 @@ def _mean_pr(curves: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
 
 
 def roc_pr_curves(test: pd.DataFrame, category: str, stem: Path, subtitle: str = "") -> list[Path]:
-    """ROC (top) and precision-recall (bottom) curves per protocol (columns) for one
-    category: every seed as a thin line and the mean over seeds as a thick one (vertical
+    """ROC and precision-recall curves per protocol for one category (up to two
+    protocols: one row, ROCs then PRs; three: ROCs over PRs, a column per protocol): every seed as a thin line and the mean over seeds as a thick one (vertical
     average of the ROC curves; mean interpolated precision for PR). Legends (boxed, below
     each panel) give the mean over seeds of AUROC and of AUPRC, as in the tables; the PR
     panels mark the prevalence (the precision of a random ranking). ``test``: the test rows
@@ -151,14 +161,19 @@ def roc_pr_curves(test: pd.DataFrame, category: str, stem: Path, subtitle: str =
     models = sorted(sub["model"].unique())
     seeds = sorted(sub["seed"].unique())
     protocols = [p for p in PROTOCOL_STYLE if p in set(sub["protocol"])]
+    # square panels that fill the width: one row (ROCs, then PRs) for up to two
+    # protocols, else ROCs over PRs; the height follows from the panels' side
+    one_row = len(protocols) <= 2
+    ncol = 2 * len(protocols) if one_row else len(protocols)
+    side = (TWO_COLUMN - 0.6 * ncol) / ncol
+    row_h = side + 0.9 + 0.14 * len(models)  # panel, title, tick labels, legend
     with paper_style():
         fig, axes = plt.subplots(
-            2,
-            len(protocols),
-            figsize=(TWO_COLUMN, 2.6 + 0.17 * len(models) * 2 + 2.3),
-            squeeze=False,
-            layout="constrained",
-        )
+            1 if one_row else 2, ncol, figsize=(TWO_COLUMN, (1 if one_row else 2) * row_h + 0.25),
+            squeeze=False, layout="constrained",
+        )  # fmt: skip
+        if one_row:
+            axes = np.reshape(axes, (2, len(protocols)))
         for j, p in enumerate(protocols):
             ax_roc, ax_pr = axes[0][j], axes[1][j]
             prevalence = []
@@ -193,6 +208,8 @@ def roc_pr_curves(test: pd.DataFrame, category: str, stem: Path, subtitle: str =
                 ax_pr.text(0.98, pv - 0.03, f"prevalence {pv:.2f}", fontsize=8, color="0.3",
                            va="top", ha="right")  # fmt: skip
             ax_roc.set_title(PROTOCOL_STYLE[p]["label"])
+            if one_row:
+                ax_pr.set_title(PROTOCOL_STYLE[p]["label"])
             ax_roc.set_xlabel("false-positive rate")
             ax_roc.set_ylabel("true-positive rate")
             ax_pr.set_xlabel("recall")
@@ -200,8 +217,9 @@ def roc_pr_curves(test: pd.DataFrame, category: str, stem: Path, subtitle: str =
             for ax, name in ((ax_roc, "model (AUROC)"), (ax_pr, "model (AUPRC)")):
                 ax.set_xlim(-0.01, 1.01)
                 ax.set_ylim(-0.01, 1.03)
-                ax.set_aspect("equal")
-                ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), frameon=True,
+                ax.set_box_aspect(1)
+                # below the axis label (about 0.4 in under the axes), whatever the side
+                ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.42 / side), frameon=True,
                           title=name, handlelength=2.0, borderaxespad=0.0)  # fmt: skip
         over = (
             f"thin: each of {len(seeds)} seeds, thick: mean"
@@ -313,19 +331,21 @@ def severity_curves(
             ax.set_xlabel("severity (0 = clean)")
             ax.set_xticks(levels, ["clean" if v == 0 else f"{v:g}" for v in levels])
             ax.grid(axis="y", linewidth=0.3, color="0.85")
-        axes[0][0].set_ylabel(f"{ylabel}\n(mean over {over})")
+        axes[0][0].set_ylabel(ylabel)  # one line: a long label would pass the axes' ends
         handles, labels = axes[0][0].get_legend_handles_labels()
+        head = title or f"shaded: {level}% bootstrap band"
         boxed_legend(fig, handles, labels, ncol=min(len(labels), 4),
-                      title=title or f"shaded: {level}% bootstrap band")  # fmt: skip
+                     title=f"{head}\nmean over {over}")  # fmt: skip
         return save_figure(fig, stem)
 
 
 def severity_small_multiples(
     bands: pd.DataFrame, stem: Path, *, ylabel: str = "Image AUROC", protocol: str = "",
-    over: str = "seeds",
+    over: str = "mean over seeds",
 ) -> list[Path] | None:  # fmt: skip
     """Severity curves per category (one small panel each, shared y), for one protocol;
-    ``bands`` from ``severity_bands(..., by_category=True)``."""
+    ``bands`` from ``severity_bands(..., by_category=True)``; ``over`` (how seeds are
+    combined: "mean over 3 seeds", "seed 0") goes into the legend title."""
     if bands.empty or "category" not in bands:
         return None
     cats = sorted(bands["category"].unique())
@@ -355,8 +375,9 @@ def severity_small_multiples(
         for c in range(ncol):
             axes[nrow - 1][c].set_xlabel("severity")
         for r in range(nrow):
-            axes[r][0].set_ylabel(f"{ylabel}\n(mean over {over})")
+            axes[r][0].set_ylabel(ylabel)
         handles, labels = axes[0][0].get_legend_handles_labels()
+        head = f"{palette.protocol_label(protocol)}; " if protocol else ""
         boxed_legend(fig, handles, labels, ncol=min(len(labels), 4),
-                      title=palette.protocol_label(protocol) if protocol else None)  # fmt: skip
+                     title=f"{head}{over}")  # fmt: skip
         return save_figure(fig, stem)

@@ -24,37 +24,66 @@ from shiftbench.analysis.figures.style import (  # noqa: E402
     save_figure,
 )
 
-__all__ = ["critical_difference_diagram", "qualitative_grid", "robustness_heatmap"]
+__all__ = [
+    "HEATMAP_RANGE",
+    "critical_difference_diagram",
+    "qualitative_grid",
+    "robustness_heatmap",
+]
 
 
 # --------------------------------------------------------------------------------------
 # Robustness heat maps
 # --------------------------------------------------------------------------------------
 
+#: the fixed colour range of a metric's heat map, the same in every run so that a colour
+#: always means the same value: AUROC from chance (0.5) to perfect, PRO over its full range
+HEATMAP_RANGE = {"image_auroc": (0.5, 1.0), "pixel_aupro": (0.0, 1.0)}
+_CELL_W, _CELL_H = 0.38, 0.34  # inches: room for "−18.6" over "55.3" at 7 pt
+_CHAR_W = 0.056  # inches per character of an 8 pt tick label (serif), an upper estimate
+
+
+def _heatmap_columns(n_models: int, n_levels: int, label_chars: int) -> tuple[float, int]:
+    """(figure width, panels per row): one column wide when one panel fits there, else
+    as many panels per row of a two-column figure as keep every cell _CELL_W wide."""
+    labels = label_chars * _CHAR_W + 0.15  # the shift names, left of the first panel only
+    panel, bar = n_levels * _CELL_W + 0.12, 0.75  # a panel and its gap; the colour bar
+    if n_models == 1 and labels + panel + bar <= ONE_COLUMN:
+        return ONE_COLUMN, 1
+    fit = int((TWO_COLUMN - labels - bar) // panel)
+    return TWO_COLUMN, max(1, min(n_models, fit))
+
 
 def robustness_heatmap(
-    frame: pd.DataFrame, stem: Path, *, label: str = "Image AUROC", title: str = ""
+    frame: pd.DataFrame,
+    stem: Path,
+    *,
+    label: str = "Image AUROC",
+    vrange: tuple[float, float] = HEATMAP_RANGE["image_auroc"],
+    title: str = "",
 ) -> list[Path]:
     """One panel per model: rows = shifts, columns = severity (clean first), cell colour =
-    the metric (one colour scale for every model), text = value and drop from clean (both
-    in %). ``frame``: :func:`shiftbench.analysis.stats.robustness.heatmap_frame`."""
+    the metric on the fixed range ``vrange`` (the same for every model and every run;
+    values outside take the end colour, the bar's arrow says so), text = value and below
+    it the change from clean, in % like the colour bar. Shift names label the first panel
+    of each row only. ``frame``: :func:`shiftbench.analysis.stats.robustness.heatmap_frame`."""
+    from matplotlib.ticker import FuncFormatter
+
     models = sorted(frame["model"].unique())
     shifts = sorted(frame["shift"].unique())
     levels = sorted(frame["severity"].unique())
-    vmin = float(np.floor(frame["value"].min() * 20) / 20)
-    vmax = float(np.ceil(frame["value"].max() * 20) / 20)
-    if vmax - vmin < 0.1:
-        vmin = max(0.0, vmax - 0.1)
-    ncol = min(3, len(models))
+    vmin, vmax = vrange
+    width, ncol = _heatmap_columns(len(models), len(levels), max(len(s) for s in shifts))
     nrow = int(np.ceil(len(models) / ncol))
-    cell_h = 0.32
+    extend = {
+        (False, False): "neither", (True, False): "min", (False, True): "max", (True, True): "both"
+    }[(bool((frame["value"] < vmin).any()), bool((frame["value"] > vmax).any()))]  # fmt: skip
     with paper_style():
         fig, axes = plt.subplots(
-            nrow, ncol,
-            figsize=(TWO_COLUMN if ncol > 1 else ONE_COLUMN,
-                     nrow * (0.75 + cell_h * len(shifts)) + 0.5),
+            nrow, ncol, figsize=(width, nrow * (0.75 + _CELL_H * len(shifts)) + 0.3),
             squeeze=False, layout="constrained",
         )  # fmt: skip
+        fig.get_layout_engine().set(w_pad=0.04, wspace=0.02)
         im = None
         for k, model in enumerate(models):
             ax = axes[k // ncol][k % ncol]
@@ -74,20 +103,24 @@ def robustness_heatmap(
                     txt = f"{100 * v:.1f}" if levels[j] == 0 else f"{100 * v:.1f}\n{100 * dv:+.1f}"
                     rgba = im.cmap(im.norm(v))
                     lum = 0.299 * rgba[0] + 0.587 * rgba[1] + 0.114 * rgba[2]
-                    ax.text(j, i, txt.replace("-", "−"), ha="center", va="center", fontsize=8,
-                            color="black" if lum > 0.5 else "white", linespacing=0.95)  # fmt: skip
+                    ax.text(j, i, txt.replace("-", "−"), ha="center", va="center", fontsize=7,
+                            color="black" if lum > 0.5 else "white", linespacing=1.1,
+                            gid="cell")  # fmt: skip
             ax.set_xticks(range(len(levels)), ["clean" if v == 0 else f"{v:g}" for v in levels])
-            ax.set_yticks(range(len(shifts)), shifts)
+            ax.set_yticks(range(len(shifts)), shifts if k % ncol == 0 else [])
             ax.set_xlabel("severity")
             ax.set_title(model)
             for side in ("top", "right", "left", "bottom"):
                 ax.spines[side].set_visible(False)
             ax.tick_params(length=0)
+            ax.tick_params(axis="y", pad=5)  # the names clear of the first cell
         for k in range(len(models), nrow * ncol):
             axes[k // ncol][k % ncol].axis("off")
         if im is not None:
-            cb = fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.9, pad=0.01)
-            cb.set_label(label)
+            cb = fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.9, pad=0.02, extend=extend,
+                              aspect=max(10, 6 * len(shifts) * nrow))  # fmt: skip
+            cb.set_label(f"{label} (%)")
+            cb.ax.yaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{100 * x:.0f}"))
         if title:
             fig.suptitle(title)
         return save_figure(fig, stem)

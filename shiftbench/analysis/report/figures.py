@@ -25,7 +25,8 @@ def curve_figures(b: Build, auroc, n_resamples: int, seed: int) -> None:
     if "degradation" in kinds:
         b.figure(
             fig.degradation_bars(auroc, fdir / "degradation_image_auroc", subtitle=b.context),
-            f"Image AUROC per protocol{ctx}, {b.over}, with {level}% bootstrap intervals.",
+            f"Image AUROC per protocol{ctx}, {b.over}: points with {level}% bootstrap "
+            "intervals; dotted: chance (0.5).",
             "Protocols", "Degradation",
         )  # fmt: skip
     for cat in sorted(test["category"].unique()):
@@ -90,13 +91,16 @@ def _severity_figures(b: Build, n_resamples: int, seed: int) -> None:
         "Severity", "Severity curves",
     )  # fmt: skip
     if n_cat > 1:
+        from shiftbench.analysis.tables import render
+
+        seeds = sorted(b.run.scores["seed"].unique())
         by_cat = rb.severity_bands(b.run.scores, protocol="shift-noadapt", n_resamples=nres,
                                    alpha=b.alpha, seed=seed, by_category=True,
                                    pool_shifts=True)  # fmt: skip
         b.figure(
             fig.severity_small_multiples(by_cat, fdir / "severity_image_auroc_by_category",
                                          protocol="shift-noadapt",
-                                         over=f"{n_seed} seed{'s' if n_seed > 1 else ''}"),
+                                         over=render.describe_seeds(n_seed, seeds)),
             f"Image AUROC against severity per category (shift, no adapt.; severity 0 = "
             f"clean); shaded: {level}% bootstrap band.",
             "Severity", "Severity curves per category",

@@ -87,7 +87,9 @@ _CSS = """
 body{font-family:Georgia,serif;margin:2em auto;padding:0 2em;color:#111;max-width:1400px}
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ccc}
 h3{font-size:1.05em;margin-top:1.5em}
-nav ol{columns:2;font-size:.9em}
+nav>ol{columns:2 22em;column-gap:3em;font-size:.9em;margin:0;padding-left:1.6em}
+nav>ol>li{break-inside:avoid;margin-bottom:.5em}
+nav ol ol{columns:auto;list-style:disc;margin:.15em 0 0;padding-left:1.3em}
 table{border-collapse:collapse;margin:.6em 0;font-size:0.85em;width:100%}
 table.config{width:auto}table.config td{text-align:left;vertical-align:top}
 table.config td:first-child{font-weight:bold;padding-right:1.5em}

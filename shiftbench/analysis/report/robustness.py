@@ -20,15 +20,17 @@ _SUMMARY_NOTES = [
     "relative robustness = mean shifted / clean; AUSC: area under the severity curve "
     "from clean (severity 0) to the last level, divided by that level; worst level: "
     "lowest AUROC and where. Definitions: docs/robustness.md.",
-    "$\\pm$: standard deviation of the same number computed seed by seed. Bold: best "
-    "model in Clean, Mean shifted, Rel.\\ robust.\\ and AUSC (higher is better).",
 ]
+_SUMMARY_PM = "$\\pm$: standard deviation of the same number computed seed by seed."
+_SUMMARY_BOLD = (
+    "Bold: best model in Clean, Mean shifted, Rel.\\ robust.\\ and AUSC (higher is better)."
+)
 _MCE_NOTE = (
     "mCE: sum over levels of the error $1-$AUROC, divided by the baseline's, "
     "averaged over shifts; relative mCE does the same with the errors minus the clean "
     "error. In \\%, the baseline scores 100; lower is better."
 )
-_NO_MCE_NOTE = "mCE needs a baseline model: pass --baseline MODEL."
+_NO_MCE_NOTE = "mCE needs a baseline model: pass \\texttt{-{}-baseline} MODEL."
 
 
 def robustness_tables(b: Build) -> None:
@@ -102,6 +104,7 @@ def _summary_grid(b: Build, summ: pd.DataFrame, curves: pd.DataFrame, suite: str
         formats={**formats, "relative_robustness": {"scale": 1.0, "digits": 3},
                  "mce": {"digits": 1}, "relative_mce": {"digits": 1}},
         half_columns={c: f"{c}_sd" for c, _, _ in vcols if f"{c}_sd" in t.columns},
+        pm_rule=_SUMMARY_PM, bold_rule=_SUMMARY_BOLD,
     )  # fmt: skip
 
 
@@ -147,7 +150,7 @@ def _ranking(b: Build, curves: pd.DataFrame) -> None:
         f"shift, no adapt.), {r.n_blocks} blocks.", label="tab:robustness_ranks",
         text_columns=[("model", "Model", "Model")],
         value_columns=[("average_rank", "Average rank", "Average rank")],
-        notes=[f"Blocks: shift $\\times$ severity $\\times$ category $\\times$ seed. Friedman "
+        notes=[f"{_blocks_note(rk)} Friedman "
                f"$\\chi^2 = {r.statistic:.2f}$, $p = {r.p_value:.3g}$; Nemenyi critical difference "
                f"{r.critical_difference:.2f} at $\\alpha = {b.alpha:g}$."],
         formats={"average_rank": {"scale": 1.0, "digits": 2}},
@@ -163,15 +166,26 @@ def _ranking(b: Build, curves: pd.DataFrame) -> None:
             r, b.fdir / "cd_robustness", title="Image AUROC across shifts"
         ),
         f"Critical-difference diagram (Nemenyi, alpha={b.alpha:g}) of image AUROC "
-        f"under shift, no adapt.; blocks = shift x severity x category x seed "
-        f"({r.n_blocks}). Models joined by a bar do not differ significantly.",
+        f"under shift, no adapt., averaged over shifts and levels; {rk.blocks}. Models "
+        "joined by a bar do not differ significantly.",
         "Robustness", "Critical differences across shifts",
     )  # fmt: skip
+
+
+def _blocks_note(rk) -> str:
+    """The ranking table's note on its blocks (LaTeX)."""
+    if rk.n_seeds <= 1:
+        return "Blocks: categories, each the mean over shifts and levels."
+    return (
+        "Blocks: category $\\times$ seed, each the mean over shifts and levels; the seeds "
+        "of one category share its images, so the blocks are not independent."
+    )
 
 
 def _heatmaps(b: Build, curves: pd.DataFrame, suite: str) -> None:
     """Image AUROC and pixel PRO per shift and severity, one panel per model."""
     from shiftbench.analysis.figures import curves as fig
+    from shiftbench.analysis.figures.grids import HEATMAP_RANGE
     from shiftbench.analysis.stats import robustness as rb
 
     for metric, label in (("image_auroc", "Image AUROC"), ("pixel_aupro", "Pixel PRO")):
@@ -181,10 +195,13 @@ def _heatmaps(b: Build, curves: pd.DataFrame, suite: str) -> None:
             continue
         hf = rb.heatmap_frame(c)
         b.table(hf, f"heatmap_{metric}")
+        lo, hi = HEATMAP_RANGE[metric]
         b.figure(
-            fig.robustness_heatmap(hf, b.fdir / f"heatmap_{metric}", label=label),
+            fig.robustness_heatmap(hf, b.fdir / f"heatmap_{metric}", label=label,
+                                   vrange=(lo, hi)),
             f"{label} per shift and severity (shift, no adapt.), {b.over} and categories: "
-            "cell = value, below it the change from clean (both in %); one colour scale "
-            "for all models.",
+            "cell = value, below it the change from clean (both in %); one fixed colour "
+            f"scale, {100 * lo:g}-{100 * hi:g}%, for every model and run (values outside "
+            "take the end colour).",
             "Robustness", f"{label} heat map",
         )  # fmt: skip

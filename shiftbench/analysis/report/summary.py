@@ -1,11 +1,16 @@
 """The console summary a study prints when it ends: category x model, one column per
-protocol (mean over seeds), and the drops between protocols."""
+protocol (mean over seeds), and the drops between protocols; turned to one row per shift
+(columns: clean and each severity) when that wide table would not fit the terminal."""
 
 from __future__ import annotations
+
+import shutil
 
 import pandas as pd
 
 from shiftbench.results import schema
+
+__all__ = ["summary_long", "summary_table", "summary_text"]
 
 
 def summary_table(metrics: pd.DataFrame, metric: str = "image_auroc") -> pd.DataFrame:
@@ -50,12 +55,64 @@ def summary_table(metrics: pd.DataFrame, metric: str = "image_auroc") -> pd.Data
     return wide.loc[rows]
 
 
-def summary_text(metrics: pd.DataFrame, n_seeds: int) -> str:
-    """The tables ``shiftbench run`` prints: image AUROC and, with masks, pixel PRO."""
+def summary_long(metrics: pd.DataFrame, metric: str = "image_auroc") -> pd.DataFrame:
+    """The same numbers with one row per (category, model, shifted protocol, shift) and
+    the columns ``clean`` (the clean value, repeated) and ``sev N`` per level, plus
+    ``drop`` (shifted - clean) when there is one level: a table as narrow as the number of
+    levels, however many shifts. Index levels that would hold one value (one shifted
+    protocol, no shift column) are left out."""
+    sub = metrics[metrics["metric"] == metric]
+    clean = sub[sub["protocol"] == "clean"].groupby(["category", "model"])["value"].mean()
+    sh = sub[sub["protocol"] != "clean"].copy()
+    if sh.empty:
+        return clean.to_frame("clean")
+    has_shift = schema.SHIFT_COLUMN in sh.columns and sh[schema.SHIFT_COLUMN].notna().any()
+    sh["shift"] = sh[schema.SHIFT_COLUMN].fillna("") if has_shift else ""
+    sh["protocol"] = sh["protocol"].str.replace("shift-", "", regex=False)
+    sh["level"] = sh["severity"].fillna(0).map(lambda v: f"sev {v:g}")
+    keys = ["category", "model", "protocol", "shift"]
+    wide = sh.pivot_table(index=keys, columns="level", values="value", aggfunc="mean")
+    levels = sorted(wide.columns, key=lambda c: float(c.split()[1]))
+    wide = wide[levels]
+    wide.insert(0, "clean", [clean.get((c, m)) for c, m, _, _ in wide.index])
+    if len(levels) == 1:
+        wide["drop"] = wide[levels[0]] - wide["clean"]
+    wide.columns.name = None
+    order = {p: i for i, p in enumerate(schema.PROTOCOLS)}
+    shifts = {s: i for i, s in enumerate(dict.fromkeys(sh["shift"]))}
+    rows = sorted(
+        wide.index,
+        key=lambda k: (k[0] == schema.MEAN_CATEGORY, k[0], k[1], order.get(f"shift-{k[2]}", 9),
+                       shifts[k[3]]),
+    )  # fmt: skip
+    wide = wide.loc[rows]
+    drop = [
+        k for k, n in (("protocol", sh["protocol"].nunique()), ("shift", len(shifts))) if n == 1
+    ]
+    return wide.droplevel(drop) if drop else wide
+
+
+def _widest(text: str) -> int:
+    return max((len(line) for line in text.splitlines()), default=0)
+
+
+def summary_text(metrics: pd.DataFrame, n_seeds: int, width: int | None = None) -> str:
+    """The tables ``shiftbench run`` prints: image AUROC and, with masks, pixel PRO, within
+    ``width`` characters (default: the terminal's width). The wide table (a column per
+    protocol, shift and level) when it fits; else one row per shift and a column per
+    level; and if even that is too wide, its columns wrapped in blocks."""
+    width = width or shutil.get_terminal_size().columns
     over = "mean over seeds" if n_seeds > 1 else "one seed"
     parts = []
-    with pd.option_context("display.width", 160, "display.float_format", "{:.3f}".format):
+    with pd.option_context("display.float_format", "{:.3f}".format):
         for metric in ("image_auroc", "pixel_aupro"):
-            if metric in set(metrics["metric"]):
-                parts.append(f"{metric} ({over})\n{summary_table(metrics, metric).to_string()}")
+            if metric not in set(metrics["metric"]):
+                continue
+            text = summary_table(metrics, metric).to_string()
+            if _widest(text) > width:
+                long = summary_long(metrics, metric)
+                text = long.to_string()
+                if _widest(text) > width:
+                    text = long.to_string(line_width=width)
+            parts.append(f"{metric} ({over})\n{text}")
     return "\n\n".join(parts)

@@ -90,14 +90,14 @@ def sweep_tables(b: Build) -> None:
         t = t.assign(block=t["protocol"].map(protocol_label) + ", " + t["category"])
         grid = render.render_frame(
             t,
-            caption=f"{label} (\\%) at every severity of suite {suite_name(b.run)}, {b.over}. "
-            "Bold: best per block and column.",
+            caption=f"{label} (\\%) at every severity of suite {suite_name(b.run)}, {b.over}.",
             label=f"tab:severity_{metric}",
             text_columns=[("block", "Protocol, category", "Protocol, category"),
                           ("model", "Model", "Model")],
             value_columns=vcols,
-            notes=["$\\pm$: standard deviation over seeds (none with one seed). Clean: the "
-                   "clean protocol, the same reference for every level."],
+            notes=["Clean: the clean protocol, the same reference for every level."],
+            pm_rule="$\\pm$: standard deviation over seeds.",
+            bold_rule="Bold: best per block and column.",
             group=True,
             bold={c: True for c, _, _ in vcols},
             half_columns={c: f"{c}_sd" for c, _, _ in vcols},

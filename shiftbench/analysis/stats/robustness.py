@@ -233,40 +233,64 @@ def heatmap_frame(curves: pd.DataFrame) -> pd.DataFrame:
 
 @dataclass
 class Ranking:
-    """Friedman / Nemenyi over blocks (shift, severity, category, seed) of the shifted
-    protocol; ``result`` None when it cannot be computed (``reason`` says why);
-    ``draw_cd`` False below :data:`MIN_CD_BLOCKS` blocks."""
+    """Friedman / Nemenyi over blocks (category, seed) of the shifted protocol, each
+    block's value the mean over shifts and levels; ``result`` None when it cannot be
+    computed (``reason`` says why); ``draw_cd`` False below :data:`MIN_CD_BLOCKS` blocks.
+    ``n_seeds``: seeds per category (above 1, blocks of one category share its images)."""
 
     result: stats.FriedmanNemenyiResult | None
     n_blocks: int
     n_models: int
     reason: str = ""
+    n_seeds: int = 1
 
     @property
     def draw_cd(self) -> bool:
         return self.result is not None and self.n_blocks >= MIN_CD_BLOCKS
 
+    @property
+    def blocks(self) -> str:
+        """What a block is, for captions: with several seeds the blocks are not fully
+        independent, and this says so."""
+        if self.n_seeds <= 1:
+            return f"blocks = categories ({self.n_blocks})"
+        return (
+            f"blocks = category x seed ({self.n_blocks}); the seeds of one category share "
+            "its images, so these blocks are not independent"
+        )
+
 
 def ranking(curves: pd.DataFrame, alpha: float = 0.05) -> Ranking:
     """Rank models across shifts: Friedman test and Nemenyi critical difference
-    (:func:`shiftbench.analysis.stats.friedman_nemenyi`) with one block per (shift,
-    severity > 0, category, seed)."""
+    (:func:`shiftbench.analysis.stats.friedman_nemenyi`) with one block per (category,
+    seed), its value the mean over every shift and level > 0.
+
+    Not one block per (shift, severity, category, seed): the cells of one category are
+    the same test images shifted differently, so they are not independent blocks and
+    would inflate N (and shrink the critical difference) with every shift and level."""
     sh = curves[curves["severity"] > 0]
-    wide = sh.pivot_table(
-        index=["shift", "severity", "category", "seed"], columns="model", values="value"
-    ).dropna()
+    wide = (
+        sh.pivot_table(
+            index=["category", "seed", "shift", "severity"], columns="model", values="value"
+        )
+        .dropna()  # only cells every model has, so each block averages the same cells
+        .groupby(level=["category", "seed"])
+        .mean()
+    )
     k, n = wide.shape[1], wide.shape[0]
+    n_seeds = int(wide.groupby(level="category").size().max()) if n else 0
     if k < 3:
-        return Ranking(None, n, k, f"needs at least 3 models, the run has {k}")
+        return Ranking(None, n, k, f"needs at least 3 models, the run has {k}", n_seeds)
     if n < 2:
-        return Ranking(None, n, k, f"needs at least 2 complete blocks, has {n}")
+        return Ranking(None, n, k, f"needs at least 2 complete blocks, has {n}", n_seeds)
     res = stats.friedman_nemenyi(wide, alpha=alpha)
     reason = (
         ""
         if n >= MIN_CD_BLOCKS
-        else f"{n} blocks < {MIN_CD_BLOCKS}: too few for the Friedman chi-square approximation"
+        else f"{n} blocks < {MIN_CD_BLOCKS} (a block: category x seed): too few for the "
+        "Friedman chi-square approximation"
     )
-    return Ranking(res, n, k, reason)
+    return Ranking(res, n, k, reason, n_seeds)
 
 
 def severity_bands(

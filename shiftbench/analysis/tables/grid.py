@@ -115,7 +115,12 @@ class Grid:
     With ``group`` the first text column names the block: in LaTeX it becomes a row of its
     own above the block (a narrower table), in Markdown and HTML it stays a column and is
     written on every row. ``notes`` go below the table (threeparttable notes in LaTeX), so
-    the caption stays short."""
+    the caption stays short.
+
+    What applies only sometimes is said only then: ``pm_rule`` opens the notes when a cell
+    shows a ± (more than one seed, or an interval), ``bold_rule`` ends them when a cell is
+    bold (two or more models to compare), and a value column that is empty on every row
+    (a protocol the run never ran) is left out."""
 
     caption: str
     label: str
@@ -124,13 +129,44 @@ class Grid:
     blocks: list[list[list]] = field(default_factory=list)  # rows: text cells then Cell
     notes: list[str] = field(default_factory=list)
     group: bool = False  # the first text column names the block (see above)
+    bold_rule: str = ""  # e.g. "Bold: best per column."; said only when a cell is bold
+    pm_rule: str = ""  # what ± means; said only when a cell shows one
+
+    def _cells(self):
+        return [c for b in self.blocks for r in b for c in r[self.n_text :] if isinstance(c, Cell)]
+
+    def text_notes(self) -> list[str]:
+        """The notes, after :attr:`pm_rule` when a cell shows a ± and before
+        :attr:`bold_rule` when a cell is bold."""
+        cells = self._cells()
+        pm = [self.pm_rule] if self.pm_rule and any(c.numbers()[1] for c in cells) else []
+        bold = [self.bold_rule] if self.bold_rule and any(c.bold for c in cells) else []
+        return [*pm, *self.notes, *bold]
+
+    def _shown(self) -> tuple[list, list]:
+        """(header, blocks) without the value columns that are empty on every row."""
+        n = len(self.header)
+        rows = [r for b in self.blocks for r in b]
+        keep = [
+            j
+            for j in range(n)
+            if j < self.n_text
+            or not rows
+            or any(not isinstance(r[j], Cell) or r[j].numbers()[0] for r in rows)
+        ]
+        if len(keep) == n:
+            return self.header, self.blocks
+        return [self.header[j] for j in keep], [
+            [[r[j] for j in keep] for r in b] for b in self.blocks
+        ]
 
     def _latex_widths(self) -> float:
-        cols = len(self.header) - (1 if self.group else 0)
+        header, blocks = self._shown()
+        cols = len(header) - (1 if self.group else 0)
         first = 1 if self.group else 0
         widths = [0.0] * cols
-        rows = [[max(plain_caption(h[1]).split("\n"), key=len) for h in self.header[first:]]]
-        for block in self.blocks:
+        rows = [[max(plain_caption(h[1]).split("\n"), key=len) for h in header[first:]]]
+        for block in blocks:
             for row in block:
                 rows.append([_plain_cell(c) for c in row[first:]])
         for r in rows:
@@ -145,7 +181,9 @@ class Grid:
 
     def latex(self) -> str:
         first = 1 if self.group else 0
-        header = self.header[first:]
+        header, blocks = self._shown()
+        header = header[first:]
+        notes = self.text_notes()
         ncol = len(header)
         n_text = self.n_text - first
         env = "table*" if self.wide else "table"
@@ -163,7 +201,7 @@ class Grid:
             " & ".join(_latex_header(h[1]) for h in header) + r" \\",
             r"\midrule",
         ]
-        for b, block in enumerate(self.blocks):
+        for b, block in enumerate(blocks):
             if b:
                 lines.append(r"\midrule")
             if self.group and block:
@@ -174,38 +212,43 @@ class Grid:
                 text = [latex_escape(c) for c in row[first : self.n_text]]
                 lines.append(" & ".join(text + [c.latex() for c in row[self.n_text :]]) + r" \\")
         lines += [r"\bottomrule", r"\end{tabular}"]
-        if self.notes:
+        if notes:
             lines.append(r"\begin{tablenotes}[flushleft]\footnotesize")
-            lines += [rf"\item {n}" for n in self.notes]
+            lines += [rf"\item {n}" for n in notes]
             lines.append(r"\end{tablenotes}")
         lines += [r"\end{threeparttable}", rf"\end{{{env}}}", ""]
         return "\n".join(lines)
 
     def markdown(self) -> str:
+        header, blocks = self._shown()
+        notes = self.text_notes()
         lines = [
             f"**{md_escape(plain_caption(self.caption))}**",
             "",
-            "| " + " | ".join(h[0].replace("\n", " ") for h in self.header) + " |",
+            "| " + " | ".join(h[0].replace("\n", " ") for h in header) + " |",
         ]
         lines.append(
-            "|" + "|".join([":--"] * self.n_text + [":-:"] * (len(self.header) - self.n_text)) + "|"
+            "|" + "|".join([":--"] * self.n_text + [":-:"] * (len(header) - self.n_text)) + "|"
         )
-        for block in self.blocks:
+        for block in blocks:
             for row in block:
                 text = [md_escape(c) for c in row[: self.n_text]]
                 lines.append(
                     "| " + " | ".join(text + [c.markdown() for c in row[self.n_text :]]) + " |"
                 )
-        if self.notes:
+        if notes:
             lines.append("")
-            lines += [f"{plain_caption(n)}  " for n in self.notes]
+            lines += [f"{plain_caption(n)}  " for n in notes]
         return "\n".join(lines) + "\n"
 
     def html(self) -> str:
-        out = [f"<table><caption>{html.escape(plain_caption(self.caption))}</caption><thead><tr>"]
-        out += [f"<th>{html.escape(h[0].replace(chr(10), ' '))}</th>" for h in self.header]
+        header, blocks = self._shown()
+        notes = self.text_notes()
+        caption = html.escape(plain_caption(self.caption))
+        out = [f"<table><caption>{caption}</caption><thead><tr>"]
+        out += [f"<th>{html.escape(h[0].replace(chr(10), ' '))}</th>" for h in header]
         out.append("</tr></thead><tbody>")
-        for block in self.blocks:
+        for block in blocks:
             for r, row in enumerate(block):
                 cls = ' class="block"' if r == 0 else ""
                 out.append(f"<tr{cls}>")
@@ -213,10 +256,10 @@ class Grid:
                 out += [f"<td>{c.html()}</td>" for c in row[self.n_text :]]
                 out.append("</tr>")
         out.append("</tbody></table>")
-        if self.notes:
+        if notes:
             out.append(
                 "<div class='notes'>"
-                + "".join(f"<p>{html.escape(plain_caption(n))}</p>" for n in self.notes)
+                + "".join(f"<p>{html.escape(plain_caption(n))}</p>" for n in notes)
                 + "</div>"
             )
         return "".join(out)
@@ -262,6 +305,8 @@ def plain_caption(caption: str) -> str:
         ("$p<", "p < "),
         ("\\ ", " "),
         ("--", "–"),
+        ("\\texttt{", ""),
+        ("-{}-", "--"),  # a command-line option, written -{}- in LaTeX to stay two hyphens
         ("\\textit{", ""),
         ("\\emph{", ""),
         ("^{", "^"),

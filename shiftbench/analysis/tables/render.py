@@ -91,7 +91,6 @@ def render_comparison(comp: ProtocolComparison, context: str = "", over: str = "
     over = over or "mean over seeds"
     caption = f"{comp.label} (\\%) on the test images, {over}"
     caption += f"; {context}." if context else "."
-    caption += " Bold: best per category and protocol."
     test = "paired cluster-bootstrap" if comp.clustered else _TESTS.get(comp.metric, "paired")
     n_tests = int(np.isfinite(comp.table[[f"{d}_p" for d in schema.DELTA_COLUMNS]]).sum().sum())
     drawn = (
@@ -99,10 +98,12 @@ def render_comparison(comp: ProtocolComparison, context: str = "", over: str = "
         if comp.clustered
         else ""
     )
-    notes = [
+    pm_rule = (
         f"$\\pm$: half-width of the {level}\\% paired, label-stratified percentile bootstrap "
         f"interval{drawn} ({comp.n_resamples} resamples per category and seed) of the value "
-        "shown.",
+        "shown."
+    )
+    notes = [
         f"Marks on $\\Delta$: {test} test per category and seed, Holm-corrected over every "
         "test of the table; a mark needs every seed to pass. Mean row: Wilcoxon signed-rank "
         "test over categories $\\times$ seeds, Holm-corrected over the mean rows. " + _marks_note(),
@@ -110,7 +111,6 @@ def render_comparison(comp: ProtocolComparison, context: str = "", over: str = "
         f"seed-averaged $\\Delta$ at {level}\\% with no correction for the "
         f"{max(n_tests, 1)} comparisons; the mark is the corrected test. An interval that "
         "excludes 0 without a mark is significant only before the correction.",
-        "$\\Delta$ columns are not bolded.",
     ]
     n_pairs = len(comp.per_seed[["category", "seed"]].drop_duplicates())
     if n_pairs and 2.0 / 2**n_pairs >= comp.alpha:
@@ -122,7 +122,8 @@ def render_comparison(comp: ProtocolComparison, context: str = "", over: str = "
     header = [("Category", "Category"), ("Model", "Model")] + [HEADERS[c] for c in COLUMNS]
     grid = Grid(
         caption=caption, label=f"tab:{comp.metric}", header=header, n_text=2, notes=notes,
-        group=True,
+        group=True, pm_rule=pm_rule,
+        bold_rule="Bold: best per category and protocol; $\\Delta$ columns are not bolded.",
     )  # fmt: skip
     t = comp.table
     for cat in t["category"].drop_duplicates():
@@ -149,14 +150,14 @@ def render_pixel(table: pd.DataFrame, metric: str, context: str = "", over: str 
     caption = f"{PIXEL_METRICS[metric]} (\\%), {over}"
     caption += f"; {context}." if context else "."
     notes = [
-        "$\\pm$: standard deviation over seeds (none with one seed). Pixel metrics are computed "
-        "on whole anomaly maps, so no per-image bootstrap interval or test is given.",
-        BOLD_RULE,
+        "Pixel metrics are computed on whole anomaly maps, so no per-image bootstrap interval "
+        "or test is given."
     ]
     header = [("Category", "Category"), ("Model", "Model")] + [HEADERS[c] for c in COLUMNS]
     grid = Grid(
-        caption=caption, label=f"tab:{metric}", header=header, n_text=2, notes=notes, group=True
-    )
+        caption=caption, label=f"tab:{metric}", header=header, n_text=2, notes=notes, group=True,
+        pm_rule="$\\pm$: standard deviation over seeds.", bold_rule=BOLD_RULE,
+    )  # fmt: skip
     for cat in table["category"].drop_duplicates():
         block = []
         for _, r in table[table["category"] == cat].iterrows():
@@ -173,12 +174,15 @@ def render_efficiency(eff: pd.DataFrame) -> Grid:
     """Efficiency table, one row per model; the best model per column in bold."""
     cols = [(n, *EFFICIENCY_FORMAT[n]) for n in eff.columns if n in EFFICIENCY_FORMAT]
     header = [("Model", "Model")] + [(e[1], latex_escape(e[1]).replace("\\_", "_")) for e in cols]
-    caption = "Efficiency per model (hardware as run). Bold: best per column."
+    caption = "Efficiency per model (hardware as run)."
     notes = [
         "Fit time, latency, size and memory: mean over categories, seeds and protocols. "
         "images/s is $1000/$(ms/image) of that mean latency, so the two columns agree."
     ]
-    grid = Grid(caption=caption, label="tab:efficiency", header=header, n_text=1, notes=notes)
+    grid = Grid(
+        caption=caption, label="tab:efficiency", header=header, n_text=1, notes=notes,
+        bold_rule="Bold: best per column.",
+    )  # fmt: skip
     block = []
     for _, r in eff.iterrows():
         block.append([r["model"], *[Cell(r[e[0]], scale=e[4], digits=e[3]) for e in cols]])
@@ -264,17 +268,21 @@ def render_frame(
     bold: dict[str, bool] | None = None,
     formats: dict[str, dict] | None = None,
     half_columns: dict[str, str] | None = None,
+    pm_rule: str = "",
+    bold_rule: str = "",
 ) -> Grid:
     """A generic table: ``text_columns`` and ``value_columns`` are (frame column, plain
     header, LaTeX header); rows are grouped into blocks by the first text column. ``bold``:
     value column -> higher is better (bold the best per block); ``formats``: column ->
     :class:`Cell` options (``scale``, ``digits``, ``signed``); ``half_columns``: value
-    column -> the column holding its ± value."""
+    column -> the column holding its ± value; ``pm_rule`` and ``bold_rule``: what ± and
+    bold mean, said only where a cell shows one (:class:`Grid`)."""
     bold, formats, half_columns = bold or {}, formats or {}, half_columns or {}
     header = [(h, t) for _, h, t in text_columns] + [(h, t) for _, h, t in value_columns]
     grid = Grid(
         caption=caption, label=label, header=header, n_text=len(text_columns),
-        notes=list(notes), group=group and len(text_columns) > 1,
+        notes=list(notes), group=group and len(text_columns) > 1, pm_rule=pm_rule,
+        bold_rule=bold_rule,
     )  # fmt: skip
     key = text_columns[0][0]
     groups = frame.groupby(key, sort=False) if group else [(None, frame)]
