@@ -1,7 +1,7 @@
 """What the Study view shows of a run besides its tables: its figures, titled.
 
 ``shiftbench report`` names each figure after its kind and subject
-(:mod:`shiftbench.analysis.report_figures`, :mod:`~shiftbench.analysis.report_robustness`):
+(:mod:`shiftbench.analysis.report.figures`, :mod:`~shiftbench.analysis.report.robustness`):
 ``roc_pr_<category>``, ``scores_<category>_<model>``, ``cd_<protocol>``, ... .
 :func:`figure_entries` reads those names back into a title and a one-line caption per
 figure (a category or model name may itself hold ``_``, so they are split with the run's

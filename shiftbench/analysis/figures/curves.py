@@ -1,9 +1,9 @@
 """Paper figures of bars and curves: degradation bars, ROC/PR curves, score
 distributions and severity curves (overall and per category).
 
-Every figure has the one style of :mod:`.figure_style` (sizes, fonts, model and protocol
+Every figure has the one style of :mod:`.style` (sizes, fonts, model and protocol
 styles: see there); heat maps, the critical-difference diagram and the qualitative grid
-are in :mod:`.figures_grids`. Both are importable from here. Uses matplotlib's Agg backend.
+are in :mod:`.grids`. Both are importable from here. Uses matplotlib's Agg backend.
 """
 
 from __future__ import annotations

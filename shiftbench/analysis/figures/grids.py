@@ -1,6 +1,6 @@
 """Paper figures of grids and ranks: robustness heat maps (shift x severity per model),
 the critical-difference diagram of average ranks, and the qualitative grid of images and
-anomaly maps. Style: :mod:`.figure_style`."""
+anomaly maps. Style: :mod:`.style`."""
 
 from __future__ import annotations
 

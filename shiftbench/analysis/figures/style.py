@@ -10,8 +10,8 @@
   tables (``clean``, ``shift, no adapt.``, ``shift, adapt.``) and told apart by grey level
   *and* hatch, so nothing depends on colour alone.
 
-Uses matplotlib's Agg backend. The figures themselves: :mod:`.figures` (bars and
-curves) and :mod:`.figures_grids` (heat maps, critical-difference diagram, qualitative grid).
+Uses matplotlib's Agg backend. The figures themselves: :mod:`.curves` (bars and
+curves) and :mod:`.grids` (heat maps, critical-difference diagram, qualitative grid).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Which figures a report draws (besides the robustness heat maps and diagram of
-:mod:`.report_robustness`): degradation bars, ROC/PR curves per category, score
+:mod:`.robustness`): degradation bars, ROC/PR curves per category, score
 distributions, severity curves with bootstrap bands, critical-difference diagrams of the
 protocols (only with enough blocks) and qualitative grids. The drawing is in
 :mod:`shiftbench.analysis.figures.curves`."""

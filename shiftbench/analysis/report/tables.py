@@ -2,7 +2,7 @@
 the image metrics, pixel metrics, threshold transfer, efficiency, every severity of a
 sweep, and recall (and pixel PRO) per defect type. Each goes to ``tables/`` as CSV and in
 the report's formats (:meth:`Build.grid`); the robustness tables are in
-:mod:`.report_robustness`."""
+:mod:`.robustness`."""
 
 from __future__ import annotations
 

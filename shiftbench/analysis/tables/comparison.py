@@ -1,6 +1,6 @@
 """Paper tables from a run's per-image scores: protocol comparison with bootstrap CIs and
 Holm-corrected tests here; pixel metrics, efficiency and severity tables
-(:mod:`.tables_metrics`) and recall per defect type (:mod:`.defects`) are importable from
+(:mod:`.metrics`) and recall per defect type (:mod:`.defects`) are importable from
 here too. The numbers only: :mod:`.render` lays them out as LaTeX (booktabs), Markdown and
 HTML; the report writes them as CSV too.
 

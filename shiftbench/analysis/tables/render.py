@@ -1,7 +1,7 @@
 """Laying out the tables of :mod:`.tables` as LaTeX (booktabs), Markdown and HTML.
 
 A table is first a :class:`~shiftbench.analysis.tables.grid.Grid` (header, blocks of rows
-of cells: :mod:`.table_grid`, which also writes each format), laid out here per kind of
+of cells: :mod:`.grid`, which also writes each format), laid out here per kind of
 table. Values are shown in % unless a cell says otherwise; the best model per block and
 column is bold; marks on the Δ columns come from Holm-adjusted p values.
 """
