@@ -68,7 +68,6 @@ def summary_long(metrics: pd.DataFrame, metric: str = "image_auroc") -> pd.DataF
         return clean.to_frame("clean")
     has_shift = schema.SHIFT_COLUMN in sh.columns and sh[schema.SHIFT_COLUMN].notna().any()
     sh["shift"] = sh[schema.SHIFT_COLUMN].fillna("") if has_shift else ""
-    sh["protocol"] = sh["protocol"].str.replace("shift-", "", regex=False)
     sh["level"] = sh["severity"].fillna(0).map(lambda v: f"sev {v:g}")
     keys = ["category", "model", "protocol", "shift"]
     wide = sh.pivot_table(index=keys, columns="level", values="value", aggfunc="mean")
@@ -82,7 +81,7 @@ def summary_long(metrics: pd.DataFrame, metric: str = "image_auroc") -> pd.DataF
     shifts = {s: i for i, s in enumerate(dict.fromkeys(sh["shift"]))}
     rows = sorted(
         wide.index,
-        key=lambda k: (k[0] == schema.MEAN_CATEGORY, k[0], k[1], order.get(f"shift-{k[2]}", 9),
+        key=lambda k: (k[0] == schema.MEAN_CATEGORY, k[0], k[1], order.get(k[2], 9),
                        shifts[k[3]]),
     )  # fmt: skip
     wide = wide.loc[rows]
