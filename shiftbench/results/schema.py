@@ -144,6 +144,20 @@ METRIC_COLUMNS = ("category", "model", "seed", "protocol", "severity", "metric",
 #: runs that evaluate each suite member alone. ABSENT in ordinary runs, where the whole suite
 #: is one shift named by ``manifest["suite"]["name"]`` (NaN/empty for ``clean`` rows)
 SHIFT_COLUMN = "shift"
+#: optional columns of ``scores`` and ``metrics`` (right after ``severity``, after
+#: ``shift`` in per-shift studies), ONLY in studies whose ``adapt`` list is not the default
+#: ``["refit"]``: the adaptation strategy of a ``shift-adapt`` row (``none`` for ``clean``
+#: and ``shift-noadapt``) and its budget k of target images (0 when it takes none)
+ADAPTATION_COLUMN = "adaptation"
+K_COLUMN = "k"
+#: the metrics each adapted condition adds: seconds to adapt the clean fit (refit: its
+#: fit), target images read, test/validation images whose features were reused
+ADAPT_METRICS = ("adapt_seconds", "target_images", "forward_passes_saved")
+#: every target image an adaptation read (per unit: ``units/<key>/`` holds its part)
+ADAPT_TARGETS = "adaptation_targets.parquet"
+ADAPT_TARGET_COLUMNS = ("adaptation", "k", "seed", "category", "severity", "shift", "sample_id")
+#: the manifest key recording each strategy's target data, transductivity, threshold
+ADAPTATION_KEY = "adaptation"
 #: the sort order of ``metrics.parquet`` (protocols in the study's order, not by name)
 METRIC_SORT = ("category", "model", "seed", "protocol", "severity", "metric")
 #: the macro average over categories is stored as this category
@@ -191,7 +205,7 @@ EFFICIENCY_METRICS = (
     "model_size_mb",
     "peak_memory_mb",
 )
-METRIC_NAMES = (*IMAGE_METRICS, *PIXEL_METRICS, *EFFICIENCY_METRICS)
+METRIC_NAMES = (*IMAGE_METRICS, *PIXEL_METRICS, *EFFICIENCY_METRICS, *ADAPT_METRICS)
 
 # -- protocols and deltas ----------------------------------------------------------------
 PROTOCOLS = ("clean", "shift-noadapt", "shift-adapt")
@@ -224,6 +238,7 @@ MANIFEST_KEYS = (
     "image_cache",
     "device",  # where the models ran (shiftbench.models.device.device_info)
     "saved_models",  # {unit key: MB on disk}, only with --save-models
+    "adaptation",  # {strategy: {target_data, transductive, threshold}}, adapt studies only
 )
 #: the suite record; ``each`` and ``shifts`` only in a per-shift study (one member alone
 #: per condition; ``hashes`` then keyed ``{level}-{shift}``)
