@@ -205,7 +205,7 @@ EFFICIENCY_METRICS = (
     "model_size_mb",
     "peak_memory_mb",
 )
-METRIC_NAMES = (*IMAGE_METRICS, *PIXEL_METRICS, *EFFICIENCY_METRICS, *ADAPT_METRICS)
+METRIC_NAMES = (*IMAGE_METRICS, *PIXEL_METRICS, *EFFICIENCY_METRICS)  # + ADAPT_METRICS in adapt studies
 
 # -- protocols and deltas ----------------------------------------------------------------
 PROTOCOLS = ("clean", "shift-noadapt", "shift-adapt")
