@@ -244,3 +244,56 @@ def test_dry_run_lists_the_adapted_conditions(tiny_synthetic, tmp_path):
     text = StudyRunner(config, tmp_path / "r", progress=False, echo=lambda s: None).describe()
     assert "shift-adapt+bank-extend-k2@sev3" in text and "shift-adapt+bn-adapt-k2@sev3" in text
     assert "__shift-sev3" not in text  # no refit unit when refit is not named
+
+
+@pytest.mark.slow
+def test_process_executor_and_resume_give_the_serial_numbers(tiny_synthetic, tmp_path):
+    """Adapted conditions (and their target table) are the same run serially, in worker
+    processes, and after a resume that re-runs the clean unit."""
+    common = dict(adapt="bank-extend,recalibrate", adapt_k="2", cpus_per_unit=1)
+    serial = _run(_config(tiny_synthetic, **common), tmp_path / "serial")
+    process = _run(
+        _config(tiny_synthetic, executor="process", jobs=2, **common), tmp_path / "process"
+    )
+    for name in (schema.SCORES, schema.ADAPT_TARGETS):
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(serial / name), pd.read_parquet(process / name)
+        )
+    import shutil
+
+    clean = next(p for p in (serial / "units").iterdir() if p.name.endswith("__clean"))
+    shutil.rmtree(clean)
+    before = pd.read_parquet(serial / schema.SCORES)
+    StudyRunner(
+        _config(tiny_synthetic, **common), serial, resume=True, progress=False, echo=lambda s: None
+    ).run()
+    pd.testing.assert_frame_equal(before, pd.read_parquet(serial / schema.SCORES))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["anomalib-padim", "anomalib-patchcore"])
+def test_bank_extend_on_anomalib_models_equals_a_refit_on_clean_plus_the_k_images(name):
+    """PaDiM: the pooled Gaussian is the Gaussian of the refit (float tolerance);
+    anomalib PatchCore with an exact bank: the same bank, the same scores."""
+    from shiftbench.adaptation import AdaptTarget, get_adaptation
+    from shiftbench.models import create_model
+    from shiftbench.testing.models import synthetic_images
+
+    opts = {"coreset_ratio": 1.0} if name == "anomalib-patchcore" else {}
+    train = synthetic_images(6, 32, 32, seed=0)
+    target = synthetic_images(3, 32, 32, seed=2)
+    test = synthetic_images(4, 32, 32, seed=1)
+
+    def make():
+        return create_model(name, weights="random", image_size=32, seed=0, **opts)
+
+    extended = get_adaptation("bank-extend").adapt(make().fit(train), AdaptTarget(target))
+    refit = make().fit(np.concatenate([train, target]))
+    s_ext, m_ext = extended.score(test)
+    s_ref, m_ref = refit.score(test)
+    # PaDiM's clean covariance is recovered by inverting anomalib's fp32 inverse (with 6
+    # images and 100 channels it is nearly singular but for the 0.01 I): agreement to fp32
+    # precision times that condition number; PatchCore's bank is exact
+    rtol = 1e-3 if name == "anomalib-padim" else 1e-5
+    np.testing.assert_allclose(s_ext, s_ref, rtol=rtol)
+    np.testing.assert_allclose(m_ext, m_ref, rtol=10 * rtol, atol=1e-3)

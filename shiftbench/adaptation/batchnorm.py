@@ -54,7 +54,11 @@ def adapt_batchnorm(model, images, prior: int = PRIOR, batch_size: int | None = 
     from shiftbench.models.base import AnomalyModel
     from shiftbench.models.device import numerics
 
-    adapted = copy.deepcopy(model)
+    adapted = copy.copy(model)  # the networks copied, the rest (a memory bank) shared
+    nets = {id(net) for net in _networks(model)}
+    for name, value in list(vars(model).items()):
+        if id(value) in nets:
+            setattr(adapted, name, copy.deepcopy(value))
     layers = _bn_layers(adapted)
     source = [(m.running_mean.clone(), m.running_var.clone()) for m in layers]
     tracked = [m.num_batches_tracked.clone() for m in layers]
