@@ -297,3 +297,16 @@ def test_bank_extend_on_anomalib_models_equals_a_refit_on_clean_plus_the_k_image
     rtol = 1e-3 if name == "anomalib-padim" else 1e-5
     np.testing.assert_allclose(s_ext, s_ref, rtol=rtol)
     np.testing.assert_allclose(m_ext, m_ref, rtol=10 * rtol, atol=1e-3)
+
+
+def test_a_study_file_names_strategies_and_units_pickle(tiny_synthetic, tmp_path):
+    import pickle
+
+    from shiftbench.protocols.plan import plan_units
+
+    study = tmp_path / "study.yaml"
+    study.write_text("protocol: all\nadapt: [refit, bank-extend]\nadapt_k: [16, 1]\n")
+    config = load_config(study, {"root": str(tiny_synthetic), "dataset": "mvtec"})
+    assert config.adapt == ["refit", "bank-extend"] and config.adapt_k == [1, 16]
+    units = plan_units(config, ["brick"])
+    assert pickle.loads(pickle.dumps(units)) == units  # process and Ray executors ship them
