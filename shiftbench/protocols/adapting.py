@@ -26,7 +26,6 @@ import pandas as pd
 from shiftbench.errors import ShiftbenchError
 from shiftbench.protocols.evaluate import (
     Thresholds,
-    _metric_rows,
     _Scorer,
     calibrate,
     condition_metrics,
@@ -140,14 +139,62 @@ def _target(c: Condition, strategy, unit: Unit, data) -> tuple[dict, object]:
     return picked, target
 
 
-def evaluate_adaptations(
-    unit: Unit, conditions, model, data, scorers, efficiency, on_maps, on_adapted
+def evaluate_adapted_unit(
+    unit,
+    base,
+    adapted,
+    model,
+    timed,
+    data,
+    map_range,
+    score_parts,
+    metric_rows,
+    on_maps,
+    on_adapted,
 ):
-    """Score rows, metric rows and the target table of the adapted ``conditions``."""
+    """The conditions of a clean unit with adapted conditions, one evaluation domain at a
+    time: the fit's own conditions there (``clean``, ``shift-noadapt``), then the adapted
+    ones, then the domain's features, maps and twins are freed (a per-shift sweep holds one
+    domain's at a time). Returns the scorers (one per category), the adapted conditions'
+    ``(category, condition, metric values, costs)`` (their rows are completed with the
+    unit's efficiency figures by the caller) and the target table."""
+    from dataclasses import replace
+
+    from shiftbench.protocols.evaluate import _evaluate_category
+
+    cats = unit.categories
+    scorers = {c: make_scorer(unit, model, None, timed, data[c], map_range) for c in cats}
+    pending, targets = [], []
+    order = [c.eval_domain for c in (*base.conditions, *adapted)]
+    for domain in dict.fromkeys(order):
+        own = replace(base, conditions=tuple(c for c in base.conditions if c.eval_domain == domain))
+        for cat in cats:
+            _evaluate_category(cat, own, scorers[cat], score_parts, metric_rows, on_maps)
+        these = [c for c in adapted if c.eval_domain == domain]
+        if these:
+            targets.append(
+                evaluate_adaptations(
+                    unit, these, model, data, scorers, score_parts, pending, on_maps, on_adapted
+                )
+            )
+        if not domain.is_clean:
+            for cat in cats:
+                sc = scorers[cat]
+                for store in (sc.features, sc.kept, sc.scores, sc.maps):
+                    store.pop((domain, "test"), None)
+                data[cat].drop(domain)
+    return scorers, pending, (pd.concat(targets, ignore_index=True) if targets else None)
+
+
+def evaluate_adaptations(
+    unit: Unit, conditions, model, data, scorers, score_parts, pending, on_maps, on_adapted
+):
+    """Score rows and the target table of the adapted ``conditions`` (their metric values
+    and costs are appended to ``pending``)."""
     from shiftbench.adaptation import get_adaptation
     from shiftbench.models.efficiency import track
 
-    score_parts, metric_rows, targets = [], [], []
+    targets = []
     cache: dict = {}
 
     def source_features():
@@ -190,18 +237,17 @@ def evaluate_adaptations(
                 scorers[cat],
                 normals,
                 score_parts,
-                metric_rows,
+                pending,
                 on_maps,
-                {**efficiency, **costs},
+                costs,
             )
         if on_adapted is not None:
             on_adapted(c, adapted, thresholds)
-    table = pd.concat(targets, ignore_index=True) if targets else None
-    return score_parts, metric_rows, table
+    return pd.concat(targets, ignore_index=True)
 
 
 def _evaluate_adapted(
-    cat, unit, c, strategy, adapted, sc, normals, score_parts, metric_rows, on_maps, values
+    cat, unit, c, strategy, adapted, sc, normals, score_parts, pending, on_maps, costs
 ) -> Thresholds:
     """Score one category's shifted test images with the adapted model, set its
     thresholds as the strategy's rule says, and append its rows; returns the thresholds."""
@@ -258,7 +304,7 @@ def _evaluate_adapted(
     score_parts.append(score_rows(cat, unit, c, "test", test_rows, test_scores, thr))
     labels = test_rows["label"].to_numpy()
     metrics = condition_metrics(labels, test_scores, test_maps, d.pixels(domain, "test")[1], thr)
-    metric_rows += _metric_rows(cat, unit, c, {**metrics, **values, "forward_passes_saved": saved})
+    pending.append((cat, c, metrics, {**costs, "forward_passes_saved": saved}))
     if on_maps is not None:
         on_maps(cat, c, test_rows["sample_id"].to_numpy(), test_maps)
     return thr

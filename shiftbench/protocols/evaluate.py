@@ -216,15 +216,27 @@ def run_unit(
 
     adapted = [c for c in unit.conditions if c.adapted]
     base = _without(unit, adapted)
-    score_parts, metric_rows, fitted, scorers = [], [], {}, {}
-    for cat in unit.categories:
-        if adapted:
-            from shiftbench.protocols.adapting import make_scorer
+    score_parts, metric_rows, fitted, pending, targets = [], [], {}, [], None
+    if adapted:  # domain by domain: its shift-noadapt, then its adaptations
+        from shiftbench.protocols.adapting import evaluate_adapted_unit
 
-            scorer = make_scorer(unit, model, score, timed, data[cat], on_fitted is not None)
-            scorers[cat] = scorer
-        else:
-            scorer = _Scorer(score, data[cat], map_range=on_fitted is not None)
+        scorers, pending, targets = evaluate_adapted_unit(
+            unit,
+            base,
+            adapted,
+            model,
+            timed,
+            data,
+            on_fitted is not None,
+            score_parts,
+            metric_rows,
+            on_maps,
+            on_adapted,
+        )
+        if on_fitted is not None:
+            fitted = {cat: scorers[cat].calibrated(unit.fit_domain) for cat in unit.categories}
+    for cat in unit.categories if not adapted else ():
+        scorer = _Scorer(score, data[cat], map_range=on_fitted is not None)
         _evaluate_category(cat, base, scorer, score_parts, metric_rows, on_maps)
         if on_fitted is not None:
             fitted[cat] = scorer.calibrated(unit.fit_domain)
@@ -245,15 +257,8 @@ def run_unit(
             if c.adaptation == "refit":  # the refit is the adaptation: its cost
                 values = {**efficiency, **refit_costs(unit, data, cat, fit_track.seconds)}
             metric_rows += _metric_rows(cat, unit, c, values)
-    targets = None
-    if adapted:
-        from shiftbench.protocols.adapting import evaluate_adaptations
-
-        parts, rows, targets = evaluate_adaptations(
-            unit, adapted, model, data, scorers, efficiency, on_maps, on_adapted
-        )
-        score_parts += parts
-        metric_rows += rows
+    for cat, c, values, costs in pending:  # the adapted conditions
+        metric_rows += _metric_rows(cat, unit, c, {**values, **efficiency, **costs})
     columns = list(schema.METRIC_COLUMNS)
     if _per_shift(unit):
         columns.insert(columns.index("severity") + 1, schema.SHIFT_COLUMN)
