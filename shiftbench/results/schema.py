@@ -27,6 +27,9 @@ Path (in the run folder)                                  Content
                                                           ``maps`` (float16 [N, H, W]); ``<name>``
                                                           is the protocol, with ``-sev{L}`` in a
                                                           severity sweep (:func:`map_name`)
+``adaptation_targets.parquet``                            :data:`ADAPT_TARGET_COLUMNS`: every target
+                                                          image an adaptation strategy read
+                                                          (studies with ``--adapt`` only)
 ``models/<unit key>.pt``, ``models/<unit key>.json``     optional fitted models (``--save-models``)
                                                           and their thresholds/colour scale
                                                           (:mod:`shiftbench.results.models`)
@@ -44,6 +47,10 @@ Columns:
   (``shift``, the perturbation's name) to ``scores`` and ``metrics``.
 * ``metrics``: ``category, model, seed, protocol, severity, metric, value``; metric names
   :data:`IMAGE_METRICS`, :data:`PIXEL_METRICS` and :data:`EFFICIENCY_METRICS`.
+* Studies that name adaptation strategies (``--adapt``, not the default ``refit``) add
+  :data:`ADAPTATION_COLUMN` and :data:`K_COLUMN` to ``scores`` and ``metrics`` right after
+  ``severity`` (after ``shift``), the metrics :data:`ADAPT_METRICS` to adapted conditions,
+  and the manifest key :data:`ADAPTATION_KEY` (docs/adaptation.md).
 * ``shift params``: ``seed, sample_id, category, split, suite, suite_hash, severity,
   params`` (the JSON text of ``Suite.sample``'s dict; ``Suite.apply_params`` replays it).
 
@@ -205,7 +212,8 @@ EFFICIENCY_METRICS = (
     "model_size_mb",
     "peak_memory_mb",
 )
-METRIC_NAMES = (*IMAGE_METRICS, *PIXEL_METRICS, *EFFICIENCY_METRICS)  # + ADAPT_METRICS in adapt studies
+#: (adapted conditions add ADAPT_METRICS)
+METRIC_NAMES = (*IMAGE_METRICS, *PIXEL_METRICS, *EFFICIENCY_METRICS)
 
 # -- protocols and deltas ----------------------------------------------------------------
 PROTOCOLS = ("clean", "shift-noadapt", "shift-adapt")
