@@ -14,6 +14,7 @@ LAYERS = {
     "models": 2,
     "transforms": 2,
     "metrics": 2,
+    "adaptation": 2.5,  # adapts fitted models (models, metrics); protocols run it
     "protocols": 3,
     "analysis": 3,
     "inference": 3,

@@ -65,6 +65,42 @@ def test_plan_shift_adapt_fits_once_per_shift_and_level():
     ]
 
 
+def test_plan_adaptations_are_conditions_of_the_clean_fit_in_a_sweep_of_shifts():
+    cfg = _cfg(
+        protocol="shift-noadapt,shift-adapt",
+        severity="1,3",
+        models="patchcore",
+        seeds="0",
+        adapt="refit,bank-extend,test-bn",
+        adapt_k="1,4",
+    )
+    units = plan_units(cfg, ["brick"], ["a", "b"])
+    clean, refits = units[0], units[1:]
+    assert [u.fit_name for u in refits] == [
+        "shift-a-sev1",
+        "shift-b-sev1",
+        "shift-a-sev3",
+        "shift-b-sev3",
+    ]
+    assert all(u.adapt_columns for u in units)
+    assert {(c.adaptation, c.k) for u in refits for c in u.conditions} == {("refit", 0)}
+    adapted = [c for c in clean.conditions if c.adapted]
+    # every (shift, level) x (bank-extend at each k, test-bn once)
+    assert len(adapted) == 2 * 2 * (2 + 1)
+    assert {c.label for c in adapted if c.shift == "a" and c.severity == 3} == {
+        "shift-adapt+bank-extend-k1@a@sev3",
+        "shift-adapt+bank-extend-k4@a@sev3",
+        "shift-adapt+test-bn-k0@a@sev3",
+    }
+    # thresholds from clean validation images; k normals from Train-shift, never val/test
+    assert {c.threshold_domain for c in adapted} == {CLEAN}
+    needs = clean.needs()
+    assert (Domain(3, "a"), "train") in needs and (Domain(3, "a"), "val") not in needs
+    # refit alone keeps the old plan: no adapted condition, no clean fit without clean protocols
+    only_refit = _cfg(protocol="shift-adapt", models="patchcore", seeds="0", adapt="refit")
+    assert [u.fit_name for u in plan_units(only_refit, ["brick"])] == ["shift-sev3"]
+
+
 def test_suite_prefix_each_sets_the_option():
     cfg = load_config(None, {"suite": "each:adshift"})
     assert cfg.suite == "adshift" and cfg.each is True

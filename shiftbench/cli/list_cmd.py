@@ -1,11 +1,11 @@
-"""``shiftbench list perturbations|suites|models``."""
+"""``shiftbench list perturbations|suites|models|adaptations``."""
 
 from __future__ import annotations
 
 import typer
 
 list_app = typer.Typer(
-    help="List what is available: perturbations, suites, models.",
+    help="List what is available: perturbations, suites, models, adaptations.",
     no_args_is_help=True,
     rich_markup_mode=None,  # plain help, as the root app (shiftbench.cli.main)
 )
@@ -108,6 +108,24 @@ def list_models() -> None:
 
     for line in table_lines(model_rows()):
         typer.echo(line)
+
+
+@list_app.command("adaptations")
+def list_adaptations() -> None:
+    """Adaptation strategies (--adapt): the target data each reads, whether it is
+    transductive, whether it changes the backbone, which models it adapts."""
+    from shiftbench.adaptation import list_adaptations as records
+
+    typer.echo(f"{'name':14s} {'target data':16s} {'transductive':13s} {'backbone':9s} models")
+    for r in records():
+        if "target_data" not in r:
+            typer.echo(f"{r['name']:14s} {r['description']}")
+            continue
+        typer.echo(
+            f"{r['name']:14s} {r['target_data']:16s} {'yes' if r['transductive'] else 'no':13s} "
+            f"{'changed' if r['changes_backbone'] else 'kept':9s} {r['models']}"
+        )
+        typer.echo(f"{'':14s} {r['description']}")
 
 
 def register(app: typer.Typer) -> None:

@@ -196,7 +196,12 @@ class PatchCore(AnomalyModel):
         return emb.permute(0, 2, 3, 1).reshape(-1, emb.shape[1])
 
     def _score_batch(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        emb = self.embed(x)
+        return self._score_embedding(self.embed(x))
+
+    def _embed_batch(self, x: torch.Tensor) -> torch.Tensor:  # the feature API
+        return self.embed(x)
+
+    def _score_embedding(self, emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         b, d, h, w = emb.shape
         flat = self._flat(emb)
         if self.search_ == "bf16-recheck":

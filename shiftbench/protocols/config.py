@@ -152,6 +152,21 @@ class StudyConfig:
         cli_type=bool,
         show="as the suite's YAML says (each: true)",
     )
+    adapt: list[str] | None = _opt(
+        None,
+        "Adaptation strategies of shift-adapt, a comma list (shiftbench list adaptations): "
+        "refit, refit-k, bank-extend, bn-adapt, feature-align, recalibrate, test-bn.",
+        flag="--adapt",
+        cli_type=str,
+        show="refit",
+    )
+    adapt_k: list[int] | None = _opt(
+        None,
+        "Target-image budgets k of the strategies that read k verified-normal target images.",
+        flag="--adapt-k",
+        cli_type=str,
+        show="1,4,16",
+    )
     crop: int | None = _opt(
         None,
         "Centre crop in px after resizing to --image-size (e.g. 256 then 224, as PatchCore).",
@@ -314,6 +329,7 @@ class StudyConfig:
     # every study that does not use them keeps its hash, run folder name and resumability
     _HASHED_WHEN_SET = (
         "crop", "each", "shift_at", "views", "target_root", "target_dataset", "target_name",
+        "adapt", "adapt_k",
     )  # fmt: skip
 
     def __post_init__(self) -> None:
@@ -351,6 +367,20 @@ class StudyConfig:
     def severities(self) -> list[int]:
         """The shift levels of the study: one, or several for a severity sweep."""
         return list(self.severity) if isinstance(self.severity, list) else [self.severity]
+
+    @property
+    def adaptations(self) -> list[str]:
+        """The adaptation strategies of ``shift-adapt`` (``["refit"]`` unless chosen)."""
+        from shiftbench.adaptation import DEFAULT_ADAPT
+
+        return list(self.adapt) if self.adapt else list(DEFAULT_ADAPT)
+
+    @property
+    def adapt_ks(self) -> list[int]:
+        """The budgets k of the strategies that take one (default 1, 4, 16)."""
+        from shiftbench.adaptation import DEFAULT_K
+
+        return list(self.adapt_k) if self.adapt_k else list(DEFAULT_K)
 
     @property
     def input_size(self) -> int:
@@ -437,6 +467,8 @@ def load_config(
     values["models"] = _listify(values.get("models"), str, "models", "patchcore,padim")
     values["seeds"] = _listify(values.get("seeds"), int, "seeds", "0,1,2")
     values["severity"] = _severity(values.get("severity"))
+    values["adapt"] = _listify(values.get("adapt"), str, "adapt", "refit,bank-extend")
+    values["adapt_k"] = _listify(values.get("adapt_k"), int, "adapt_k", "1,4,16")
     if not values["models"]:
         raise ShiftbenchError("models: give at least one model name", param="models")
     if not values["seeds"]:
@@ -461,6 +493,9 @@ def load_config(
         )
     resolve_protocols(config.protocol)  # unknown protocol names fail now
     _target_options(config)
+    from shiftbench.protocols.adapt_config import check_adapt_options
+
+    check_adapt_options(config)
     return config
 
 

@@ -102,9 +102,18 @@ def _per_shift(unit: Unit) -> bool:
     return any(c.shift is not None for c in unit.conditions) or unit.fit_domain.shift is not None
 
 
+def _adapt_columns(unit: Unit, c: Condition) -> dict:
+    """The ``adaptation`` and ``k`` columns of a study that names strategies (else none):
+    ``none`` and 0 for ``clean`` and ``shift-noadapt`` rows."""
+    if not getattr(unit, "adapt_columns", False):
+        return {}
+    return {schema.ADAPTATION_COLUMN: c.adaptation or "none", schema.K_COLUMN: int(c.k)}
+
+
 def score_rows(category, unit: Unit, c: Condition, split, rows, scores, thr: Thresholds):
     """The ``scores`` rows of one split under one condition."""
     shift = {schema.SHIFT_COLUMN: c.shift} if _per_shift(unit) else {}
+    adapt = _adapt_columns(unit, c)
     return pd.DataFrame(
         {
             "category": category,
@@ -113,6 +122,7 @@ def score_rows(category, unit: Unit, c: Condition, split, rows, scores, thr: Thr
             "protocol": c.protocol.name,
             "severity": severity_value(c.severity),
             **shift,
+            **adapt,
             "split": split,
             "sample_id": rows["sample_id"].to_numpy(),
             "label": rows["label"].to_numpy(),
@@ -127,12 +137,14 @@ def score_rows(category, unit: Unit, c: Condition, split, rows, scores, thr: Thr
 
 @dataclass
 class UnitResult:
-    """What one unit produced: its two tables and its timings."""
+    """What one unit produced: its two tables and its timings (and, in a study that names
+    adaptation strategies, the table of the target images they read)."""
 
     scores: pd.DataFrame
     metrics: pd.DataFrame
     fit_seconds: float
     score_seconds: float
+    targets: pd.DataFrame | None = None
 
 
 class _Scorer:
@@ -175,12 +187,14 @@ def run_unit(
     *,
     on_maps: Callable | None = None,
     on_fitted: Callable | None = None,
+    on_adapted: Callable | None = None,
 ) -> UnitResult:
     """Fit ``model`` on the unit's training images and evaluate every condition it serves.
 
     ``on_maps(category, condition, sample_ids, maps)`` receives each condition's test maps
     (to save them); ``on_fitted(model, thresholds)`` receives the fitted model and each
-    category's thresholds in the fit domain (to save the model)."""
+    category's thresholds in the fit domain (to save the model); ``on_adapted(condition,
+    model, thresholds)`` each adapted model (:mod:`~shiftbench.protocols.adapting`)."""
     from shiftbench.models.efficiency import model_size_mb, track
 
     train = np.concatenate([data[c].pixels(unit.fit_domain, "train")[0] for c in unit.categories])
@@ -188,18 +202,42 @@ def run_unit(
         model.fit(train)
     timing = {"n": 0, "seconds": 0.0, "peak": fit_track.peak_memory_mb}
 
-    def score(images):
+    def timed(fn, n: int):
         with track() as t:
-            s, m = model.score(images)
-        timing["n"] += len(images)
+            out = fn()
+        timing["n"] += n
         timing["seconds"] += t.seconds
         timing["peak"] = max(timing["peak"], t.peak_memory_mb)
+        return out
+
+    def score(images):
+        s, m = timed(lambda: model.score(images), len(images))
         return np.asarray(s, np.float64), np.asarray(m, np.float32)
 
-    score_parts, metric_rows, fitted = [], [], {}
-    for cat in unit.categories:
+    adapted = [c for c in unit.conditions if c.adapted]
+    base = _without(unit, adapted)
+    score_parts, metric_rows, fitted, pending, targets = [], [], {}, [], None
+    if adapted:  # domain by domain: its shift-noadapt, then its adaptations
+        from shiftbench.protocols.adapting import evaluate_adapted_unit
+
+        scorers, pending, targets = evaluate_adapted_unit(
+            unit,
+            base,
+            adapted,
+            model,
+            timed,
+            data,
+            on_fitted is not None,
+            score_parts,
+            metric_rows,
+            on_maps,
+            on_adapted,
+        )
+        if on_fitted is not None:
+            fitted = {cat: scorers[cat].calibrated(unit.fit_domain) for cat in unit.categories}
+    for cat in unit.categories if not adapted else ():
         scorer = _Scorer(score, data[cat], map_range=on_fitted is not None)
-        _evaluate_category(cat, unit, scorer, score_parts, metric_rows, on_maps)
+        _evaluate_category(cat, base, scorer, score_parts, metric_rows, on_maps)
         if on_fitted is not None:
             fitted[cat] = scorer.calibrated(unit.fit_domain)
     if on_fitted is not None:
@@ -214,21 +252,49 @@ def run_unit(
         "peak_memory_mb": timing["peak"],
     }
     for cat in unit.categories:
-        for c in unit.conditions:
-            metric_rows += _metric_rows(cat, unit, c, efficiency)
+        for c in base.conditions:
+            values = efficiency
+            if c.adaptation == "refit":  # the refit is the adaptation: its cost
+                values = {**efficiency, **refit_costs(unit, data, cat, fit_track.seconds)}
+            metric_rows += _metric_rows(cat, unit, c, values)
+    for cat, c, values, costs in pending:  # the adapted conditions
+        metric_rows += _metric_rows(cat, unit, c, {**values, **efficiency, **costs})
     columns = list(schema.METRIC_COLUMNS)
     if _per_shift(unit):
         columns.insert(columns.index("severity") + 1, schema.SHIFT_COLUMN)
+    if getattr(unit, "adapt_columns", False):
+        at = columns.index("metric")
+        columns[at:at] = [schema.ADAPTATION_COLUMN, schema.K_COLUMN]
     metrics = pd.DataFrame(metric_rows, columns=columns)
     return UnitResult(
-        pd.concat(score_parts, ignore_index=True), metrics, fit_track.seconds, timing["seconds"]
+        pd.concat(score_parts, ignore_index=True),
+        metrics,
+        fit_track.seconds,
+        timing["seconds"],
+        targets,
     )
+
+
+def _without(unit: Unit, adapted: list[Condition]) -> Unit:
+    """``unit`` with only the conditions its own fit evaluates (not the adapted ones)."""
+    if not adapted:
+        return unit
+    from dataclasses import replace
+
+    return replace(unit, conditions=tuple(c for c in unit.conditions if not c.adapted))
+
+
+def refit_costs(unit: Unit, data, category: str, fit_seconds: float) -> dict:
+    """The adaptation metrics of ``refit``: its fit, the whole Train-shift, nothing reused."""
+    n = len(data[category].rows("train"))
+    return {"adapt_seconds": fit_seconds, "target_images": n, "forward_passes_saved": 0}
 
 
 def _metric_rows(category, unit: Unit, c: Condition, values: dict) -> list[tuple]:
     head = (category, unit.model, unit.seed, c.protocol.name, severity_value(c.severity))
     if _per_shift(unit):
         head = (*head, c.shift)
+    head = (*head, *_adapt_columns(unit, c).values())
     return [(*head, k, float(v)) for k, v in values.items()]
 
 

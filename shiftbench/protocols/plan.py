@@ -74,9 +74,21 @@ class Condition:
     protocol: Protocol
     severity: int | None
     shift: str | None = None  # one suite member alone (a per-shift study)
+    #: the adaptation strategy of a ``shift-adapt`` condition in a study that names them
+    #: (``refit``: today's refit on Train-shift), and its budget of target images
+    adaptation: str | None = None
+    k: int = 0
+
+    @property
+    def adapted(self) -> bool:
+        """Whether a clean fit is adapted for this condition (every strategy but ``refit``,
+        which is a fit of its own on Train-shift)."""
+        return self.adaptation is not None and self.adaptation != "refit"
 
     @property
     def threshold_domain(self) -> Domain:
+        if self.adapted:  # never the shifted validation images (see shiftbench.adaptation)
+            return CLEAN
         return domain_of(self.protocol.threshold_from, self.severity, self.shift)
 
     @property
@@ -84,8 +96,17 @@ class Condition:
         return domain_of(self.protocol.evaluate_on, self.severity, self.shift)
 
     @property
+    def map_protocol(self) -> str:
+        """The protocol as maps files name it: ``shift-adapt+bank-extend-k4`` for an
+        adapted condition, the protocol's name otherwise."""
+        if not self.adapted:
+            return self.protocol.name
+        return f"{self.protocol.name}+{self.adaptation}-k{self.k}"
+
+    @property
     def label(self) -> str:
-        name = self.protocol.name if self.shift is None else f"{self.protocol.name}@{self.shift}"
+        name = self.map_protocol
+        name = name if self.shift is None else f"{name}@{self.shift}"
         return name if self.severity is None else f"{name}@sev{self.severity}"
 
 
@@ -99,6 +120,8 @@ class Unit:
     seed: int
     fit_domain: Domain
     conditions: tuple[Condition, ...]
+    #: the study names adaptation strategies: scores and metrics get ``adaptation``, ``k``
+    adapt_columns: bool = False
 
     @property
     def fit_name(self) -> str:
@@ -121,6 +144,8 @@ class Unit:
         out = {(self.fit_domain, "train")}
         for c in self.conditions:
             out |= {(c.threshold_domain, "val"), (c.eval_domain, "test")}
+            if c.adapted and c.k:  # k target normals drawn from Train-shift
+                out.add((c.eval_domain, "train"))
         return out
 
 
@@ -165,18 +190,41 @@ def plan_units(
     cells += [(None, t) for t in targets or []]
     clean = [p for p in protocols if p.fit_on == "clean"]
     shifted = [p for p in protocols if p.fit_on == "shift"]
+    adapt = config.adapt is not None or getattr(config, "adapt_k", None) is not None
+    refit = not adapt or "refit" in config.adaptations
+    adapted = adapted_conditions(config, protocols, cells) if adapt else ()
     units = []
     for seed in config.seeds:
         for group, cats in groups:
             for model in config.models:
-                if clean:
+                if clean or adapted:
                     conditions = tuple(
                         Condition(p, s, m)
                         for p in clean
                         for s, m in (cells if touches_shift(p) else [(None, None)])
                     )
-                    units.append(Unit(group, cats, model, seed, CLEAN, conditions))
-                for s, m in cells if shifted else []:
-                    conditions = tuple(Condition(p, s, m) for p in shifted)
-                    units.append(Unit(group, cats, model, seed, Domain(s, m), conditions))
+                    # every strategy but refit adapts this clean fit
+                    conditions += adapted
+                    units.append(Unit(group, cats, model, seed, CLEAN, conditions, adapt))
+                for s, m in cells if shifted and refit else []:
+                    name = "refit" if adapt else None
+                    conditions = tuple(Condition(p, s, m, name) for p in shifted)
+                    units.append(Unit(group, cats, model, seed, Domain(s, m), conditions, adapt))
     return units
+
+
+def adapted_conditions(config: StudyConfig, protocols: list[Protocol], cells) -> tuple:
+    """The ``shift-adapt`` conditions of the strategies that adapt the clean fit: one per
+    (shift, severity) cell, strategy and budget k (k = 0 for strategies without one)."""
+    from shiftbench.adaptation import get_adaptation
+
+    adapt = [p for p in protocols if p.name == "shift-adapt"]
+    out = []
+    for p in adapt:
+        for s, m in cells:
+            for name in config.adaptations:
+                if name == "refit":
+                    continue
+                ks = config.adapt_ks if get_adaptation(name).takes_k else [0]
+                out += [Condition(p, s, m, name, k) for k in ks]
+    return tuple(out)

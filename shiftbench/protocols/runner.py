@@ -116,7 +116,11 @@ class StudyRunner:
         # resolved once: a missing GPU fails here, before any work
         self.device = str(resolve_device(config.device))
         for name in config.models:  # unknown names and unloadable weights fail now
-            self._model(name, config.seeds[0])
+            model = self._model(name, config.seeds[0])
+            if config.adapt is not None:
+                from shiftbench.protocols.adapt_config import check_adapt_study
+
+                check_adapt_study(config, name, model, self.splits)
 
     def _target_suites(self) -> None:
         """The synthetic conditions beside a real target: every condition of a target study
@@ -191,6 +195,10 @@ class StudyRunner:
             manifest["target"] = manifest_record(self.target, self.splits)
         self._pin_options(resumed)
         manifest[mf.PINNED_OPTIONS] = self.pinned
+        if cfg.adapt is not None or cfg.adapt_k is not None:
+            from shiftbench.protocols.adapt_config import adaptation_record
+
+            manifest[schema.ADAPTATION_KEY] = adaptation_record(cfg)
         run.write_manifest(manifest)
         run.write_splits(self.splits)
         return run
@@ -316,11 +324,18 @@ class StudyRunner:
         def save_maps(category, condition, sample_ids, maps):
             # rewritten identically if the unit is re-run
             sev = condition.severity if sweep else None
-            name = schema.map_name(condition.protocol.name, sev, condition.shift)
+            name = schema.map_name(condition.map_protocol, sev, condition.shift)
             run.write_maps(category, unit.model, unit.seed, name, sample_ids, maps)
 
         def save_model(model, thresholds):
             save_fitted(run.path, unit.key, model, self.model_meta(unit, thresholds))
+
+        def save_adapted(condition, model, thresholds):
+            from shiftbench.protocols.adapt_config import adapted_key, adapted_meta
+
+            if adapted_key(unit, condition) is not None:
+                meta = adapted_meta(self.model_meta(unit, thresholds), unit, condition, self.suites)
+                save_fitted(run.path, adapted_key(unit, condition), model, meta)
 
         model = self._model(unit.model, unit.seed)
         result = run_unit(
@@ -329,8 +344,9 @@ class StudyRunner:
             data,
             on_maps=save_maps if self.config.save_maps else None,
             on_fitted=save_model if self.config.save_models else None,
+            on_adapted=save_adapted if self.config.save_models else None,
         )
-        run.write_unit(unit.key, result.scores, result.metrics)
+        run.write_unit(unit.key, result.scores, result.metrics, result.targets)
         return result
 
     def model_meta(self, unit: Unit, thresholds: dict) -> dict:

@@ -69,6 +69,10 @@ class UnitPayload:
     cache_stats: dict = field(default_factory=dict)
     #: --save-models: (the bytes model.save wrote, {category: Thresholds}), else None
     model: tuple | None = None
+    #: --save-models in a study naming strategies: (Condition, bytes, thresholds) each
+    adapted_models: list = field(default_factory=list)
+    #: the target images the adaptation strategies read (adaptation_targets), or None
+    targets: pd.DataFrame | None = None
     worker: str = ""  # host:pid
     started: float = 0.0  # time.time() on the worker
     finished: float = 0.0
@@ -142,7 +146,7 @@ def execute(task: UnitTask, images: dict | None = None) -> UnitPayload:
         maps.append(
             (
                 category,
-                condition.protocol.name,
+                getattr(condition, "map_protocol", condition.protocol.name),
                 condition.severity,
                 shift,
                 ids,
@@ -151,16 +155,27 @@ def execute(task: UnitTask, images: dict | None = None) -> UnitPayload:
         )
 
     saved: list = []
+    adapted: list = []
 
-    def keep_model(fitted, thresholds):
+    def model_bytes(fitted, key: str) -> bytes:
         import tempfile
 
-        name = f".{unit.key}{schema.MODEL_SUFFIX}.{task.driver_pid}.tmp"  # as save_fitted's
+        name = f".{key}{schema.MODEL_SUFFIX}.{task.driver_pid}.tmp"  # as save_fitted's
         with tempfile.TemporaryDirectory(prefix="shiftbench-model-") as tmp:
             path = os.path.join(tmp, name)
             fitted.save(path)
             with open(path, "rb") as f:
-                saved.append((f.read(), thresholds))
+                return f.read()
+
+    def keep_model(fitted, thresholds):
+        saved.append((model_bytes(fitted, unit.key), thresholds))
+
+    def keep_adapted(condition, fitted, thresholds):
+        from shiftbench.protocols.adapt_config import adapted_key
+
+        key = adapted_key(unit, condition)
+        if key is not None:
+            adapted.append((condition, model_bytes(fitted, key), thresholds))
 
     model = make_model(config, unit.model, unit.seed)
     result = run_unit(
@@ -169,6 +184,7 @@ def execute(task: UnitTask, images: dict | None = None) -> UnitPayload:
         images,
         on_maps=keep_maps if config.save_maps else None,
         on_fitted=keep_model if getattr(config, "save_models", False) else None,
+        on_adapted=keep_adapted if getattr(config, "save_models", False) else None,
     )
     return UnitPayload(
         key=unit.key,
@@ -181,6 +197,8 @@ def execute(task: UnitTask, images: dict | None = None) -> UnitPayload:
         shift_params=params,
         cache_stats=dict(source.cache_stats),
         model=saved[0] if saved else None,
+        adapted_models=adapted,
+        targets=result.targets,
         worker=f"{socket.gethostname()}:{os.getpid()}",
         started=started,
         finished=time.time(),

@@ -301,8 +301,15 @@ class RunDir:
             return []
         return sorted(p.name for p in folder.iterdir() if self.unit_done(p.name))
 
-    def write_unit(self, key: str, scores: pd.DataFrame, metrics: pd.DataFrame) -> None:
-        """Store one finished unit: both tables appear together or not at all.
+    def write_unit(
+        self,
+        key: str,
+        scores: pd.DataFrame,
+        metrics: pd.DataFrame,
+        targets: pd.DataFrame | None = None,
+    ) -> None:
+        """Store one finished unit: both tables appear together or not at all (with the
+        unit's :data:`schema.ADAPT_TARGETS` when adaptation strategies read target images).
         A unit already finished goes to :attr:`recheck` instead, when it is set."""
         if self.recheck is not None and self.unit_done(key):
             self.recheck(key, scores, metrics)
@@ -312,6 +319,8 @@ class RunDir:
         staging.mkdir(parents=True)
         scores.to_parquet(staging / schema.UNIT_SCORES, index=False)
         metrics.to_parquet(staging / schema.UNIT_METRICS, index=False)
+        if targets is not None:
+            targets.to_parquet(staging / schema.ADAPT_TARGETS, index=False)
         final = self.path / UNITS / key
         final.parent.mkdir(parents=True, exist_ok=True)
         if final.exists():  # a unit re-run on resume replaces its incomplete remains
@@ -351,11 +360,10 @@ class RunDir:
         if schema.SHIFT_COLUMN in metrics.columns:  # a per-shift study
             keys.insert(4, schema.SHIFT_COLUMN)
             sort.insert(5, schema.SHIFT_COLUMN)
-        if schema.ADAPTATION_COLUMN in metrics.columns:  # a study with --adapt
-            at = keys.index("metric")
-            keys[at:at] = [schema.ADAPTATION_COLUMN, schema.K_COLUMN]
-            at = sort.index("metric")
-            sort[at:at] = [schema.ADAPTATION_COLUMN, schema.K_COLUMN]
+        if schema.ADAPTATION_COLUMN in metrics.columns:  # a study naming strategies
+            adapt = [schema.ADAPTATION_COLUMN, schema.K_COLUMN]
+            keys[-1:-1] = adapt
+            sort[-1:-1] = adapt
         if metrics["category"].nunique() > 1:
             mean = (
                 metrics.groupby(keys, sort=False, dropna=False)["value"]
@@ -372,6 +380,16 @@ class RunDir:
         atomic_write_table(self.path / schema.SCORES, scores)
         atomic_write_table(self.path / schema.METRICS, metrics)
         atomic_write_table(self.path / schema.METRICS_CSV, metrics)
+        targets = [
+            self.path / UNITS / k / schema.ADAPT_TARGETS
+            for k in self.done_units()
+            if (self.path / UNITS / k / schema.ADAPT_TARGETS).is_file()
+        ]
+        if targets:
+            atomic_write_table(
+                self.path / schema.ADAPT_TARGETS,
+                pd.concat([pd.read_parquet(p) for p in targets], ignore_index=True),
+            )
         params = sorted((self.path / schema.SHIFT_PARAMS_DIR).glob(schema.SHIFT_PARAMS_GLOB))
         if params:
             atomic_write_table(

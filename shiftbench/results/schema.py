@@ -27,6 +27,9 @@ Path (in the run folder)                                  Content
                                                           ``maps`` (float16 [N, H, W]); ``<name>``
                                                           is the protocol, with ``-sev{L}`` in a
                                                           severity sweep (:func:`map_name`)
+``adaptation_targets.parquet``                            :data:`ADAPT_TARGET_COLUMNS`: every target
+                                                          image an adaptation strategy read
+                                                          (studies with ``--adapt`` only)
 ``models/<unit key>.pt``, ``models/<unit key>.json``     optional fitted models (``--save-models``)
                                                           and their thresholds/colour scale
                                                           (:mod:`shiftbench.results.models`)
@@ -44,6 +47,10 @@ Columns:
   (``shift``, the perturbation's name) to ``scores`` and ``metrics``.
 * ``metrics``: ``category, model, seed, protocol, severity, metric, value``; metric names
   :data:`IMAGE_METRICS`, :data:`PIXEL_METRICS` and :data:`EFFICIENCY_METRICS`.
+* Studies that name adaptation strategies (``--adapt``, not the default ``refit``) add
+  :data:`ADAPTATION_COLUMN` and :data:`K_COLUMN` to ``scores`` and ``metrics`` right after
+  ``severity`` (after ``shift``), the metrics :data:`ADAPT_METRICS` to adapted conditions,
+  and the manifest key :data:`ADAPTATION_KEY` (docs/adaptation.md).
 * ``shift params``: ``seed, sample_id, category, split, suite, suite_hash, severity,
   params`` (the JSON text of ``Suite.sample``'s dict; ``Suite.apply_params`` replays it).
 
@@ -161,12 +168,20 @@ METRIC_COLUMNS = ("category", "model", "seed", "protocol", "severity", "metric",
 #: runs that evaluate each suite member alone. ABSENT in ordinary runs, where the whole suite
 #: is one shift named by ``manifest["suite"]["name"]`` (NaN/empty for ``clean`` rows)
 SHIFT_COLUMN = "shift"
-#: optional columns of ``scores`` and ``metrics`` in studies with adaptation strategies
-#: (``--adapt`` other than the default ``refit``), right after ``severity`` (and ``shift``):
-#: the strategy that adapted the clean fit (``none`` for ``clean`` and ``shift-noadapt``
-#: rows) and the number of verified-normal target images it used (0 when it takes no k)
+#: optional columns of ``scores`` and ``metrics`` (right after ``severity``, after
+#: ``shift`` in per-shift studies), ONLY in studies whose ``adapt`` list is not the default
+#: ``["refit"]``: the adaptation strategy of a ``shift-adapt`` row (``none`` for ``clean``
+#: and ``shift-noadapt``) and its budget k of target images (0 when it takes none)
 ADAPTATION_COLUMN = "adaptation"
 K_COLUMN = "k"
+#: the metrics each adapted condition adds: seconds to adapt the clean fit (refit: its
+#: fit), target images read, test/validation images whose features were reused
+ADAPT_METRICS = ("adapt_seconds", "target_images", "forward_passes_saved")
+#: every target image an adaptation read (per unit: ``units/<key>/`` holds its part)
+ADAPT_TARGETS = "adaptation_targets.parquet"
+ADAPT_TARGET_COLUMNS = ("adaptation", "k", "seed", "category", "severity", "shift", "sample_id")
+#: the manifest key recording each strategy's target data, transductivity, threshold
+ADAPTATION_KEY = "adaptation"
 #: the sort order of ``metrics.parquet`` (protocols in the study's order, not by name)
 METRIC_SORT = ("category", "model", "seed", "protocol", "severity", "metric")
 #: the macro average over categories is stored as this category
@@ -220,11 +235,7 @@ EFFICIENCY_METRICS = (
     "model_size_mb",
     "peak_memory_mb",
 )
-#: the cost of an adapted condition: seconds to adapt the clean fit (a refit's fit seconds),
-#: target images read, and images whose features were reused instead of a forward pass
-ADAPT_METRICS = ("adapt_seconds", "target_images", "forward_passes_saved")
-#: every target image an adaptation strategy used
-ADAPT_TARGETS = "adaptation_targets.parquet"
+#: (adapted conditions add ADAPT_METRICS)
 METRIC_NAMES = (*IMAGE_METRICS, *PIXEL_METRICS, *EFFICIENCY_METRICS)
 
 # -- protocols and deltas ----------------------------------------------------------------

@@ -288,7 +288,14 @@ class _Collector:
             data, thresholds = p.model
             meta = self.runner.model_meta(unit, thresholds)
             save_fitted(run.path, unit.key, _SavedModel(data), meta)
-        run.write_unit(p.key, p.scores, p.metrics)
+        for condition, data, thresholds in getattr(p, "adapted_models", []):
+            from shiftbench.protocols.adapt_config import adapted_key, adapted_meta
+            from shiftbench.results.models import save_fitted
+
+            meta = self.runner.model_meta(unit, thresholds)
+            meta = adapted_meta(meta, unit, condition, self.runner.suites)
+            save_fitted(run.path, adapted_key(unit, condition), _SavedModel(data), meta)
+        run.write_unit(p.key, p.scores, p.metrics, getattr(p, "targets", None))
         self.timing["fit_seconds"] += p.fit_seconds
         self.timing["score_seconds"] += p.score_seconds
         source.shift_seconds += p.shift_seconds
