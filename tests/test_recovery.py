@@ -221,3 +221,24 @@ def test_report_of_a_run_with_adaptation(tmp_path, scores):
     assert got == pytest.approx(want, abs=1e-9)
     pngs = {p.name for p in rep.figures}
     assert {"budget_image_auroc.png", "budget_image_f1.png"} <= pngs
+
+
+def test_console_summary_of_an_adaptation_study(tmp_path, scores):
+    """The run's summary keeps shift-adapt = refit in the protocol table and lists every
+    strategy and k with its macro AUROC (hand-computed from the same metrics)."""
+    from shiftbench.analysis.report.summary import summary_adaptation, summary_text
+    from shiftbench.results import load_run
+
+    run = load_run(_fake_run(tmp_path, scores))
+    table = summary_adaptation(run.metrics)
+    m = run.metrics[(run.metrics["metric"] == "image_auroc")
+                    & (run.metrics["category"] != schema.MEAN_CATEGORY)]  # fmt: skip
+    pick = m[(m["adaptation"] == "bank-extend") & (m["k"] == 4)]
+    assert table.loc[("patchcore", "bank-extend k=4"), "sev 3"] == pytest.approx(
+        pick["value"].mean()
+    )
+    assert list(table.index.get_level_values("strategy"))[:2] == ["none", "refit"]
+    text = summary_text(run.metrics, 2, width=100)
+    refit = m[(m["protocol"] == "shift-adapt") & (m["adaptation"] == "refit")]
+    assert f"{refit['value'].mean():.3f}" in text.split("per adaptation strategy")[0]
+    assert "bank-extend k=4" in text
