@@ -44,22 +44,28 @@ def budget_figure(
     budgets = frame[(frame["k"] > 0) & ~frame["adaptation"].isin(["none", "refit"])]
     if budgets.empty:
         return None
-    models = sorted(frame["model"].unique())
+    panels = (
+        list(dict.fromkeys(zip(frame["model"], frame["panel"], strict=True)))
+        if "panel" in frame.columns
+        else [(m, None) for m in sorted(frame["model"].unique())]
+    )
     ks = sorted(int(k) for k in budgets["k"].unique())
     strategies = sorted(set(frame["adaptation"]) - {"none", "refit"})
     colours = {s: palette.model_style(s).color for s in strategies}
-    ncol = min(len(models), 3)
-    nrow = int(np.ceil(len(models) / ncol))
+    ncol = min(len(panels), 3)
+    nrow = int(np.ceil(len(panels) / ncol))
     width = ONE_COLUMN if ncol == 1 else TWO_COLUMN
     with paper_style():
         fig, axes = plt.subplots(
             nrow, ncol, figsize=(width, 2.3 * nrow + 0.7), squeeze=False, sharey=True,
             layout="constrained",
         )  # fmt: skip
-        for ax in axes.flat[len(models) :]:
+        for ax in axes.flat[len(panels) :]:
             ax.set_visible(False)
-        for ax, model in zip(axes.flat, models, strict=False):
+        for ax, (model, panel) in zip(axes.flat, panels, strict=False):
             d = frame[frame["model"] == model]
+            if panel is not None:
+                d = d[d["panel"] == panel]
             for ref, style in _REFERENCE.items():
                 r = d[d["adaptation"] == ref]
                 if len(r):
@@ -82,7 +88,7 @@ def budget_figure(
             ax.set_xticks(ks, [str(k) for k in ks])
             ax.minorticks_off()
             ax.set_xlim(ks[0] / 1.5, ks[-1] * 1.5)
-            ax.set_title(model)
+            ax.set_title(model if panel is None else f"{model}: {panel}")
             ax.set_xlabel("target normal images k (log scale)")
             ax.grid(axis="y", linewidth=0.3, color="0.85")
         for row in axes:

@@ -170,7 +170,10 @@ def _budget_figures(b: Build, run: Run, shift: str, transductive: frozenset[str]
     if run.metrics is None:
         return
     for metric, label in (("image_auroc", "Image AUROC"), ("image_f1", "Image F1")):
-        frame = recovery.budget_frame(run.metrics, metric, shift)
+        panels = recovery.adaptation_rows(run.metrics, shift)
+        n_panels = panels.groupby(["model", "shift", "severity"]).ngroups
+        by_shift = n_panels <= 6  # else one panel per model, averaged over shifts
+        frame = recovery.budget_frame(run.metrics, metric, shift, by_shift=by_shift)
         if frame.empty:
             continue
         b.table(frame, f"budget_{metric}")
@@ -184,7 +187,9 @@ def _budget_figures(b: Build, run: Run, shift: str, transductive: frozenset[str]
         b.figure(
             paths,
             f"{label} against the number of verified-normal target images (log scale), one "
-            f"panel per model, mean over categories, shifts and severities; shaded: the range "
+            + ("panel per model and shift, mean over categories"
+               if by_shift else "panel per model, mean over categories, shifts and severities")
+            + "; shaded: the range "
             f"over seeds. Horizontal: shift, no adapt. (grey) and the full refit (black, "
             f"dash-dot), the references a cheap fix sits between.{marks}",
             "Adaptation", f"Budget: {label}",

@@ -210,17 +210,26 @@ def _with_metrics(table: pd.DataFrame, metrics: pd.DataFrame, shift_name: str) -
     return table.merge(wide, on=[*_COND, "adaptation", "k"], how="left")
 
 
-def budget_frame(metrics: pd.DataFrame, metric: str, shift_name: str = "shift") -> pd.DataFrame:
+def budget_frame(
+    metrics: pd.DataFrame, metric: str, shift_name: str = "shift", *, by_shift: bool = False
+) -> pd.DataFrame:
     """What the budget figure draws: per (model, adaptation, k) the metric averaged over
     categories, shifts and severities for each seed, then its mean, minimum and maximum
     over seeds (``value``, ``low``, ``high``; ``n_seeds``). ``adaptation == "none"`` is
-    ``shift-noadapt``."""
+    ``shift-noadapt``. ``by_shift``: per (model, shift at a level) instead, in a
+    ``panel`` column (``cc_gaussian_noise@3``)."""
     m = adaptation_rows(metrics, shift_name)
-    m = m[m["metric"] == metric]
+    m = m[m["metric"] == metric].copy()
+    keys = ["model", "adaptation", "k"]
+    if by_shift:  # one panel per model and shift (at each level)
+        m["panel"] = [
+            f"{s}@{v:g}" if v else str(s) for s, v in zip(m["shift"], m["severity"], strict=True)
+        ]
+        keys.insert(1, "panel")
     if m.empty:
-        return pd.DataFrame(columns=["model", "adaptation", "k", "value", "low", "high", "n_seeds"])
-    per_seed = m.groupby(["model", "adaptation", "k", "seed"])["value"].mean()
-    g = per_seed.groupby(["model", "adaptation", "k"])
+        return pd.DataFrame(columns=[*keys, "value", "low", "high", "n_seeds"])
+    per_seed = m.groupby([*keys, "seed"])["value"].mean()
+    g = per_seed.groupby(keys)
     return pd.DataFrame(
         {"value": g.mean(), "low": g.min(), "high": g.max(), "n_seeds": g.size()}
     ).reset_index()
