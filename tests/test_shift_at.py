@@ -82,3 +82,25 @@ def test_shift_at_default_and_bad_value():
     assert load_config(None, {"dataset": "mvtec", "root": "x"}).shift_resolution == "native"
     with pytest.raises(ShiftbenchError, match="shift_at 'camera'"):
         load_config(None, {"shift_at": "camera"})
+
+
+def test_a_member_alone_shares_its_cached_twins_across_suite_files(big):
+    """A member evaluated alone draws the same twins from any suite file (issue 21), so a
+    second study naming it through another suite reads them back from the image cache."""
+    member = "cc_gaussian_noise"
+    cfg = load_config(None, dict(dataset="mvtec", root=str(big), categories="brick",
+                                 image_size=64, shift_at="model", workers=1))  # fmt: skip
+    samples = load_dataset("mvtec", str(big), ["brick"])
+    splits = make_splits(samples, 0).assign(seed=0)
+    domain = Domain(3, member)
+    got, stats = [], []
+    for suite_name in ("adshift", "common-corruptions"):
+        suite = load_suite(suite_name, 3).alone(member)
+        source = ImageSource(cfg, splits, {(3, member): suite}, lambda *a, **k: None,
+                             progress=False)  # fmt: skip
+        data = source.load_category("brick", 0, {(domain, "test")})
+        got.append(data.pixels(domain, "test")[0])
+        stats.append(dict(source.cache_stats))
+    assert np.array_equal(got[0], got[1])
+    # the second study decodes nothing and shifts nothing: every entry is a hit
+    assert stats[1]["misses"] == 0 and stats[1]["hits"] > 0

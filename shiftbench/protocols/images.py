@@ -242,7 +242,10 @@ class ImageSource:
             if None not in inputs:
                 parts = ["twins", shift_code(suite), suite.hash, seed, inputs, list(ids)]
                 key = digest(parts if not native else [*parts, "native"])
-        name = f"twins-{suite.name}-sev{severity}-seed{seed}" + ("-native" if native else "")
+        # a member alone draws the same twins from any suite file: its entry is named by the
+        # perturbation, not the suite, so two studies (or suite files) share it
+        label = suite.members[0].perturbation.name if suite.standalone else suite.name
+        name = f"twins-{label}-sev{severity}-seed{seed}" + ("-native" if native else "")
         if native:
             compute = functools.partial(self._shift_native, category, domain, seed, table, ids)
         else:
