@@ -384,3 +384,25 @@ def test_process_executor_matches_serial_on_a_target(tiny_synthetic, lamp2, tmp_
     b = pd.read_parquet(process / schema.SCORES).sort_values(key).reset_index(drop=True)
     assert (a["shift"] == "target:lamp2").sum() > 0
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_adaptation_strategies_on_a_real_target(tiny_synthetic, lamp2, tmp_path):
+    """--adapt with a real target: every (strategy, k) is a condition of the clean fit on
+    the target, k normals drawn from the target's training split, and every row keeps its
+    columns (a target study is per-shift: the clean rows too have a ``shift`` column)."""
+    cfg = _config(tiny_synthetic, suite="none", target_root=str(lamp2),
+                  protocol="shift-noadapt,shift-adapt", adapt="refit,bank-extend",
+                  adapt_k="1")  # fmt: skip
+    result = _runner(cfg, tmp_path).run()
+    m = pd.read_parquet(result.path / "metrics.parquet")
+    assert m["adaptation"].map(type).eq(str).all() and m["metric"].map(type).eq(str).all()
+    auroc = m[(m["metric"] == "image_auroc") & (m["category"] != "mean")]
+    assert auroc["value"].notna().all()
+    got = set(zip(auroc["protocol"], auroc["shift"].fillna(""), auroc["adaptation"], auroc["k"]))
+    shift = "target:lamp2"
+    assert got == {("clean", "", "none", 0), ("shift-noadapt", shift, "none", 0),
+                   ("shift-adapt", shift, "refit", 0), ("shift-adapt", shift, "bank-extend", 1)}  # fmt: skip
+    targets = pd.read_parquet(result.path / "adaptation_targets.parquet")
+    splits = pd.read_csv(result.path / "splits.csv")
+    train = splits[(splits["domain"] == shift) & (splits["split"] == "train")]
+    assert set(targets["sample_id"]) <= set(train["sample_id"])

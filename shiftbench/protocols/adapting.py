@@ -158,7 +158,6 @@ def evaluate_adapted_unit(
     domain's at a time). Returns the scorers (one per category), the adapted conditions'
     ``(category, condition, metric values, costs)`` (their rows are completed with the
     unit's efficiency figures by the caller) and the target table."""
-    from dataclasses import replace
 
     from shiftbench.protocols.evaluate import _evaluate_category
 
@@ -167,9 +166,9 @@ def evaluate_adapted_unit(
     pending, targets = [], []
     order = [c.eval_domain for c in (*base.conditions, *adapted)]
     for domain in dict.fromkeys(order):
-        own = replace(base, conditions=tuple(c for c in base.conditions if c.eval_domain == domain))
-        for cat in cats:
-            _evaluate_category(cat, own, scorers[cat], score_parts, metric_rows, on_maps)
+        own = [c for c in base.conditions if c.eval_domain == domain]
+        for cat in cats:  # rows shaped by the whole unit (its shift column), not the subset
+            _evaluate_category(cat, base, scorers[cat], score_parts, metric_rows, on_maps, own)
         these = [c for c in adapted if c.eval_domain == domain]
         if these:
             targets.append(

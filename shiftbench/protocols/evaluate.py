@@ -298,11 +298,16 @@ def _metric_rows(category, unit: Unit, c: Condition, values: dict) -> list[tuple
     return [(*head, k, float(v)) for k, v in values.items()]
 
 
-def _evaluate_category(cat, unit: Unit, scorer: _Scorer, score_parts, metric_rows, on_maps):
-    """Every condition of ``unit`` on one category's images, in order; a domain's maps and
-    twins are freed as soon as no later condition uses them."""
+def _evaluate_category(
+    cat, unit: Unit, scorer: _Scorer, score_parts, metric_rows, on_maps, conditions=None
+):
+    """Every condition of ``unit`` (or the given subset ``conditions`` of them) on one
+    category's images, in order; a domain's maps and twins are freed as soon as no later
+    condition uses them. The rows' columns follow the whole unit (a per-shift unit's rows
+    all have a ``shift``, whichever subset is evaluated)."""
     d = scorer.data
-    for i, c in enumerate(unit.conditions):
+    conditions = unit.conditions if conditions is None else tuple(conditions)
+    for i, c in enumerate(conditions):
         thr_domain, eval_domain = c.threshold_domain, c.eval_domain
         # a real target's rows are its own images; a twin has its clean image's row
         val_rows, test_rows = d.rows("val", thr_domain), d.rows("test", eval_domain)
@@ -319,7 +324,7 @@ def _evaluate_category(cat, unit: Unit, scorer: _Scorer, score_parts, metric_row
         if on_maps is not None:
             on_maps(cat, c, test_rows["sample_id"].to_numpy(), test_maps)
         del test_maps
-        later = [(c_.threshold_domain, c_.eval_domain) for c_ in unit.conditions[i + 1 :]]
+        later = [(c_.threshold_domain, c_.eval_domain) for c_ in conditions[i + 1 :]]
         if eval_domain not in {e for _, e in later}:  # no later condition evaluates on it
             del scorer.maps[eval_domain, "test"]
         for domain in {thr_domain, eval_domain} - {x for pair in later for x in pair}:
