@@ -398,7 +398,8 @@ def test_adaptation_strategies_on_a_real_target(tiny_synthetic, lamp2, tmp_path)
     assert m["adaptation"].map(type).eq(str).all() and m["metric"].map(type).eq(str).all()
     auroc = m[(m["metric"] == "image_auroc") & (m["category"] != "mean")]
     assert auroc["value"].notna().all()
-    got = set(zip(auroc["protocol"], auroc["shift"].fillna(""), auroc["adaptation"], auroc["k"]))
+    cols = [auroc["protocol"], auroc["shift"].fillna(""), auroc["adaptation"], auroc["k"]]
+    got = set(zip(*cols, strict=True))
     shift = "target:lamp2"
     assert got == {("clean", "", "none", 0), ("shift-noadapt", shift, "none", 0),
                    ("shift-adapt", shift, "refit", 0), ("shift-adapt", shift, "bank-extend", 1)}  # fmt: skip
