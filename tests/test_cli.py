@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import typer
+from _cli import run_main as _main
 
-from shiftbench.cli.main import app, main
+from shiftbench.cli.main import app
 from shiftbench.cli.options import default_text, flag_of
 from shiftbench.errors import ShiftbenchError, about
 from shiftbench.protocols.config import (
@@ -23,17 +24,6 @@ from shiftbench.protocols.config import (
 )
 
 DEMO_HASH = "18d910686d"
-
-
-def _main(argv, capsys):
-    try:
-        main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    else:
-        code = 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def _command(name):

@@ -5,19 +5,9 @@ did-you-mean for suite names and study-file keys."""
 from __future__ import annotations
 
 import pytest
+from _cli import run_main as _main
 
 from shiftbench.cli.main import main
-
-
-def _main(argv, capsys):
-    try:
-        main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    else:
-        code = 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def _broken_cache_info():

@@ -9,22 +9,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from _cli import run_main as _main
 
-from shiftbench.cli.main import main
 from shiftbench.errors import ShiftbenchError
 from shiftbench.protocols.reuse import models_only, unit_difference
 from shiftbench.results import schema
-
-
-def _main(argv, capsys):
-    try:
-        main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    else:
-        code = 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture

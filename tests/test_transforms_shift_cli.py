@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _cli import run_main as _run
 
-from shiftbench.cli.main import main
 from shiftbench.data import load_dataset, read_image, read_mask, write_image
 from shiftbench.transforms import load_suite
 from shiftbench.transforms.twins import PARAMS_COLUMNS, shift_dataset
@@ -38,17 +38,6 @@ def mvtec_tree(tmp_path):
             mask[10:22, 14 + 4 * i : 30] = 255
             write_image(root / cat / "ground_truth" / "cut" / f"{i:03d}_mask.png", mask)
     return root
-
-
-def _run(argv, capsys):
-    try:
-        main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    else:
-        code = 0
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_shift_command_mirrors_the_layout_and_records_params(mvtec_tree, tmp_path, capsys):
