@@ -6,6 +6,7 @@ import typer
 
 list_app = typer.Typer(
     help="List what is available: perturbations, suites, models, adaptations.",
+    short_help="List perturbations, suites, models, adaptations.",
     no_args_is_help=True,
     rich_markup_mode=None,  # plain help, as the root app (shiftbench.cli.main)
 )
@@ -110,7 +111,7 @@ def list_models() -> None:
         typer.echo(line)
 
 
-@list_app.command("adaptations")
+@list_app.command("adaptations", short_help="Adaptation strategies and the data each reads.")
 def list_adaptations() -> None:
     """Adaptation strategies (--adapt): the target data each reads, whether it is
     transductive, whether it changes the backbone, which models it adapts."""
