@@ -26,12 +26,10 @@ Prints a markdown table (docs/corruptions.md publishes them); ``--csv`` keeps ev
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import platform
 import sys
 import time
-import types
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
@@ -40,6 +38,7 @@ import numpy as np  # noqa: E402
 import skimage.data  # noqa: E402
 from skimage.metrics import structural_similarity  # noqa: E402
 
+from shiftbench.testing.reference import load_imagecorruptions  # noqa: E402
 from shiftbench.transforms.registry import create, known_names  # noqa: E402
 
 PHOTOS = ("astronaut", "chelsea", "coffee")
@@ -55,40 +54,12 @@ SIZE_SCALED = frozenset(
 
 
 def load_reference():
-    """imagecorruptions 1.1.2 made importable on numpy 2 / scikit-image >= 0.19 / no
-    setuptools (a ``pkg_resources`` stand-in, ``np.float_``, ``multichannel=``), as in
-    tests/test_corruptions.py; exits if it is not installed."""
-    if importlib.util.find_spec("imagecorruptions") is None:
+    """The reference (:func:`shiftbench.testing.reference.load_imagecorruptions`); exits if
+    it is not installed."""
+    ic = load_imagecorruptions()
+    if ic is None:
         sys.exit("imagecorruptions is not installed: pip install --no-deps imagecorruptions==1.1.2")
-    added = False
-    if importlib.util.find_spec("pkg_resources") is None:
-        stub = types.ModuleType("pkg_resources")
-        stub.resource_filename = lambda pkg, name: os.path.join(
-            os.path.dirname(importlib.util.find_spec(pkg).origin), name
-        )
-        sys.modules["pkg_resources"] = stub
-        added = True
-    try:
-        import imagecorruptions
-        from imagecorruptions import corruptions as ref
-    finally:
-        if added:
-            sys.modules.pop("pkg_resources", None)
-
-    class _Numpy:
-        def __getattr__(self, name):
-            return np.float64 if name == "float_" else getattr(np, name)
-
-    ref.np = _Numpy()
-    gaussian = ref.gaussian
-
-    def compatible_gaussian(x, sigma=1, multichannel=None, **kw):
-        if multichannel:
-            kw["channel_axis"] = -1
-        return gaussian(x, sigma=sigma, **kw)
-
-    ref.gaussian = compatible_gaussian
-    return imagecorruptions
+    return ic
 
 
 def square(image: np.ndarray, side: int) -> np.ndarray:

@@ -35,6 +35,7 @@ from torchvision import tv_tensors  # noqa: E402
 from torchvision.transforms import v2  # noqa: E402
 from torchvision.transforms.v2 import functional as F  # noqa: E402
 
+from shiftbench.testing.reference import load_imagecorruptions  # noqa: E402
 from shiftbench.transforms import load_suite  # noqa: E402
 from shiftbench.transforms.registry import create, known_names  # noqa: E402
 
@@ -167,47 +168,6 @@ def bench(n: int, size: int, repeats: int) -> dict:
         "torchvision_img_per_s": n / theirs,
         "speedup": theirs / ours,
     }
-
-
-def load_imagecorruptions():
-    """imagecorruptions 1.1.2 made importable on numpy 2 / scikit-image >= 0.19 / no
-    setuptools (a ``pkg_resources`` stand-in, ``np.float_``, ``multichannel=``); ``None``
-    if it is not installed. Same shim as tests/test_corruptions.py."""
-    import importlib.util
-    import sys
-    import types
-
-    if importlib.util.find_spec("imagecorruptions") is None:
-        return None
-    added = False
-    if importlib.util.find_spec("pkg_resources") is None:
-        stub = types.ModuleType("pkg_resources")
-        stub.resource_filename = lambda pkg, name: os.path.join(
-            os.path.dirname(importlib.util.find_spec(pkg).origin), name
-        )
-        sys.modules["pkg_resources"] = stub
-        added = True
-    try:
-        import imagecorruptions
-        from imagecorruptions import corruptions as ref
-    finally:
-        if added:
-            sys.modules.pop("pkg_resources", None)
-
-    class _Numpy:
-        def __getattr__(self, name):
-            return np.float64 if name == "float_" else getattr(np, name)
-
-    ref.np = _Numpy()
-    gaussian = ref.gaussian
-
-    def compatible_gaussian(x, sigma=1, multichannel=None, **kw):
-        if multichannel:
-            kw["channel_axis"] = -1
-        return gaussian(x, sigma=sigma, **kw)
-
-    ref.gaussian = compatible_gaussian
-    return imagecorruptions
 
 
 def _per_image(fn, images, budget: float, warm: bool = True) -> float:

@@ -23,11 +23,6 @@ Tolerances against the reference at 224 px (astronaut, resized):
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import sys
-import types
-
 import cv2
 import numpy as np
 import pytest
@@ -35,6 +30,7 @@ import skimage.data
 from skimage.metrics import structural_similarity
 
 from shiftbench.testing import check_perturbation
+from shiftbench.testing.reference import load_imagecorruptions
 from shiftbench.transforms import load_suite
 from shiftbench.transforms.corruptions import (
     CCBrightness,
@@ -238,39 +234,14 @@ def test_list_groups_the_catalogue():
 
 
 def load_reference():
-    """imagecorruptions made importable here: a ``pkg_resources`` stand-in while importing,
-    ``np.float_`` for numpy 2, and ``multichannel=True`` turned into ``channel_axis=-1``."""
-    added = False
-    if importlib.util.find_spec("pkg_resources") is None:
-        stub = types.ModuleType("pkg_resources")
-        stub.resource_filename = lambda pkg, name: os.path.join(
-            os.path.dirname(importlib.util.find_spec(pkg).origin), name
+    """The reference (:func:`shiftbench.testing.reference.load_imagecorruptions`); the test
+    is skipped where it is not installed."""
+    ic = load_imagecorruptions()
+    if ic is None:
+        pytest.skip(
+            "imagecorruptions is not installed (pip install --no-deps imagecorruptions==1.1.2)"
         )
-        sys.modules["pkg_resources"] = stub
-        added = True
-    try:
-        imagecorruptions = pytest.importorskip("imagecorruptions")  # skipped if not installed
-        from imagecorruptions import corruptions as ref
-    finally:
-        if added:
-            sys.modules.pop("pkg_resources", None)
-
-    class _Numpy:
-        def __getattr__(self, name):
-            return np.float64 if name == "float_" else getattr(np, name)
-
-    ref.np = _Numpy()
-    if not getattr(ref, "_shiftbench_shim", False):
-        gaussian = ref.gaussian
-
-        def compatible_gaussian(x, sigma=1, multichannel=None, **kw):
-            if multichannel:
-                kw["channel_axis"] = -1
-            return gaussian(x, sigma=sigma, **kw)
-
-        ref.gaussian = compatible_gaussian
-        ref._shiftbench_shim = True
-    return imagecorruptions
+    return ic
 
 
 DETERMINISTIC = [
