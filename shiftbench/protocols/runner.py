@@ -83,18 +83,8 @@ class StudyRunner:
         self.target = load_target(config, self.categories)
         if self.target is not None:
             check_adapt(self.target, self.protocols)
-        if any(touches_shift(p) for p in self.protocols) and self.target is not None:
-            self._target_suites()
-        elif any(touches_shift(p) for p in self.protocols):
-            from shiftbench.transforms import load_suite
-
-            whole = {s: load_suite(config.suite, s) for s in config.severities}
-            each = config.each if config.each is not None else whole[config.severities[0]].each
-            if each:
-                self.shifts = [m.key for m in whole[config.severities[0]].members]
-                self.suites = {(s, k): st.alone(k) for s, st in whole.items() for k in self.shifts}
-            else:
-                self.suites = {(s, None): st for s, st in whole.items()}
+        if any(touches_shift(p) for p in self.protocols):
+            self._load_suites()
         self.splits = pd.concat(
             [
                 make_splits(
@@ -122,15 +112,16 @@ class StudyRunner:
 
                 check_adapt_study(config, name, model, self.splits)
 
-    def _target_suites(self) -> None:
-        """The synthetic conditions beside a real target: every condition of a target study
-        is named in the ``shift`` column, so a suite applied as a whole is named after
-        itself (``--suite none``: the target alone)."""
+    def _load_suites(self) -> None:
+        """The synthetic conditions, ``(severity, shift) -> Suite``: one member alone per
+        shift in a per-shift study; else the whole suite, as shift None, or beside a real
+        target (where every condition is named in the ``shift`` column) named after itself.
+        ``--suite none`` with a target: no synthetic condition, the target alone."""
         from shiftbench.protocols.config import NO_SUITE
         from shiftbench.transforms import load_suite
 
         cfg = self.config
-        if cfg.suite == NO_SUITE:
+        if self.target is not None and cfg.suite == NO_SUITE:
             self.shifts = []
             return
         whole = {s: load_suite(cfg.suite, s) for s in cfg.severities}
@@ -138,9 +129,11 @@ class StudyRunner:
         if cfg.each if cfg.each is not None else first.each:
             self.shifts = [m.key for m in first.members]
             self.suites = {(s, k): st.alone(k) for s, st in whole.items() for k in self.shifts}
-        else:
+        elif self.target is not None:
             self.shifts = [first.name]
             self.suites = {(s, first.name): st for s, st in whole.items()}
+        else:
+            self.suites = {(s, None): st for s, st in whole.items()}
 
     def _model(self, name: str, seed: int):
         """A new, unfitted model of the study's settings on the study's device."""
