@@ -389,8 +389,14 @@ def test_process_executor_matches_serial_on_a_target(tiny_synthetic, lamp2, tmp_
 def test_adaptation_strategies_on_a_real_target(tiny_synthetic, lamp2, tmp_path):
     """--adapt with a real target: every (strategy, k) is a condition of the clean fit on
     the target, k normals drawn from the target's training split, and every row keeps its
-    columns (a target study is per-shift: the clean rows too have a ``shift`` column)."""
-    cfg = _config(tiny_synthetic, suite="none", target_root=str(lamp2),
+    columns (a target study is per-shift: the clean rows too have a ``shift`` column). The
+    target has fewer images than the source, so its rows cannot pass for the source's."""
+    target = tmp_path / "lamp2"
+    shutil.copytree(lamp2, target)
+    for cat in CATS:  # drop a normal training image and a normal test image
+        for split in ("train", "test"):
+            sorted((target / cat / split / "good").iterdir())[0].unlink()
+    cfg = _config(tiny_synthetic, suite="none", target_root=str(target),
                   protocol="shift-noadapt,shift-adapt", adapt="refit,bank-extend",
                   adapt_k="1")  # fmt: skip
     result = _runner(cfg, tmp_path).run()
@@ -405,5 +411,15 @@ def test_adaptation_strategies_on_a_real_target(tiny_synthetic, lamp2, tmp_path)
                    ("shift-adapt", shift, "refit", 0), ("shift-adapt", shift, "bank-extend", 1)}  # fmt: skip
     targets = pd.read_parquet(result.path / "adaptation_targets.parquet")
     splits = pd.read_csv(result.path / "splits.csv")
-    train = splits[(splits["domain"] == shift) & (splits["split"] == "train")]
+    mine = splits[splits["domain"] == shift]
+    train = mine[mine["split"] == "train"]
     assert set(targets["sample_id"]) <= set(train["sample_id"])
+    # the adapted rows are the target's own test images, with their labels
+    s = pd.read_parquet(result.path / "scores.parquet")
+    for cat in CATS:
+        test = mine[(mine["split"] == "test") & (mine["category"] == cat)]
+        want = dict(zip(test["sample_id"], test["label"], strict=True))
+        got = s[
+            (s["adaptation"] == "bank-extend") & (s["split"] == "test") & (s["category"] == cat)
+        ]
+        assert dict(zip(got["sample_id"], got["label"], strict=True)) == want

@@ -65,8 +65,10 @@ def check_adapt_study(config, model_name: str, model, splits) -> None:
                 param="adapt",
             )
     if any(get_adaptation(n).takes_k for n in config.adaptations):
-        train = splits[splits["split"] == "train"].groupby(["seed", "category"]).size()
-        (seed, category), smallest = train.idxmin(), int(train.min())
+        # per domain when a real target's rows sit beside the source's (its own train split)
+        keys = ["seed", "category", *(["domain"] if "domain" in splits.columns else [])]
+        train = splits[splits["split"] == "train"].groupby(keys).size()
+        (seed, category, *_), smallest = train.idxmin(), int(train.min())
         k = max(config.adapt_ks)
         if k > smallest:
             raise ShiftbenchError(

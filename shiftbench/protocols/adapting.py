@@ -116,12 +116,12 @@ def _target(c: Condition, strategy, unit: Unit, data) -> tuple[dict, object]:
     if strategy.target_data == "normal-k":
         split = "train"
         picked = {
-            cat: draw_targets(data[cat].rows("train")["sample_id"], unit.seed, cat, c.k)
+            cat: draw_targets(data[cat].rows("train", domain)["sample_id"], unit.seed, cat, c.k)
             for cat in unit.categories
         }
     elif strategy.target_data == "unlabelled-test":
         split = "test"
-        picked = {cat: np.arange(len(data[cat].rows("test"))) for cat in unit.categories}
+        picked = {cat: np.arange(len(data[cat].rows("test", domain))) for cat in unit.categories}
     else:
         raise ShiftbenchError(
             f"adapt {c.adaptation}: target data {strategy.target_data!r} cannot adapt a "
@@ -130,7 +130,7 @@ def _target(c: Condition, strategy, unit: Unit, data) -> tuple[dict, object]:
     cats = unit.categories
     images = np.concatenate([data[cat].pixels(domain, split)[0][picked[cat]] for cat in cats])
     ids = np.concatenate(
-        [data[cat].rows(split)["sample_id"].to_numpy()[picked[cat]] for cat in cats]
+        [data[cat].rows(split, domain)["sample_id"].to_numpy()[picked[cat]] for cat in cats]
     )
     source = None
     if c.adaptation == "refit-k":
@@ -220,7 +220,9 @@ def evaluate_adaptations(
                         "category": cat,
                         "severity": severity_value(c.severity),
                         "shift": c.shift,
-                        "sample_id": d.rows(split)["sample_id"].to_numpy()[picked[cat]],
+                        "sample_id": d.rows(split, c.eval_domain)["sample_id"].to_numpy()[
+                            picked[cat]
+                        ],
                     },
                     columns=list(schema.ADAPT_TARGET_COLUMNS),
                 )
@@ -253,13 +255,13 @@ def _evaluate_adapted(
     from shiftbench.models.features import score_features
 
     d, domain, saved = sc.data, c.eval_domain, 0
-    val_rows, test_rows = d.rows("val"), d.rows("test")
-    has_masks = d.table["mask_path"].notna().any()
+    # the clean validation images; the test images of the domain (a real target's own)
+    val_rows, test_rows = d.rows("val"), d.rows("test", domain)
 
     def score(domain_, split):
         """The adapted model's scores and maps: reused, from features, or a forward pass."""
         nonlocal saved
-        n = len(d.rows(split))
+        n = len(d.rows(split, domain_))
         if adapted is sc.model and (domain_, split) in sc.kept:
             saved += n
             return sc.kept[domain_, split]
@@ -279,7 +281,7 @@ def _evaluate_adapted(
             val_scores,
             val_maps,
             d.pixels(CLEAN, "val")[1],
-            has_masks,
+            d.has_masks(CLEAN),
             map_range=sc.map_range,
         )
         del val_maps
@@ -291,7 +293,8 @@ def _evaluate_adapted(
         s, m = adapted.score(normals)
         image, pixel = strategy.pick_threshold(np.asarray(s, np.float64), np.asarray(m))
         scale = tuple(fixed_scale(np.asarray(m, np.float32))) if sc.map_range else None
-        thr = Thresholds(image, pixel if has_masks else np.nan, bool(has_masks), scale)
+        has_masks = d.has_masks(domain)
+        thr = Thresholds(image, pixel if has_masks else np.nan, has_masks, scale)
     else:
         raise ShiftbenchError(
             f"adapt {c.adaptation}: threshold rule {strategy.threshold!r} cannot set an adapted "

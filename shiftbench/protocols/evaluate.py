@@ -105,7 +105,7 @@ def _per_shift(unit: Unit) -> bool:
 def _adapt_columns(unit: Unit, c: Condition) -> dict:
     """The ``adaptation`` and ``k`` columns of a study that names strategies (else none):
     ``none`` and 0 for ``clean`` and ``shift-noadapt`` rows."""
-    if not getattr(unit, "adapt_columns", False):
+    if not unit.adapt_columns:
         return {}
     return {schema.ADAPTATION_COLUMN: c.adaptation or "none", schema.K_COLUMN: int(c.k)}
 
@@ -262,7 +262,7 @@ def run_unit(
     columns = list(schema.METRIC_COLUMNS)
     if _per_shift(unit):
         columns.insert(columns.index("severity") + 1, schema.SHIFT_COLUMN)
-    if getattr(unit, "adapt_columns", False):
+    if unit.adapt_columns:
         at = columns.index("metric")
         columns[at:at] = [schema.ADAPTATION_COLUMN, schema.K_COLUMN]
     metrics = pd.DataFrame(metric_rows, columns=columns)
@@ -286,7 +286,7 @@ def _without(unit: Unit, adapted: list[Condition]) -> Unit:
 
 def refit_costs(unit: Unit, data, category: str, fit_seconds: float) -> dict:
     """The adaptation metrics of ``refit``: its fit, the whole Train-shift, nothing reused."""
-    n = len(data[category].rows("train"))
+    n = len(data[category].rows("train", unit.fit_domain))
     return {"adapt_seconds": fit_seconds, "target_images": n, "forward_passes_saved": 0}
 
 
