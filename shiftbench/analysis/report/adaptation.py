@@ -51,17 +51,13 @@ def standard_view(run: Run) -> Run:
     """The run as the protocol tables expect it: without the adaptation axis, keeping
     ``clean``, ``shift-noadapt`` and the ``refit`` rows of ``shift-adapt`` (``refit`` is
     today's ``shift-adapt``). A run without adaptation columns is returned as it is."""
-    col = schema.ADAPTATION_COLUMN
-    if col not in run.scores.columns:
+    from shiftbench.analysis.stats.recovery import without_adaptation
+
+    if schema.ADAPTATION_COLUMN not in run.scores.columns:
         return run
-
-    def keep(t: pd.DataFrame | None) -> pd.DataFrame | None:
-        if t is None or col not in t.columns:
-            return t
-        ok = (t["protocol"] != "shift-adapt") | (t[col] == "refit")
-        return t[ok].drop(columns=[col, schema.K_COLUMN]).reset_index(drop=True)
-
-    return dataclasses.replace(run, scores=keep(run.scores), metrics=keep(run.metrics))
+    return dataclasses.replace(
+        run, scores=without_adaptation(run.scores), metrics=without_adaptation(run.metrics)
+    )
 
 
 def adaptation_report(b: Build, run: Run, n_resamples: int, seed: int) -> None:

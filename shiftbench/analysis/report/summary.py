@@ -8,19 +8,10 @@ import shutil
 
 import pandas as pd
 
+from shiftbench.analysis.stats.recovery import without_adaptation
 from shiftbench.results import schema
 
 __all__ = ["summary_adaptation", "summary_long", "summary_table", "summary_text"]
-
-
-def _standard(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Without the adaptation axis: ``shift-adapt`` is the ``refit`` (as in the report's
-    protocol tables); other strategies are summarised by :func:`summary_adaptation`."""
-    col = schema.ADAPTATION_COLUMN
-    if col not in metrics.columns:
-        return metrics
-    keep = (metrics["protocol"] != "shift-adapt") | (metrics[col] == "refit")
-    return metrics[keep].drop(columns=[col, schema.K_COLUMN])
 
 
 def summary_adaptation(metrics: pd.DataFrame, metric: str = "image_auroc") -> pd.DataFrame | None:
@@ -146,7 +137,7 @@ def summary_text(metrics: pd.DataFrame, n_seeds: int, width: int | None = None) 
     over = "mean over seeds" if n_seeds > 1 else "one seed"
     parts = []
     adapted = summary_adaptation(metrics)
-    metrics = _standard(metrics)
+    metrics = without_adaptation(metrics)  # shift-adapt = refit; strategies below
     with pd.option_context("display.float_format", "{:.3f}".format):
         for metric in ("image_auroc", "pixel_aupro"):
             if metric not in set(metrics["metric"]):

@@ -40,7 +40,14 @@ from shiftbench.analysis.stats.bootstrap import (
 from shiftbench.analysis.stats.tests import holm
 from shiftbench.results import schema
 
-__all__ = ["MIN_GAP", "adaptation_rows", "budget_frame", "has_adaptation", "recovery_table"]
+__all__ = [
+    "MIN_GAP",
+    "adaptation_rows",
+    "budget_frame",
+    "has_adaptation",
+    "recovery_table",
+    "without_adaptation",
+]
 
 #: below this gain of the refit over no adaptation (in metric units: one AUROC point),
 #: gap closed is undefined
@@ -53,6 +60,18 @@ _COND = ["model", "shift", "severity"]
 def has_adaptation(table: pd.DataFrame | None) -> bool:
     """Whether a scores or metrics table has the adaptation axis (``adaptation``, ``k``)."""
     return table is not None and schema.ADAPTATION_COLUMN in table.columns
+
+
+def without_adaptation(table: pd.DataFrame | None) -> pd.DataFrame | None:
+    """A scores or metrics table without the adaptation axis, as the protocol tables and
+    the console summary read it: ``clean``, ``shift-noadapt`` and the ``refit`` rows of
+    ``shift-adapt`` (``refit`` is today's ``shift-adapt``). Tables without the axis (or
+    None) are returned as they are."""
+    col = schema.ADAPTATION_COLUMN
+    if table is None or col not in table.columns:
+        return table
+    keep = (table["protocol"] != "shift-adapt") | (table[col] == "refit")
+    return table[keep].drop(columns=[col, schema.K_COLUMN]).reset_index(drop=True)
 
 
 def _keyed(table: pd.DataFrame, shift_name: str) -> pd.DataFrame:
