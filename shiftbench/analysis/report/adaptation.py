@@ -165,10 +165,9 @@ def _budget_figures(b: Build, run: Run, shift: str, transductive: frozenset[str]
 
     if run.metrics is None:
         return
+    panels = recovery.adaptation_rows(run.metrics, shift)
+    by_shift = panels.groupby(["model", "shift", "severity"]).ngroups <= 6  # else averaged
     for metric, label in (("image_auroc", "Image AUROC"), ("image_f1", "Image F1")):
-        panels = recovery.adaptation_rows(run.metrics, shift)
-        n_panels = panels.groupby(["model", "shift", "severity"]).ngroups
-        by_shift = n_panels <= 6  # else one panel per model, averaged over shifts
         frame = recovery.budget_frame(run.metrics, metric, shift, by_shift=by_shift)
         if frame.empty:
             continue
