@@ -72,13 +72,7 @@ def splits(
     samples = load_dataset(cfg.dataset, cfg.root, cfg.categories, **cfg.dataset_options)
     tables = []
     for seed in cfg.seeds:
-        table = make_splits(
-            samples,
-            seed,
-            val_normal_frac=cfg.val_normal_frac,
-            val_anomalous_frac=cfg.val_anomalous_frac,
-            train_subsample=cfg.train_subsample,
-        )
+        table = make_splits(samples, seed, **cfg.split_options)
         counts = split_counts(table)
         wide = counts.pivot_table(
             index=["category", "defect_type"],

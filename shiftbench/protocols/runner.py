@@ -87,13 +87,7 @@ class StudyRunner:
             self._load_suites()
         self.splits = pd.concat(
             [
-                make_splits(
-                    self.samples,
-                    seed,
-                    val_normal_frac=config.val_normal_frac,
-                    val_anomalous_frac=config.val_anomalous_frac,
-                    train_subsample=config.train_subsample,
-                ).assign(seed=seed)
+                make_splits(self.samples, seed, **config.split_options).assign(seed=seed)
                 for seed in config.seeds
             ],
             ignore_index=True,

@@ -335,6 +335,16 @@ class StudyConfig:
         return "model" if self.dataset == "synthetic" else "native"
 
     @property
+    def split_options(self) -> dict[str, Any]:
+        """The study's split fractions, for ``make_splits(table, seed, **options)``: the
+        source's splits, a real target's and ``shiftbench splits`` are made alike."""
+        return {
+            "val_normal_frac": self.val_normal_frac,
+            "val_anomalous_frac": self.val_anomalous_frac,
+            "train_subsample": self.train_subsample,
+        }
+
+    @property
     def dataset_options(self) -> dict[str, Any]:
         """The loader options the study sets (``views``), for ``load_dataset(...,
         **options)``; empty when none is set, so every other layout loads as before."""

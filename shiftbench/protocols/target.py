@@ -148,13 +148,7 @@ def target_splits(target: Target, seed: int, config) -> pd.DataFrame:
     table = target.table
     if target.has_train:
         with about("target_root"):
-            out = make_splits(
-                table,
-                seed,
-                val_normal_frac=config.val_normal_frac,
-                val_anomalous_frac=config.val_anomalous_frac,
-                train_subsample=config.train_subsample,
-            )
+            out = make_splits(table, seed, **config.split_options)
     else:
         out = table.assign(split=table["orig_split"].where(table["orig_split"] == "test", "unused"))
     return out.assign(seed=seed, **{DOMAIN_COLUMN: target.shift})
